@@ -1,0 +1,194 @@
+"""The `redraft` command line: each command loads a stage config and calls one function."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from redraft.errors import RedraftError
+
+app = typer.Typer(
+    help="redraft: train language models with reinforcement learning — pretraining, SFT, evaluation "
+    "(RLHF and SCoRe self-correction stages build on these). Every command reads a YAML config "
+    "(built-in defaults when --config is omitted) and accepts --set section.key=value overrides.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Inspect the built-in configs.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+console = Console()
+
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file, merged over the built-in defaults.")]
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", "-s", help="Override one key, e.g. --set sft.max_steps=200 (repeatable; values parsed as YAML)."),
+]
+NameOption = Annotated[Optional[str], typer.Option("--name", help="Run name: outputs go to <run.output_dir>/<name>/.")]
+ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Delete an existing run folder of the same name first.")]
+
+
+def _load(stage: str, config: Path | None, overrides: list[str] | None, name: str | None = None, **extra: str):
+    from redraft.config import load_config
+
+    sets = list(overrides or [])
+    if name:
+        sets.append(f"run.name={name}")
+    sets += [f"{key}={value}" for key, value in extra.items() if value is not None]
+    return load_config(stage, config, sets)
+
+
+@app.command()
+def run(config: ConfigOption = None, set_: SetOption = None, name: NameOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False) -> None:
+    """The main job: tokenizer -> pretraining -> SFT -> evaluation -> report (runs/<name>/report.md)."""
+    from redraft.pipeline import run_pipeline
+
+    cfg = _load("run", config, set_, name)
+    report = run_pipeline(cfg, resume=resume, overwrite=overwrite)
+    console.print(f"[green]done[/green]: report at {report}")
+    console.print((report.parent / "eval" / "eval.json").read_text())
+
+
+@app.command()
+def pretrain(config: ConfigOption = None, set_: SetOption = None, name: NameOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False) -> None:
+    """Train a tokenizer (unless one is given) and pretrain a causal LM on the task corpus."""
+    from redraft.config import dump_config
+    from redraft.pipeline import prepare_run_dir, run_pretrain
+    from redraft.training.logging import MetricsLog
+
+    cfg = _load("pretrain", config, set_, name)
+    out = cfg.run.directory
+    prepare_run_dir(out, resume, overwrite)
+    dump_config(cfg, out / "config.yaml")
+    result = run_pretrain(cfg, out, MetricsLog(out / "metrics.jsonl"), resume)
+    console.print(f"[green]done[/green]: model at {result['model_dir']}")
+
+
+@app.command()
+def sft(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    name: NameOption = None,
+    model: Annotated[Optional[str], typer.Option(help="HF checkpoint folder to fine-tune (sets model.path).")] = None,
+    resume: ResumeOption = False,
+    overwrite: OverwriteOption = False,
+) -> None:
+    """Supervised fine-tuning with loss on completion tokens only (freezing and LoRA optional)."""
+    from redraft.config import dump_config
+    from redraft.pipeline import prepare_run_dir, run_sft
+    from redraft.training.logging import MetricsLog
+
+    cfg = _load("sft", config, set_, name, **{"model.path": model})
+    out = cfg.run.directory
+    prepare_run_dir(out, resume, overwrite)
+    dump_config(cfg, out / "config.yaml")
+    result = run_sft(cfg, out, MetricsLog(out / "metrics.jsonl"), resume)
+    console.print(f"[green]done[/green]: model at {result['model_dir']}")
+
+
+@app.command("eval")
+def eval_(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    name: NameOption = None,
+    model: Annotated[Optional[str], typer.Option(help="HF checkpoint folder to evaluate (sets model.path).")] = None,
+) -> None:
+    """Greedy accuracy and pass@k on the task's test split; writes eval.json and samples.jsonl."""
+    from redraft.pipeline import run_eval
+
+    cfg = _load("eval", config, set_, name, **{"model.path": model})
+    result = run_eval(cfg, cfg.run.directory)
+    console.print_json(json.dumps({"model": cfg.model.path, **result.summary(), "num_problems": result.num_problems}))
+
+
+@app.command()
+def generate(
+    model: Annotated[str, typer.Option(help="HF checkpoint folder.")],
+    prompt: Annotated[Optional[list[str]], typer.Option("--prompt", "-p", help="A prompt (repeatable).")] = None,
+    prompts_file: Annotated[Optional[Path], typer.Option(help="A text file with one prompt per line.")] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    temperature: Annotated[Optional[float], typer.Option(help="0 = greedy.")] = None,
+    top_p: Annotated[Optional[float], typer.Option()] = None,
+    top_k: Annotated[Optional[int], typer.Option()] = None,
+    max_new_tokens: Annotated[Optional[int], typer.Option()] = None,
+    stop: Annotated[Optional[list[str]], typer.Option(help="Stop string (repeatable).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Sampling seed.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines with token ids and log-probs.")] = False,
+) -> None:
+    """Sample completions for prompts (batched, KV cache, temperature/top-p/top-k, stop strings)."""
+    from redraft.models import load_model
+    from redraft.rollout.sampler import generate as sample
+    from redraft.text.tokenizer import load_tokenizer
+
+    prompts = list(prompt or [])
+    if prompts_file is not None:
+        if not prompts_file.is_file():
+            raise RedraftError(f"prompts file not found: {prompts_file}")
+        prompts += [line for line in prompts_file.read_text().splitlines() if line.strip()]
+    if not prompts:
+        raise RedraftError("give at least one --prompt or a --prompts-file")
+    sets = list(set_ or [])
+    if stop:
+        sets.append(f"sampling.stop={json.dumps(stop)}")
+    cfg = _load(
+        "generate",
+        config,
+        sets,
+        **{
+            "sampling.temperature": temperature,
+            "sampling.top_p": top_p,
+            "sampling.top_k": top_k,
+            "sampling.max_new_tokens": max_new_tokens,
+        },
+    )
+    out = sample(load_model(model), load_tokenizer(model), prompts, cfg.sampling, seed=seed)
+    for i, text in enumerate(out.texts):
+        if as_json:
+            row = {"prompt": prompts[i], "completion": text, "token_ids": out.token_ids[i],
+                   "logprobs": out.logprobs[i], "finish_reason": out.finish_reasons[i]}
+            print(json.dumps(row))
+        else:
+            print(f"{prompts[i]}{text}")
+
+
+@config_app.command("show")
+def config_show(
+    stage: Annotated[str, typer.Argument(help="run | pretrain | sft | eval | generate")] = "run",
+    config: ConfigOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Print the full effective config of a stage as YAML."""
+    import yaml
+
+    cfg = _load(stage, config, set_)
+    print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
+
+
+def _quiet_libraries() -> None:
+    """Keep library chatter (per-save progress bars, tied-weight notices) out of our output."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    logging.getLogger("accelerate").setLevel(logging.ERROR)
+
+
+def main() -> None:
+    _quiet_libraries()
+    try:
+        app()
+    except RedraftError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted; rerun with --resume to continue from the last checkpoint")
+        sys.exit(130)

@@ -1,0 +1,289 @@
+"""Configuration: one pydantic model per stage, loaded from YAML with ``--set a.b=c`` overrides.
+
+Every stage config is built the same way: the packaged defaults (``redraft/configs/<stage>.yaml``)
+are the base, the user's YAML file is merged over them, then the ``--set`` overrides. Unknown
+keys and wrong types fail with a one-line :class:`~redraft.errors.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from redraft.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunSection(Section):
+    name: str = "main"
+    output_dir: str = "runs"
+    seed: int = 0
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+
+class TaskConfig(Section):
+    """A task: the built-in arithmetic family or a custom JSONL/Parquet file."""
+
+    kind: Literal["arithmetic", "file"] = "arithmetic"
+    seed: int = 1234
+    train_size: int = Field(20_000, ge=1)
+    val_size: int = Field(256, ge=0)
+    test_size: int = Field(1_000, ge=1)
+    # Arithmetic knobs (difficulty).
+    ops: list[Literal["+", "-", "*"]] = ["+"]
+    min_digits: int = Field(1, ge=1, le=12)
+    max_digits: int = Field(3, ge=1, le=12)
+    num_operands: int = Field(2, ge=2, le=6)
+    reverse_answer: bool = False
+    # Custom task files (kind: file).
+    train_path: str | None = None
+    test_path: str | None = None
+    prompt_field: str = "prompt"
+    answer_field: str = "answer"
+    completion_field: str | None = None
+    match: Literal["exact", "numeric"] = "numeric"
+    # Prompt template; {question} is the problem text.
+    template: str = "{question}="
+    few_shot: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> TaskConfig:
+        if self.min_digits > self.max_digits:
+            raise ValueError("min_digits must be <= max_digits")
+        if self.kind == "file" and not self.train_path:
+            raise ValueError("kind 'file' needs train_path")
+        if "{question}" not in self.template:
+            raise ValueError("template must contain {question}")
+        return self
+
+
+class TokenizerConfig(Section):
+    path: str | None = None  # an existing tokenizer folder; otherwise one is trained
+    vocab_size: int = Field(300, ge=8)
+    min_frequency: int = Field(2, ge=1)
+
+
+class ModelConfig(Section):
+    path: str | None = None  # any local HF checkpoint folder; otherwise built from a preset
+    preset: str = "tiny"
+    arch: Literal["llama", "gpt2"] = "llama"
+    layers: int | None = Field(None, ge=1)
+    hidden: int | None = Field(None, ge=8)
+    heads: int | None = Field(None, ge=1)
+    max_positions: int = Field(256, ge=16)
+
+
+class OptimConfig(Section):
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.1, ge=0)
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    warmup_steps: int = Field(50, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    grad_clip: float = Field(1.0, gt=0)
+
+
+class FreezeConfig(Section):
+    embeddings: bool = False
+    layers: int = Field(0, ge=0)  # freeze the first N transformer blocks
+
+
+class LoraConfig(Section):
+    enabled: bool = False
+    r: int = Field(8, ge=1)
+    alpha: float = 16.0
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+class TrainConfig(Section):
+    max_steps: int = Field(500, ge=1)  # optimizer steps
+    batch_size: int = Field(64, ge=1)
+    grad_accum_steps: int = Field(1, ge=1)
+    max_length: int = Field(128, ge=4)
+    log_every: int = Field(10, ge=1)
+    eval_every: int = Field(100, ge=1)  # validation loss (and accuracy for SFT)
+    eval_accuracy_problems: int = Field(128, ge=0)
+    save_every: int = Field(100, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    patience: int = Field(0, ge=0)  # early stopping after N evals without improvement; 0 = off
+    optim: OptimConfig = OptimConfig()
+    freeze: FreezeConfig = FreezeConfig()
+    lora: LoraConfig = LoraConfig()
+
+
+class SamplingConfig(Section):
+    temperature: float = Field(0.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = Field(0, ge=0)
+    max_new_tokens: int = Field(16, ge=1)
+    stop: list[str] = []
+    batch_size: int = Field(512, ge=1)
+    backend: Literal["auto", "fast", "hf"] = "auto"
+
+
+class EvalSettings(Section):
+    split: Literal["val", "test"] = "test"
+    num_problems: int | None = Field(None, ge=1)  # None: the whole split
+    k: int = Field(8, ge=1)  # pass@k samples per problem
+    temperature: float = Field(1.0, gt=0)  # for the pass@k samples
+    max_new_tokens: int = Field(16, ge=1)
+    batch_size: int = Field(512, ge=1)
+
+
+class LoggingConfig(Section):
+    tensorboard: bool = False
+    wandb: bool = False
+    progress: bool = True
+
+
+class StageConfig(Section):
+    run: RunSection = RunSection()
+    logging: LoggingConfig = LoggingConfig()
+
+
+class PretrainConfig(StageConfig):
+    task: TaskConfig = TaskConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+
+class SFTConfig(StageConfig):
+    task: TaskConfig = TaskConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+
+class EvalConfig(StageConfig):
+    task: TaskConfig = TaskConfig()
+    model: ModelConfig = ModelConfig()
+    eval: EvalSettings = EvalSettings()
+
+
+class GenerateConfig(StageConfig):
+    model: ModelConfig = ModelConfig()
+    sampling: SamplingConfig = SamplingConfig()
+
+
+class PipelineConfig(StageConfig):
+    """The main job: tokenizer -> pretraining -> SFT -> evaluation -> report."""
+
+    task: TaskConfig = TaskConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: TrainConfig = TrainConfig()
+    sft: TrainConfig = TrainConfig()
+    eval: EvalSettings = EvalSettings()
+
+
+STAGES: dict[str, type[StageConfig]] = {
+    "run": PipelineConfig,
+    "pretrain": PretrainConfig,
+    "sft": SFTConfig,
+    "eval": EvalConfig,
+    "generate": GenerateConfig,
+}
+
+C = TypeVar("C", bound=StageConfig)
+
+
+def packaged_defaults(stage: str) -> dict[str, Any]:
+    """The built-in YAML defaults of a stage (may be empty: pydantic defaults then apply)."""
+    path = resources.files("redraft") / "configs" / f"{stage}.yaml"
+    if not path.is_file():
+        return {}
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
+    """Apply one ``a.b.c=value`` override; the value is parsed as YAML (``3``, ``true``, ``[1,2]``)."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {assignment!r} must look like section.key=value")
+    parts = key.strip().split(".")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    nested: dict[str, Any] = value
+    for part in reversed(parts):
+        nested = {part: nested}
+    return deep_merge(data, nested)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"unknown key '{location}'"
+    got = error.get("input")
+    shown = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"'{location}': {error['msg']}{shown}"
+
+
+def build_config(cls: type[C], data: dict[str, Any], source: str = "config") -> C:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{source}: {_describe(errors[0])}{more}") from None
+
+
+def load_config(stage: str, path: str | Path | None = None, overrides: list[str] | None = None) -> StageConfig:
+    """Defaults of ``stage`` <- YAML file <- ``--set`` overrides, validated."""
+    if stage not in STAGES:
+        raise ConfigError(f"unknown stage {stage!r}; expected one of {sorted(STAGES)}")
+    data = packaged_defaults(stage)
+    source = f"built-in {stage} config"
+    if path is not None:
+        data = deep_merge(data, read_yaml(path))
+        source = str(path)
+    for assignment in overrides or []:
+        data = apply_override(data, assignment)
+    if overrides:
+        source += " with --set overrides"
+    return build_config(STAGES[stage], data, source)
+
+
+def dump_config(config: BaseModel, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,1 @@
+"""Evaluation: accuracy and pass@k, plots and the per-run report."""

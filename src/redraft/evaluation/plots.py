@@ -1,0 +1,61 @@
+"""PNG plots of a run's metrics (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    points = [(r["step"], r[key]) for r in records if key in r]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def plot_losses(records: list[dict[str, Any]], stages: list[str], path: str | Path) -> Path:
+    """One panel per stage: training loss and validation loss against optimizer step."""
+    fig, axes = plt.subplots(1, len(stages), figsize=(5 * len(stages), 3.6), squeeze=False)
+    for ax, stage in zip(axes[0], stages):
+        stage_records = [r for r in records if r["stage"] == stage]
+        for key, style in (("loss", "-"), ("val_loss", "o-")):
+            steps, values = _series(stage_records, key)
+            if steps:
+                ax.plot(steps, values, style, label=key.replace("_", " "), markersize=3)
+        ax.set_title(stage)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss (nats/token)")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_accuracy(records: list[dict[str, Any]], stage: str, final: dict[str, float], path: str | Path) -> Path:
+    """Validation greedy accuracy during ``stage`` and the final test metrics as bars."""
+    fig, (curve, bars) = plt.subplots(1, 2, figsize=(10, 3.6))
+    steps, values = _series([r for r in records if r["stage"] == stage], "val_accuracy")
+    curve.plot(steps, [100 * v for v in values], "o-", markersize=3)
+    curve.set_title(f"{stage}: greedy accuracy on validation problems")
+    curve.set_xlabel("step")
+    curve.set_ylabel("accuracy (%)")
+    curve.set_ylim(0, 100)
+    curve.grid(alpha=0.3)
+    names = list(final)
+    heights = [100 * final[n] for n in names]
+    bars.bar(names, heights, color=["#4c72b0", "#dd8452", "#55a868", "#c44e52"][: len(names)])
+    for i, h in enumerate(heights):
+        bars.text(i, h + 1, f"{h:.1f}", ha="center")
+    bars.set_ylim(0, 105)
+    bars.set_title("test split")
+    bars.set_ylabel("%")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

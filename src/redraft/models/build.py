@@ -1,0 +1,84 @@
+"""Build tiny Llama/GPT-2 models, load local HF checkpoints, save as plain HF checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+
+from redraft.config import ModelConfig
+from redraft.errors import ConfigError, RedraftError
+from redraft.fsutil import atomic_directory
+
+# layers, hidden size, attention heads. Sized for a 2-core CPU.
+PRESETS: dict[str, tuple[int, int, int]] = {
+    "micro": (1, 64, 2),
+    "tiny": (2, 128, 4),
+    "small": (4, 256, 4),
+    "base": (6, 384, 6),
+}
+
+
+def llama_mlp_width(hidden: int) -> int:
+    """LLaMA's gated-MLP width: 8/3 of the hidden size, rounded up to a multiple of 64."""
+    return -(-8 * hidden // 3 // 64) * 64
+
+
+def build_model(cfg: ModelConfig, tokenizer) -> PreTrainedModel:
+    """A fresh model from a preset, or ``cfg.path`` loaded when set."""
+    if cfg.path:
+        return load_model(cfg.path)
+    if cfg.preset not in PRESETS:
+        raise ConfigError(f"model.preset: unknown preset {cfg.preset!r}; choose one of {sorted(PRESETS)}")
+    layers, hidden, heads = PRESETS[cfg.preset]
+    layers, hidden, heads = cfg.layers or layers, cfg.hidden or hidden, cfg.heads or heads
+    if hidden % heads:
+        raise ConfigError(f"model: hidden ({hidden}) must be divisible by heads ({heads})")
+    ids = dict(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    if cfg.arch == "llama":
+        config = LlamaConfig(
+            hidden_size=hidden,
+            intermediate_size=llama_mlp_width(hidden),
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=heads,
+            max_position_embeddings=cfg.max_positions,
+            tie_word_embeddings=True,
+            attn_implementation="sdpa",
+            **ids,
+        )
+        return LlamaForCausalLM(config)
+    config = GPT2Config(
+        n_embd=hidden,
+        n_layer=layers,
+        n_head=heads,
+        n_positions=cfg.max_positions,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        attn_implementation="sdpa",
+        **ids,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def load_model(path: str | Path) -> PreTrainedModel:
+    """Any local HF causal-LM checkpoint folder."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise RedraftError(f"no HF checkpoint at {path} (config.json missing)")
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+
+
+def save_model(model: PreTrainedModel, tokenizer, path: str | Path) -> None:
+    """Write model (safetensors) and tokenizer as one HF checkpoint folder, atomically."""
+    with atomic_directory(path) as staging:
+        model.save_pretrained(staging, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(staging)

@@ -1,0 +1,146 @@
+"""A lean inference forward for LlamaForCausalLM, used by the sampler.
+
+It reads the weights of an ordinary transformers Llama in place (nothing is converted or saved
+differently), fuses q/k/v and gate/up into single matmuls and keeps a preallocated KV cache, so a
+decode step is a handful of large matmuls with little Python around them. Generation with HF's
+``generate`` spends most of its time in per-step bookkeeping at small model sizes; this path
+avoids it. Numerically it is the HF forward (tests compare logits).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel
+
+
+def supports_fast_path(model: PreTrainedModel) -> bool:
+    cfg = model.config
+    return (
+        getattr(cfg, "model_type", None) == "llama"
+        and type(model).__name__ == "LlamaForCausalLM"
+        and _rope_type(cfg) == "default"
+        and not getattr(cfg, "attention_bias", False)
+        and not getattr(cfg, "mlp_bias", False)
+        and getattr(cfg, "hidden_act", "silu") == "silu"
+    )
+
+
+def _rope_settings(cfg) -> dict:
+    # transformers 5 keeps RoPE settings in rope_parameters; older versions in rope_scaling/rope_theta.
+    return getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
+
+
+def _rope_type(cfg) -> str:
+    return _rope_settings(cfg).get("rope_type", _rope_settings(cfg).get("type", "default"))
+
+
+def _rope_theta(cfg) -> float:
+    return float(_rope_settings(cfg).get("rope_theta", getattr(cfg, "rope_theta", None) or 10000.0))
+
+
+def _apply_rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    # HF's rotate_half(x) * sin == roll(x, half) * [-sin, sin]: one copy instead of cat + neg.
+    return x * cos + torch.roll(x, x.shape[-1] // 2, dims=-1) * signed_sin
+
+
+class FastLlamaRunner:
+    """Prefill once, then decode one token per call, for a fixed batch."""
+
+    def __init__(self, model: PreTrainedModel, max_total_length: int):
+        cfg = model.config
+        self.heads = cfg.num_attention_heads
+        self.kv_heads = getattr(cfg, "num_key_value_heads", None) or self.heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads
+        self.eps = cfg.rms_norm_eps
+        self.max_total = max_total_length
+        inner = model.model
+        self.embed = inner.embed_tokens.weight
+        self.final_norm = inner.norm.weight
+        self.lm_head = model.lm_head.weight
+        self.layers = []
+        for layer in inner.layers:
+            attn, mlp = layer.self_attn, layer.mlp
+            self.layers.append(
+                (
+                    layer.input_layernorm.weight,
+                    torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]),
+                    attn.o_proj.weight,
+                    layer.post_attention_layernorm.weight,
+                    torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]),
+                    mlp.down_proj.weight,
+                )
+            )
+        inv_freq = 1.0 / (
+            _rope_theta(cfg) ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim)
+        )
+        angles = torch.outer(torch.arange(max_total_length, dtype=torch.float32), inv_freq)
+        angles = torch.cat([angles, angles], dim=-1)
+        dtype = self.embed.dtype
+        half = self.head_dim // 2
+        signed_sin = angles.sin()
+        signed_sin[:, :half] = -signed_sin[:, :half]
+        self.cos_table, self.sin_table = angles.cos().to(dtype), signed_sin.to(dtype)
+
+    def _layer(self, x, weights, cos, sin, k_cache, v_cache, write_at, attn_mask):
+        norm1, qkv_w, o_w, norm2, gate_up_w, down_w = weights
+        batch, length, hidden = x.shape
+        h = F.rms_norm(x, (hidden,), norm1, self.eps)
+        qkv = F.linear(h, qkv_w).view(batch, length, self.heads + 2 * self.kv_heads, self.head_dim)
+        # Rotate queries and keys together in one pass.
+        qk = _apply_rope(qkv[:, :, : self.heads + self.kv_heads].transpose(1, 2), cos, sin)
+        q, k = qk.split([self.heads, self.kv_heads], dim=1)
+        v = qkv[:, :, self.heads + self.kv_heads :].transpose(1, 2)
+        end = write_at + length
+        k_cache[:, :, write_at:end] = k
+        v_cache[:, :, write_at:end] = v
+        attended = F.scaled_dot_product_attention(
+            q,
+            k_cache[:, :, :end],
+            v_cache[:, :, :end],
+            attn_mask=attn_mask,
+            enable_gqa=self.kv_heads != self.heads,
+        )
+        x = x + F.linear(attended.transpose(1, 2).reshape(batch, length, -1), o_w)
+        h = F.rms_norm(x, (hidden,), norm2, self.eps)
+        gate, up = F.linear(h, gate_up_w).chunk(2, dim=-1)
+        return x + F.linear(F.silu(gate) * up, down_w)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.rms_norm(x, (x.shape[-1],), self.final_norm, self.eps), self.lm_head)
+
+    def _rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.cos_table[positions].unsqueeze(1), self.sin_table[positions].unsqueeze(1)
+
+    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Left-padded prompts in, next-token logits of the last position out."""
+        batch, length = input_ids.shape
+        shape = (batch, self.kv_heads, self.max_total, self.head_dim)
+        self.k_caches = [self.embed.new_zeros(shape) for _ in self.layers]
+        self.v_caches = [self.embed.new_zeros(shape) for _ in self.layers]
+        self.valid = torch.zeros(batch, self.max_total, dtype=torch.bool)
+        self.valid[:, :length] = attention_mask.bool()
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        self.next_position = positions[:, -1] + 1
+        self.length = length
+        causal = torch.ones(length, length, dtype=torch.bool).tril()
+        # Padding queries attend to themselves only, so no softmax row is empty (NaN-free).
+        mask = (causal & self.valid[:, None, :length]) | torch.eye(length, dtype=torch.bool)
+        cos, sin = self._rope(positions)
+        x = F.embedding(input_ids, self.embed)
+        for weights, k_cache, v_cache in zip(self.layers, self.k_caches, self.v_caches):
+            x = self._layer(x, weights, cos, sin, k_cache, v_cache, 0, mask.unsqueeze(1))
+        return self._logits(x[:, -1])
+
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """One new token per row in, next-token logits out."""
+        at = self.length
+        self.valid[:, at] = True
+        cos, sin = self._rope(self.next_position[:, None])
+        mask = self.valid[:, None, None, : at + 1]
+        x = F.embedding(tokens[:, None], self.embed)
+        for weights, k_cache, v_cache in zip(self.layers, self.k_caches, self.v_caches):
+            x = self._layer(x, weights, cos, sin, k_cache, v_cache, at, mask)
+        self.length += 1
+        self.next_position = self.next_position + 1
+        return self._logits(x[:, -1])

@@ -1,0 +1,184 @@
+"""Stages and the main job: tokenizer -> pretraining -> SFT -> evaluation -> report.
+
+Each stage writes into its own folder and finishes by writing ``result.json``; a resumed run
+skips finished stages and continues the unfinished one from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from redraft.config import (
+    EvalConfig,
+    PipelineConfig,
+    PretrainConfig,
+    SFTConfig,
+    dump_config,
+)
+from redraft.errors import RedraftError
+from redraft.evaluation.evaluate import EvalResult, evaluate, greedy_accuracy, save_result
+from redraft.evaluation.plots import plot_accuracy, plot_losses
+from redraft.evaluation.report import write_report
+from redraft.fsutil import write_json_atomic
+from redraft.models import build_model, load_model
+from redraft.tasks import Task, build_task
+from redraft.text.tokenizer import load_tokenizer, train_tokenizer
+from redraft.training.data import pretraining_data, sft_data
+from redraft.training.lm import train_lm
+from redraft.training.logging import MetricsLog
+
+RESULT = "result.json"
+
+
+def _finished(stage_dir: Path) -> dict[str, Any] | None:
+    path = stage_dir / RESULT
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _finish(stage_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
+    write_json_atomic(stage_dir / RESULT, result)
+    return result
+
+
+def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if overwrite:
+            shutil.rmtree(run_dir)
+        elif not resume:
+            raise RedraftError(f"{run_dir} already exists: pass --resume to continue it or --overwrite to start over")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def tokenizer_for(cfg: PretrainConfig, task: Task, out_dir: Path):
+    """The configured tokenizer, or one trained on the task corpus and saved to ``out_dir``."""
+    if cfg.tokenizer.path:
+        return load_tokenizer(cfg.tokenizer.path)
+    if cfg.model.path:
+        return load_tokenizer(cfg.model.path)
+    if (out_dir / "tokenizer_config.json").is_file():
+        return load_tokenizer(out_dir)
+    tokenizer = train_tokenizer(task.corpus(), cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency)
+    tokenizer.save_pretrained(out_dir)
+    return tokenizer
+
+
+def run_pretrain(cfg: PretrainConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None) -> dict[str, Any]:
+    if done := _finished(out_dir):
+        return done
+    task = task or build_task(cfg.task)
+    tokenizer = tokenizer_for(cfg, task, out_dir / "tokenizer")
+    model = build_model(cfg.model, tokenizer)
+    length = cfg.train.max_length
+    val_texts = [task.prompt(ex) + ex.target for ex in task.val]
+    result = train_lm(
+        stage="pretrain",
+        model=model,
+        tokenizer=tokenizer,
+        train=pretraining_data(tokenizer, task.corpus(), length),
+        val=pretraining_data(tokenizer, val_texts, length) if val_texts else None,
+        cfg=cfg.train,
+        out_dir=out_dir,
+        seed=cfg.run.seed,
+        log=log,
+        logging=cfg.logging,
+        resume=resume,
+    )
+    return _finish(out_dir, {**asdict(result), "model_dir": str(result.model_dir), "parameters": model.num_parameters()})
+
+
+def run_sft(cfg: SFTConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None) -> dict[str, Any]:
+    if done := _finished(out_dir):
+        return done
+    if not cfg.model.path and not cfg.tokenizer.path:
+        raise RedraftError("sft needs model.path (a pretrained checkpoint) or tokenizer.path with a model preset")
+    task = task or build_task(cfg.task)
+    tokenizer = load_tokenizer(cfg.tokenizer.path or cfg.model.path)
+    model = build_model(cfg.model, tokenizer)
+    length = cfg.train.max_length
+
+    def pairs(examples):
+        return sft_data(tokenizer, [task.prompt(ex) for ex in examples], [ex.target for ex in examples], length)
+
+    accuracy_problems = task.val[: cfg.train.eval_accuracy_problems]
+
+    def val_accuracy(current_model) -> dict[str, float]:
+        if not accuracy_problems:
+            return {}
+        return {"val_accuracy": greedy_accuracy(current_model, tokenizer, task, accuracy_problems)}
+
+    result = train_lm(
+        stage="sft",
+        model=model,
+        tokenizer=tokenizer,
+        train=pairs(task.train),
+        val=pairs(task.val) if task.val else None,
+        cfg=cfg.train,
+        out_dir=out_dir,
+        seed=cfg.run.seed,
+        log=log,
+        logging=cfg.logging,
+        resume=resume,
+        val_metrics=val_accuracy,
+    )
+    return _finish(out_dir, {**asdict(result), "model_dir": str(result.model_dir)})
+
+
+def run_eval(cfg: EvalConfig, out_dir: Path, task: Task | None = None) -> EvalResult:
+    if not cfg.model.path:
+        raise RedraftError("eval needs model.path (use --model PATH)")
+    task = task or build_task(cfg.task)
+    model = load_model(cfg.model.path)
+    tokenizer = load_tokenizer(cfg.model.path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = evaluate(model, tokenizer, task, cfg.eval, seed=cfg.run.seed, samples_path=out_dir / "samples.jsonl")
+    save_result(result, out_dir / "eval.json")
+    return result
+
+
+def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = False) -> Path:
+    """The main job. Returns the path of the written report."""
+    run_dir = cfg.run.directory
+    prepare_run_dir(run_dir, resume, overwrite)
+    dump_config(cfg, run_dir / "config.yaml")
+    log = MetricsLog(run_dir / "metrics.jsonl")
+    timing_path = run_dir / "timing.json"
+    timings = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
+    started = time.perf_counter()
+    task = build_task(cfg.task)
+
+    shared = dict(run=cfg.run, task=cfg.task, logging=cfg.logging)
+    pretrain_cfg = PretrainConfig(**shared, tokenizer=cfg.tokenizer, model=cfg.model, train=cfg.pretrain)
+    pretrain = run_pretrain(pretrain_cfg, run_dir / "pretrain", log, resume, task)
+
+    sft_model = cfg.model.model_copy(update={"path": pretrain["model_dir"]})
+    sft_cfg = SFTConfig(**shared, model=sft_model, train=cfg.sft)
+    sft = run_sft(sft_cfg, run_dir / "sft", log, resume, task)
+
+    eval_cfg = EvalConfig(run=cfg.run, task=cfg.task, model=sft_model.model_copy(update={"path": sft["model_dir"]}), eval=cfg.eval)
+    eval_dir = run_dir / "eval"
+    if done := _finished(eval_dir):
+        result = EvalResult(**{**done, "pass_at_k": {int(k): v for k, v in done["pass_at_k"].items()}})
+    else:
+        result = run_eval(eval_cfg, eval_dir, task)
+        _finish(eval_dir, asdict(result))
+    timings["main_job_seconds"] = timings.get("main_job_seconds", 0.0) + time.perf_counter() - started
+    write_json_atomic(timing_path, timings)
+
+    records = log.read()
+    plot_losses(records, ["pretrain", "sft"], run_dir / "loss.png")
+    final = {"greedy": result.greedy_accuracy, "pass@1": result.pass_at_k[1], f"pass@{result.k}": result.pass_at_k[result.k]}
+    plot_accuracy(records, "sft", final, run_dir / "accuracy.png")
+    return write_report(
+        run_dir,
+        cfg=cfg,
+        task=task,
+        stages={"pretrain": pretrain, "sft": sft},
+        result=result,
+        seconds=timings["main_job_seconds"],
+        plots=["loss.png", "accuracy.png"],
+    )

@@ -1,0 +1,215 @@
+"""Batched sampling with a KV cache: temperature (0 = greedy), top-k, top-p, stop strings, EOS.
+
+Returns text, generated token ids and per-token log-probs. Log-probs are those of the
+temperature-scaled distribution before top-k/top-p truncation, which is what an RL trainer
+recomputes from the policy (``log_softmax(logits / T)``); for greedy decoding T is taken as 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache, PreTrainedModel
+
+from redraft.config import SamplingConfig
+from redraft.errors import ConfigError
+from redraft.models.fast_llama import FastLlamaRunner, supports_fast_path
+
+
+@dataclass
+class Generation:
+    """One entry per prompt, in the order the prompts were given."""
+
+    prompt_ids: list[list[int]] = field(default_factory=list)
+    token_ids: list[list[int]] = field(default_factory=list)  # generated, through EOS/stop
+    logprobs: list[list[float]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)  # without EOS and without the stop string
+    finish_reasons: list[str] = field(default_factory=list)  # "eos" | "stop" | "length"
+
+    def extend(self, other: Generation) -> None:
+        for name in ("prompt_ids", "token_ids", "logprobs", "texts", "finish_reasons"):
+            getattr(self, name).extend(getattr(other, name))
+
+
+class HFRunner:
+    """Generic path for any causal LM: its own forward with a DynamicCache."""
+
+    def __init__(self, model: PreTrainedModel):
+        self.model = model
+
+    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        self.mask = attention_mask
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        self.next_position = positions[:, -1:] + 1
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            past_key_values=DynamicCache(),
+            use_cache=True,
+        )
+        self.cache = out.past_key_values
+        return out.logits[:, -1].float()
+
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.mask = torch.cat([self.mask, self.mask.new_ones(len(tokens), 1)], dim=1)
+        out = self.model(
+            input_ids=tokens[:, None],
+            attention_mask=self.mask,
+            position_ids=self.next_position,
+            past_key_values=self.cache,
+            use_cache=True,
+        )
+        self.next_position = self.next_position + 1
+        self.cache = out.past_key_values
+        return out.logits[:, -1].float()
+
+
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pick one token per row; returns (tokens, log-probs of the tempered, untruncated distribution)."""
+    if temperature == 0:
+        tokens = logits.argmax(dim=-1)
+        logprobs = torch.log_softmax(logits, dim=-1)
+        return tokens, logprobs.gather(-1, tokens[:, None]).squeeze(-1)
+    scaled = logits / temperature
+    logprobs = torch.log_softmax(scaled, dim=-1)
+    filtered = scaled
+    if top_k and top_k < scaled.shape[-1]:
+        kth = torch.topk(scaled, top_k, dim=-1).values[:, -1:]
+        filtered = filtered.masked_fill(filtered < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(filtered, dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        # Drop a token when the mass before it already reaches top_p (the first always stays).
+        drop_sorted = (cumulative - sorted_logits.softmax(dim=-1)) >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        filtered = filtered.masked_fill(drop, float("-inf"))
+    probs = filtered.softmax(dim=-1)
+    tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    return tokens, logprobs.gather(-1, tokens[:, None]).squeeze(-1)
+
+
+def encode_prompts(tokenizer, prompts: list[str]) -> list[list[int]]:
+    """How every stage turns prompt text into ids (training and sampling must agree)."""
+    return tokenizer(prompts, add_special_tokens=True)["input_ids"]
+
+
+def _left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        if seq:
+            ids[row, width - len(seq) :] = torch.tensor(seq)
+            mask[row, width - len(seq) :] = 1
+    return ids, mask
+
+
+def _make_runner(model: PreTrainedModel, backend: str, max_total: int):
+    if backend == "fast" and not supports_fast_path(model):
+        raise ConfigError("sampling.backend: 'fast' needs a plain Llama model; use 'auto' or 'hf'")
+    if backend in ("fast", "auto") and supports_fast_path(model):
+        return FastLlamaRunner(model, max_total)
+    return HFRunner(model)
+
+
+class _StopMatcher:
+    """Finds stop strings in the tail of each row's generated text."""
+
+    def __init__(self, tokenizer, stops: list[str]):
+        self.tokenizer = tokenizer
+        self.stops = stops
+        self.window = max(len(s) for s in stops) + 2  # a token holds at least one byte
+
+    def hits(self, tokens: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        tails = tokens[rows, -self.window :].tolist()
+        texts = self.tokenizer.batch_decode(tails, skip_special_tokens=True)
+        found = torch.tensor([any(stop in text for stop in self.stops) for text in texts])
+        return rows[found]
+
+
+@torch.inference_mode()
+def _generate_batch(model, tokenizer, prompt_ids, params: SamplingConfig, generator, backend) -> Generation:
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    eos_id = tokenizer.eos_token_id
+    input_ids, attention_mask = _left_pad(prompt_ids, pad_id)
+    limit = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    max_new = params.max_new_tokens
+    if limit is not None:
+        max_new = min(max_new, limit - input_ids.shape[1])
+    if max_new <= 0:
+        raise ConfigError(f"prompts of {input_ids.shape[1]} tokens leave no room in the model's {limit} positions")
+    runner = _make_runner(model, backend, input_ids.shape[1] + max_new)
+    batch = len(prompt_ids)
+    tokens = torch.full((batch, max_new), pad_id, dtype=torch.long)
+    logprobs = torch.zeros(batch, max_new)
+    lengths = torch.full((batch,), max_new, dtype=torch.long)
+    finished = torch.zeros(batch, dtype=torch.bool)
+    reasons = ["length"] * batch
+    stop_matcher = _StopMatcher(tokenizer, params.stop) if params.stop else None
+
+    logits = runner.prefill(input_ids, attention_mask)
+    for step in range(max_new):
+        next_tokens, next_logprobs = sample_next(logits, params.temperature, params.top_k, params.top_p, generator)
+        next_tokens = next_tokens.masked_fill(finished, pad_id)
+        tokens[:, step] = next_tokens
+        logprobs[:, step] = next_logprobs.masked_fill(finished, 0.0)
+        newly_done = (next_tokens == eos_id) & ~finished
+        for row in newly_done.nonzero().flatten().tolist():
+            reasons[row] = "eos"
+        if stop_matcher is not None:
+            open_rows = (~finished & ~newly_done).nonzero().flatten()
+            if len(open_rows):
+                for row in stop_matcher.hits(tokens[:, : step + 1], open_rows).tolist():
+                    reasons[row] = "stop"
+                    newly_done[row] = True
+        lengths[newly_done] = step + 1
+        finished |= newly_done
+        if finished.all() or step == max_new - 1:
+            break
+        logits = runner.decode(next_tokens)
+
+    out = Generation()
+    for row in range(batch):
+        n = int(lengths[row])
+        row_tokens = tokens[row, :n].tolist()
+        text = tokenizer.decode(row_tokens, skip_special_tokens=True)
+        if reasons[row] == "stop":
+            text = text[: min(text.find(s) for s in params.stop if s in text)]
+        out.prompt_ids.append(list(prompt_ids[row]))
+        out.token_ids.append(row_tokens)
+        out.logprobs.append(logprobs[row, :n].tolist())
+        out.texts.append(text)
+        out.finish_reasons.append(reasons[row])
+    return out
+
+
+def generate(
+    model: PreTrainedModel,
+    tokenizer,
+    prompts: list[str],
+    params: SamplingConfig | None = None,
+    seed: int | None = None,
+) -> Generation:
+    """Sample one completion per prompt in batches of ``params.batch_size``."""
+    params = params or SamplingConfig()
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    was_training = model.training
+    model.eval()
+    prompt_ids = encode_prompts(tokenizer, prompts)
+    result = Generation()
+    try:
+        for start in range(0, len(prompt_ids), params.batch_size):
+            chunk = prompt_ids[start : start + params.batch_size]
+            result.extend(_generate_batch(model, tokenizer, chunk, params, generator, params.backend))
+    finally:
+        model.train(was_training)
+    return result

@@ -1,0 +1,97 @@
+"""Custom tasks from local JSONL or Parquet files.
+
+Each record needs a question field (``prompt`` by default) and an ``answer`` field; an optional
+completion field gives the SFT target text (default: the answer). Any other fields are kept in
+``Example.fields`` and reach reward functions later. Without ``test_path`` the test and
+validation splits are carved off the training file by seed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from redraft.config import TaskConfig
+from redraft.errors import DataError
+from redraft.tasks.base import Example, Task
+
+
+def _validate_jsonl(path: Path, required: list[str]) -> None:
+    """Check every line before `datasets` sees the file, so errors name the line."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            _check_record(record, required, f"{path}:{number}")
+
+
+def _check_record(record: dict[str, Any], required: list[str], where: str) -> None:
+    for name in required:
+        value = record.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise DataError(f"{where}: missing or empty field '{name}'")
+
+
+def read_examples(path: str | Path, cfg: TaskConfig) -> list[Example]:
+    from datasets import load_dataset
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"task file not found: {path}")
+    required = [cfg.prompt_field, cfg.answer_field]
+    if path.suffix == ".parquet":
+        builder = "parquet"
+    elif path.suffix in {".jsonl", ".json"}:
+        builder = "json"
+        _validate_jsonl(path, required)
+    else:
+        raise DataError(f"{path}: unsupported task file type (use .jsonl or .parquet)")
+    try:
+        dataset = load_dataset(builder, data_files=str(path), split="train")
+    except Exception as exc:  # datasets raises many types for unreadable files
+        raise DataError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
+    examples = []
+    for row_number, record in enumerate(dataset, start=1):
+        _check_record(record, required, f"{path}: row {row_number}")
+        completion = record.get(cfg.completion_field) if cfg.completion_field else None
+        known = {cfg.prompt_field, cfg.answer_field, cfg.completion_field}
+        examples.append(
+            Example(
+                question=str(record[cfg.prompt_field]),
+                answer=str(record[cfg.answer_field]),
+                completion=None if completion is None else str(completion),
+                fields={k: v for k, v in record.items() if k not in known},
+            )
+        )
+    return examples
+
+
+def file_task(cfg: TaskConfig) -> Task:
+    examples = read_examples(cfg.train_path, cfg)
+    random.Random(cfg.seed).shuffle(examples)
+    if cfg.test_path:
+        test = read_examples(cfg.test_path, cfg)[: cfg.test_size]
+    else:
+        cut = min(cfg.test_size, len(examples) // 5)
+        test, examples = examples[:cut], examples[cut:]
+    val_size = min(cfg.val_size, len(examples) // 10)
+    val, train = examples[:val_size], examples[val_size:]
+    if not train:
+        raise DataError(f"{cfg.train_path}: no training examples left after the test/val split")
+    return Task(
+        name=Path(cfg.train_path).stem,
+        train=train[: cfg.train_size],
+        val=val,
+        test=test,
+        template=cfg.template,
+        match=cfg.match,
+        few_shot=cfg.few_shot,
+    )

@@ -1,0 +1,1 @@
+"""Text: tokenizer training and prompt templates."""

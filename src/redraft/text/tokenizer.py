@@ -1,0 +1,47 @@
+"""Train a small BPE tokenizer on the task corpus and save it as a PreTrainedTokenizerFast folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from redraft.errors import RedraftError
+
+PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
+
+
+def train_tokenizer(corpus: Iterable[str], vocab_size: int = 300, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+    """Byte-level BPE with one token per digit, so numbers are read digit by digit.
+
+    The byte alphabet is always in the vocabulary, so any text encodes and decodes losslessly.
+    """
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[PAD, BOS, EOS, UNK],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(corpus, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token=PAD, bos_token=BOS, eos_token=EOS, unk_token=UNK
+    )
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
+    path = Path(path)
+    if not path.is_dir():
+        raise RedraftError(f"tokenizer folder not found: {path}")
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if tokenizer.pad_token is None:
+        # Many HF causal LMs ship without a pad token; EOS is the usual stand-in.
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer

@@ -1,0 +1,1 @@
+"""Training loops (pretraining and SFT here; RL stages build on the same pieces)."""

@@ -1,0 +1,203 @@
+"""Pretraining and SFT: one causal-LM loop, differing only in which tokens carry loss.
+
+AdamW with warmup + cosine decay, gradient clipping and accumulation, validation loss with early
+stopping, JSONL metrics (TensorBoard/W&B optional), atomic checkpoints and exact resume, all on
+`accelerate` so the loop is the same on CPU, one GPU or several.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from transformers import PreTrainedModel, get_cosine_with_min_lr_schedule_with_warmup
+
+from redraft.config import LoggingConfig, TrainConfig
+from redraft.errors import TrainingError
+from redraft.models.adapters import apply_freeze, apply_lora, plain_model
+from redraft.models.build import save_model
+from redraft.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from redraft.training.data import TokenizedData, collate, micro_batch_rows
+from redraft.training.logging import MetricsLog, progress_bar, trackers
+from redraft.training.losses import masked_lm_loss_sum
+
+ValMetricsFn = Callable[[PreTrainedModel], dict[str, float]]
+
+
+@dataclass
+class StageResult:
+    model_dir: Path
+    steps: int
+    train_loss: float
+    best_val_loss: float | None
+    stopped_early: bool
+    seconds: float
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not trainable:
+        raise TrainingError("nothing to train: every parameter is frozen")
+    # Norm gains and biases (1-D) are not decayed.
+    groups = [
+        {"params": [p for _, p in trainable if p.ndim >= 2], "weight_decay": cfg.optim.weight_decay},
+        {"params": [p for _, p in trainable if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(
+        groups, lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps
+    )
+
+
+@torch.no_grad()
+def validation_loss(model, data: TokenizedData, batch_size: int, pad_id: int) -> float:
+    was_training = model.training
+    model.eval()
+    total, tokens = 0.0, 0.0
+    for start in range(0, len(data), batch_size):
+        batch = collate(data, list(range(start, min(start + batch_size, len(data)))), pad_id)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        total += masked_lm_loss_sum(logits, batch["input_ids"], batch["loss_mask"]).item()
+        tokens += batch["loss_mask"][:, 1:].sum().item()
+    model.train(was_training)
+    return total / max(tokens, 1.0)
+
+
+def train_lm(
+    *,
+    stage: str,
+    model: PreTrainedModel,
+    tokenizer,
+    train: TokenizedData,
+    val: TokenizedData | None,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    seed: int,
+    log: MetricsLog,
+    logging: LoggingConfig,
+    resume: bool = False,
+    val_metrics: ValMetricsFn | None = None,
+) -> StageResult:
+    """Train ``model`` and write the best (or, without validation data, the last) model to ``out_dir/model``."""
+    out_dir = Path(out_dir)
+    started = time.perf_counter()
+    set_seed(seed)
+    apply_freeze(model, cfg.freeze)
+    if cfg.lora.enabled:
+        model = apply_lora(model, cfg.lora)
+    if len(train) < cfg.batch_size:
+        raise TrainingError(f"{stage}: {len(train)} training examples, fewer than one batch of {cfg.batch_size}")
+
+    accelerator = Accelerator(log_with=trackers(logging.tensorboard, logging.wandb) or None, project_dir=str(out_dir))
+    if accelerator.log_with:
+        accelerator.init_trackers(stage, config=cfg.model_dump(mode="json"))
+    optimizer = _optimizer(model, cfg)
+    scheduler = get_cosine_with_min_lr_schedule_with_warmup(
+        optimizer, cfg.optim.warmup_steps, cfg.max_steps, min_lr_rate=cfg.optim.min_lr_ratio
+    )
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    pad_id = tokenizer.pad_token_id
+    model_dir, checkpoints = out_dir / "model", out_dir / "checkpoints"
+
+    loop = {"best_val_loss": math.inf, "evals_without_improvement": 0, "train_loss": math.nan}
+    first_step = 1
+    latest = latest_checkpoint(checkpoints) if resume else None
+    if latest is not None:
+        loop = load_checkpoint(accelerator, latest)
+        first_step = loop.pop("step") + 1
+        log.drop_after(stage, first_step - 1)
+        accelerator.print(f"{stage}: resuming from {latest}")
+
+    def export() -> None:
+        save_model(plain_model(accelerator.unwrap_model(model)), tokenizer, model_dir)
+
+    stopped_early = False
+    last_step = first_step - 1
+    model.train()
+    rank, world = accelerator.process_index, accelerator.num_processes
+    window_tokens, window_start = 0, time.perf_counter()
+    with progress_bar(logging.progress and accelerator.is_main_process) as bar:
+        task = bar.add_task(stage, total=cfg.max_steps, completed=first_step - 1, info="")
+        for step in range(first_step, cfg.max_steps + 1):
+            micro_batches = []
+            for i in range(cfg.grad_accum_steps):
+                rows = micro_batch_rows(len(train), cfg.batch_size, seed, (step - 1) * cfg.grad_accum_steps + i)
+                micro_batches.append(collate(train, rows[rank::world], pad_id))
+            step_tokens = sum(b["loss_mask"][:, 1:].sum() for b in micro_batches).clamp(min=1.0)
+            step_loss = 0.0
+            for i, batch in enumerate(micro_batches):
+                last = i == len(micro_batches) - 1
+                with nullcontext() if last else accelerator.no_sync(model):
+                    batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+                    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                    loss = masked_lm_loss_sum(logits, batch["input_ids"], batch["loss_mask"]) / step_tokens
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        kept = latest_checkpoint(checkpoints)
+                        raise TrainingError(
+                            f"{stage}: loss is {value} at step {step}; stopped. Last good checkpoint: "
+                            f"{kept or 'none yet'}. Try a lower train.optim.lr or check the data."
+                        )
+                    accelerator.backward(loss)
+                step_loss += value
+                window_tokens += int(batch["attention_mask"].sum())
+            grad_norm = accelerator.clip_grad_norm_(trainable, cfg.optim.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            loop["train_loss"] = step_loss
+            last_step = step
+
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                elapsed = time.perf_counter() - window_start
+                metrics = {
+                    "loss": step_loss,
+                    "lr": scheduler.get_last_lr()[0],
+                    "grad_norm": float(grad_norm),
+                    "tokens_per_s": window_tokens / max(elapsed, 1e-9),
+                }
+                log.write(stage, step, **metrics)
+                accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)
+                window_tokens, window_start = 0, time.perf_counter()
+
+            stop = False
+            if val is not None and len(val) and (step % cfg.eval_every == 0 or step == cfg.max_steps):
+                val_loss = validation_loss(model, val, cfg.batch_size, pad_id)
+                metrics = {"val_loss": val_loss}
+                if val_metrics is not None:
+                    metrics.update(val_metrics(plain_model(accelerator.unwrap_model(model))))
+                log.write(stage, step, **metrics)
+                accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)
+                if val_loss < loop["best_val_loss"]:
+                    loop["best_val_loss"], loop["evals_without_improvement"] = val_loss, 0
+                    export()
+                else:
+                    loop["evals_without_improvement"] += 1
+                stop = bool(cfg.patience) and loop["evals_without_improvement"] >= cfg.patience
+                stopped_early = stop and step < cfg.max_steps
+
+            if step % cfg.save_every == 0 or step == cfg.max_steps or stop:
+                save_checkpoint(accelerator, checkpoints, step, loop, cfg.keep_checkpoints)
+            bar.update(task, completed=step, info=f"loss {step_loss:.4f}")
+            if stop:
+                break
+
+    if val is None or not len(val) or not model_dir.exists():
+        export()
+    accelerator.end_training()
+    best = loop["best_val_loss"]
+    return StageResult(
+        model_dir=model_dir,
+        steps=last_step,
+        train_loss=loop["train_loss"],
+        best_val_loss=None if not math.isfinite(best) else best,
+        stopped_early=stopped_early,
+        seconds=time.perf_counter() - started,
+    )

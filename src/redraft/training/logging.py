@@ -1,0 +1,72 @@
+"""Metrics to JSONL (always) and optionally TensorBoard / W&B through accelerate's trackers."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+
+class MetricsLog:
+    """Appends one JSON object per record to ``metrics.jsonl``."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, stage: str, step: int, **metrics: Any) -> None:
+        record = {"stage": stage, "step": step, "time": round(time.time(), 3), **metrics}
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def read(self, stage: str | None = None) -> list[dict[str, Any]]:
+        if not self.path.is_file():
+            return []
+        records = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        return [r for r in records if stage is None or r["stage"] == stage]
+
+    def drop_after(self, stage: str, step: int) -> None:
+        """Forget records a crashed run wrote after its last checkpoint (they are redone on resume)."""
+        kept = [r for r in self.read() if not (r["stage"] == stage and r["step"] > step)]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+
+def trackers(tensorboard: bool, wandb: bool) -> list[str]:
+    chosen = []
+    if tensorboard:
+        chosen.append("tensorboard")
+    if wandb:
+        chosen.append("wandb")
+    return chosen
+
+
+class _NoProgress:
+    """Stands in for a rich progress bar when progress display is off."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def add_task(self, *args, **kwargs) -> int:
+        return 0
+
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+
+def progress_bar(enabled: bool):
+    if not enabled:
+        return _NoProgress()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
