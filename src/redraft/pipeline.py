@@ -13,6 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from accelerate.utils import set_seed
+
 from redraft.config import (
     EvalConfig,
     PipelineConfig,
@@ -72,6 +74,7 @@ def run_pretrain(cfg: PretrainConfig, out_dir: Path, log: MetricsLog, resume: bo
         return done
     task = task or build_task(cfg.task)
     tokenizer = tokenizer_for(cfg, task, out_dir / "tokenizer")
+    set_seed(cfg.run.seed)  # the initial weights depend on the seed alone
     model = build_model(cfg.model, tokenizer)
     length = cfg.train.max_length
     val_texts = [task.prompt(ex) + ex.target for ex in task.val]
@@ -98,6 +101,7 @@ def run_sft(cfg: SFTConfig, out_dir: Path, log: MetricsLog, resume: bool = False
         raise RedraftError("sft needs model.path (a pretrained checkpoint) or tokenizer.path with a model preset")
     task = task or build_task(cfg.task)
     tokenizer = load_tokenizer(cfg.tokenizer.path or cfg.model.path)
+    set_seed(cfg.run.seed)
     model = build_model(cfg.model, tokenizer)
     length = cfg.train.max_length
 

@@ -1,0 +1,36 @@
+"""Shared fixtures: a micro task, tokenizer and model built in seconds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from redraft.config import ModelConfig, TaskConfig
+from redraft.models import build_model
+from redraft.tasks import build_task
+from redraft.text.tokenizer import train_tokenizer
+
+
+@pytest.fixture(autouse=True)
+def _quiet_and_deterministic():
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def micro_task():
+    return build_task(TaskConfig(train_size=600, val_size=32, test_size=64, max_digits=2))
+
+
+@pytest.fixture(scope="session")
+def tokenizer(micro_task):
+    return train_tokenizer(micro_task.corpus(), vocab_size=280)
+
+
+@pytest.fixture()
+def micro_model(tokenizer):
+    torch.manual_seed(0)
+    return build_model(ModelConfig(preset="micro"), tokenizer)

@@ -1,0 +1,69 @@
+import subprocess
+import sys
+
+import pytest
+
+from redraft.config import PipelineConfig, apply_override, load_config
+from redraft.errors import ConfigError
+
+
+def test_builtin_defaults_load_for_every_stage():
+    for stage in ("run", "pretrain", "sft", "eval", "generate"):
+        cfg = load_config(stage)
+        assert cfg.run.seed == 0
+    assert isinstance(load_config("run"), PipelineConfig)
+
+
+def test_yaml_merges_over_defaults_and_set_overrides_win(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("sft:\n  max_steps: 7\n  optim:\n    lr: 0.5\n")
+    cfg = load_config("run", path, ["sft.optim.lr=0.25", "task.ops=['+', '*']"])
+    assert cfg.sft.max_steps == 7
+    assert cfg.sft.optim.lr == 0.25
+    assert cfg.task.ops == ["+", "*"]
+    assert cfg.pretrain.max_steps == load_config("run").pretrain.max_steps  # untouched default
+
+
+def test_unknown_key_names_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown key 'sft\.optim\.lrr'"):
+        load_config("run", None, ["sft.optim.lrr=1"])
+    path = tmp_path / "c.yaml"
+    path.write_text("pretrain:\n  max_stepz: 3\n")
+    with pytest.raises(ConfigError, match=rf"{path}: unknown key 'pretrain\.max_stepz'"):
+        load_config("run", path)
+
+
+def test_wrong_type_names_key_and_value():
+    with pytest.raises(ConfigError, match=r"'sft\.max_steps'.*'many'"):
+        load_config("run", None, ["sft.max_steps=many"])
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config("run", tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sft: [1, 2\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config("run", bad)
+
+
+def test_override_syntax():
+    assert apply_override({}, "a.b=3") == {"a": {"b": 3}}
+    with pytest.raises(ConfigError):
+        apply_override({}, "novalue")
+
+
+def test_cli_prints_one_line_error_without_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "redraft", "run", "--set", "sft.max_stepz=1"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "unknown key 'sft.max_stepz'" in lines[0]
+    missing = subprocess.run(
+        [sys.executable, "-m", "redraft", "pretrain", "--config", "missing.yaml"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert missing.returncode == 2 and "config file not found: missing.yaml" in missing.stderr

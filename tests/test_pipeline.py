@@ -1,0 +1,80 @@
+"""End-to-end: the main job on a micro config, through the real CLI entry point."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+from transformers import AutoModelForCausalLM
+
+MICRO = [
+    "--set", "task.train_size=600", "--set", "task.val_size=32", "--set", "task.test_size=48", "--set", "task.max_digits=2",
+    "--set", "tokenizer.vocab_size=270", "--set", "model.preset=micro",
+    "--set", "pretrain.max_steps=30", "--set", "pretrain.eval_every=15", "--set", "pretrain.save_every=15",
+    "--set", "sft.max_steps=20", "--set", "sft.eval_every=10", "--set", "sft.save_every=10",
+    "--set", "sft.eval_accuracy_problems=16", "--set", "eval.k=4", "--set", "logging.progress=false",
+]
+
+
+def redraft(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "redraft", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def micro_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    result = redraft("run", "--name", "micro", *MICRO, cwd=root)
+    assert result.returncode == 0, result.stderr
+    return root / "runs" / "micro"
+
+
+def test_main_job_writes_a_complete_run_folder(micro_run):
+    for name in ["config.yaml", "metrics.jsonl", "report.md", "loss.png", "accuracy.png", "timing.json",
+                 "pretrain/tokenizer/tokenizer.json", "pretrain/model/model.safetensors", "sft/model/model.safetensors",
+                 "eval/eval.json", "eval/samples.jsonl"]:
+        assert (micro_run / name).is_file(), name
+    for plot in ("loss.png", "accuracy.png"):
+        assert Image.open(micro_run / plot).size[0] > 300
+    stages = {json.loads(line)["stage"] for line in (micro_run / "metrics.jsonl").read_text().splitlines()}
+    assert stages == {"pretrain", "sft"}
+    result = json.loads((micro_run / "eval" / "eval.json").read_text())
+    assert result["num_problems"] == 48 and set(result["pass_at_k"]) == {"1", "2", "4"}
+    report = (micro_run / "report.md").read_text()
+    assert "greedy accuracy" in report and "pass@4" in report and "![loss.png](loss.png)" in report
+    assert AutoModelForCausalLM.from_pretrained(str(micro_run / "sft" / "model")).config.num_hidden_layers == 1
+
+
+def test_existing_run_needs_resume_or_overwrite(micro_run):
+    root = micro_run.parent.parent
+    again = redraft("run", "--name", "micro", *MICRO, cwd=root)
+    assert again.returncode == 2 and "--resume" in again.stderr
+    resumed = redraft("run", "--name", "micro", "--resume", *MICRO, cwd=root)
+    assert resumed.returncode == 0, resumed.stderr  # every stage done: only the report is rebuilt
+
+
+def test_stage_commands_on_the_trained_model(micro_run):
+    root = micro_run.parent.parent
+    model = str(micro_run / "sft" / "model")
+    out = redraft("generate", "--model", model, "-p", "12+3=", "-p", "4+4=", "--max-new-tokens", "4", "--json", cwd=root)
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["prompt"] for r in rows] == ["12+3=", "4+4="]
+    assert all(len(r["token_ids"]) == len(r["logprobs"]) <= 4 for r in rows)
+    ev = redraft("eval", "--model", model, "--name", "ev", "--set", "task.test_size=16", "--set", "task.train_size=600",
+                 "--set", "task.max_digits=2", "--set", "eval.k=2", cwd=root)
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads((root / "runs" / "ev" / "eval.json").read_text())["num_problems"] == 16
+    sft = redraft("sft", "--model", model, "--name", "sft2", "--set", "task.train_size=600", "--set", "task.max_digits=2", "--set", "train.max_steps=3",
+                  "--set", "train.batch_size=16", "--set", "train.lora.enabled=true", "--set", "logging.progress=false", cwd=root)
+    assert sft.returncode == 0, sft.stderr
+    assert (root / "runs" / "sft2" / "model" / "model.safetensors").is_file()
+
+
+def test_help_explains_commands(tmp_path):
+    out = redraft("--help", cwd=tmp_path)
+    assert out.returncode == 0
+    for command in ("run", "pretrain", "sft", "eval", "generate", "config"):
+        assert command in out.stdout
+    shown = redraft("config", "show", "run", "--set", "sft.max_steps=5", cwd=tmp_path)
+    assert "max_steps: 5" in shown.stdout

@@ -1,0 +1,152 @@
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+
+from redraft.config import LoggingConfig, TrainConfig
+from redraft.errors import TrainingError
+from redraft.training import lm as lm_module
+from redraft.training.data import collate, micro_batch_rows, pretraining_data, sft_data
+from redraft.training.logging import MetricsLog
+
+
+def _sft(task, tokenizer, split="train"):
+    examples = task.split(split)
+    return sft_data(tokenizer, [task.prompt(e) for e in examples], [e.target for e in examples], 64)
+
+
+def _train(tmp_path, model, tokenizer, task, val=True, **overrides):
+    cfg = TrainConfig.model_validate({"max_steps": 6, "batch_size": 16, "log_every": 1, "eval_every": 3, "save_every": 3, **overrides})
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    result = lm_module.train_lm(
+        stage="sft", model=model, tokenizer=tokenizer, train=_sft(task, tokenizer),
+        val=_sft(task, tokenizer, "val") if val else None, cfg=cfg, out_dir=tmp_path, seed=0, log=log,
+        logging=LoggingConfig(progress=False),
+    )
+    return result, log
+
+
+def test_sft_loss_only_on_completion_tokens(tokenizer):
+    data = sft_data(tokenizer, ["12+3="], ["15"], 64)
+    ids, mask = data.input_ids[0], data.loss_masks[0]
+    assert tokenizer.decode(ids) == "12+3=15</s>"
+    assert mask == [0, 0, 0, 0, 0, 1, 1, 1]
+    batch = collate(data, [0], tokenizer.pad_token_id)
+    assert batch["loss_mask"].tolist() == [[0, 0, 0, 0, 0, 1, 1, 1]]
+    pre = pretraining_data(tokenizer, ["12+3=15"], 64)
+    assert pre.loss_masks[0] == [1] * 8
+
+
+def test_micro_batches_replay_from_seed():
+    assert micro_batch_rows(100, 10, 0, 3) == micro_batch_rows(100, 10, 0, 3)
+    epoch0 = [r for i in range(10) for r in micro_batch_rows(100, 10, 0, i)]
+    assert sorted(epoch0) == list(range(100))
+    assert micro_batch_rows(100, 10, 0, 10) != micro_batch_rows(100, 10, 0, 0)
+
+
+def test_training_lowers_loss_and_writes_outputs(tmp_path, micro_model, tokenizer, micro_task):
+    result, log = _train(tmp_path, micro_model, tokenizer, micro_task, max_steps=30, eval_every=10, save_every=10,
+                         optim={"lr": 3e-3, "warmup_steps": 2})
+    losses = [r["loss"] for r in log.read("sft") if "loss" in r]
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+    assert result.steps == 30 and result.best_val_loss is not None
+    assert [r["step"] for r in log.read("sft") if "val_loss" in r] == [10, 20, 30]
+    assert AutoModelForCausalLM.from_pretrained(str(result.model_dir)) is not None
+    checkpoints = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert checkpoints == ["step-0000020", "step-0000030"]  # keep_checkpoints=2
+    names = {p.name for p in (tmp_path / "checkpoints" / "step-0000030").iterdir()}
+    assert {"model.safetensors", "optimizer.bin", "scheduler.bin", "trainer_state.json"} <= names
+    assert any(n.startswith("random_states") for n in names)
+
+
+def test_gradient_accumulation_matches_one_big_batch(tmp_path, tokenizer, micro_task):
+    from redraft.config import ModelConfig
+    from redraft.models import build_model
+
+    finals = []
+    for batch, accum in ((16, 1), (8, 2)):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(preset="micro"), tokenizer)
+        _train(tmp_path / f"b{batch}", model, tokenizer, micro_task, val=False, max_steps=2, batch_size=batch, grad_accum_steps=accum)
+        finals.append(load_file(str(tmp_path / f"b{batch}" / "model" / "model.safetensors")))
+    for name in finals[0]:
+        torch.testing.assert_close(finals[0][name], finals[1][name], atol=1e-6, rtol=1e-5)
+
+
+def test_non_finite_loss_stops_with_clear_error(tmp_path, micro_model, tokenizer, micro_task, monkeypatch):
+    real = lm_module.masked_lm_loss_sum
+    calls = {"n": 0}
+
+    def poisoned(*args):
+        calls["n"] += 1
+        value = real(*args)
+        return value * float("nan") if calls["n"] == 4 else value
+
+    monkeypatch.setattr(lm_module, "masked_lm_loss_sum", poisoned)
+    with pytest.raises(TrainingError, match=r"loss is nan at step 4.*step-0000003"):
+        _train(tmp_path, micro_model, tokenizer, micro_task, val=False, max_steps=6)
+
+
+def test_freezing_keeps_frozen_weights(tmp_path, micro_model, tokenizer, micro_task):
+    before = {n: p.detach().clone() for n, p in micro_model.named_parameters()}
+    _train(tmp_path, micro_model, tokenizer, micro_task, val=False, max_steps=3, freeze={"embeddings": True, "layers": 1})
+    after = load_file(str(tmp_path / "model" / "model.safetensors"))
+    assert torch.equal(after["model.embed_tokens.weight"], before["model.embed_tokens.weight"])
+    assert torch.equal(after["model.layers.0.mlp.up_proj.weight"], before["model.layers.0.mlp.up_proj.weight"])
+    assert not torch.equal(after["model.norm.weight"], before["model.norm.weight"])
+
+
+def test_lora_trains_adapters_and_exports_a_plain_merged_model(tmp_path, micro_model, tokenizer, micro_task):
+    before = {n: p.detach().clone() for n, p in micro_model.named_parameters()}
+    _train(tmp_path, micro_model, tokenizer, micro_task, val=False, max_steps=4,
+           lora={"enabled": True, "r": 4, "target_modules": ["q_proj", "v_proj"]}, optim={"lr": 1e-2, "warmup_steps": 0})
+    merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / "model"))
+    state = merged.state_dict()
+    assert not any("lora" in n for n in state)
+    assert not torch.equal(state["model.layers.0.self_attn.q_proj.weight"], before["model.layers.0.self_attn.q_proj.weight"])
+    assert torch.equal(state["model.layers.0.mlp.up_proj.weight"], before["model.layers.0.mlp.up_proj.weight"])
+
+
+def test_early_stopping(tmp_path, micro_model, tokenizer, micro_task):
+    result, log = _train(tmp_path, micro_model, tokenizer, micro_task, max_steps=50, eval_every=2, patience=1,
+                         optim={"lr": 1e-12, "warmup_steps": 0})
+    assert result.stopped_early and result.steps == 4
+
+
+SCRIPT = """
+import sys
+from redraft.cli import main
+sys.argv = ["redraft", "pretrain", "--name", "r", "--set", "run.output_dir={out}", "--set", "logging.progress=false",
+            "--set", "task.train_size=800", "--set", "task.max_digits=2", "--set", "task.test_size=10",
+            "--set", "model.preset=micro", "--set", "train.max_steps=120", "--set", "train.save_every=5",
+            "--set", "train.eval_every=20", "--set", "train.batch_size=32"] + sys.argv[1:]
+main()
+"""
+
+
+def test_resume_after_kill_reaches_the_same_parameters(tmp_path):
+    def launch(out, *extra):
+        return subprocess.Popen([sys.executable, "-c", SCRIPT.format(out=out), *extra],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    assert launch(tmp_path / "full").wait(timeout=300) == 0
+    victim = launch(tmp_path / "killed")
+    checkpoints = tmp_path / "killed" / "r" / "checkpoints"
+    deadline = time.time() + 240
+    while time.time() < deadline and not any(p.name >= "step-0000015" for p in checkpoints.glob("step-*")):
+        time.sleep(0.05)
+    victim.kill()
+    victim.wait()
+    assert not (tmp_path / "killed" / "r" / "result.json").exists(), "run finished before it could be killed"
+    resumed = launch(tmp_path / "killed", "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    full = load_file(str(tmp_path / "full" / "r" / "checkpoints" / "step-0000120" / "model.safetensors"))
+    again = load_file(str(tmp_path / "killed" / "r" / "checkpoints" / "step-0000120" / "model.safetensors"))
+    for name in full:
+        assert torch.equal(full[name], again[name]), name
+    steps = [r["step"] for r in MetricsLog(tmp_path / "killed" / "r" / "metrics.jsonl").read("pretrain") if "loss" in r]
+    assert steps == sorted(set(steps)) and steps[-1] == 120
