@@ -34,7 +34,7 @@ def main() -> None:
     task, tokenizer, model = bench_setup(args.preset)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     data = sft_data(tokenizer, [task.prompt(e) for e in task.train], [e.target for e in task.train], 64)
-    batches = [collate(data, micro_batch_rows(len(data), args.batch, 0, i), tokenizer.pad_token_id) for i in range(args.steps)]
+    batches = [collate(data, micro_batch_rows(len(data), args.batch, 0, i)) for i in range(args.steps)]
     tokens = sum(int(b["attention_mask"].sum()) for b in batches)
 
     # Bare loop: forward, masked next-token loss, backward, clip, AdamW.

@@ -32,13 +32,12 @@ def _train(tmp_path, model, tokenizer, task, val=True, **overrides):
 
 def test_sft_loss_only_on_completion_tokens(tokenizer):
     data = sft_data(tokenizer, ["12+3="], ["15"], 64)
-    ids, mask = data.input_ids[0], data.loss_masks[0]
-    assert tokenizer.decode(ids) == "12+3=15</s>"
-    assert mask == [0, 0, 0, 0, 0, 1, 1, 1]
-    batch = collate(data, [0], tokenizer.pad_token_id)
-    assert batch["loss_mask"].tolist() == [[0, 0, 0, 0, 0, 1, 1, 1]]
-    pre = pretraining_data(tokenizer, ["12+3=15"], 64)
-    assert pre.loss_masks[0] == [1] * 8
+    assert tokenizer.decode(data.input_ids[0]) == "12+3=15</s>"
+    assert data.loss_mask[0].tolist() == [0, 0, 0, 0, 0, 1, 1, 1]
+    pre = pretraining_data(tokenizer, ["12+3=15", "1+1=2"], 64)
+    assert pre.loss_mask.tolist() == [[1] * 8, [1] * 6 + [0, 0]]
+    batch = collate(pre, [1])
+    assert batch["input_ids"].shape == (1, 6) and batch["attention_mask"].tolist() == [[1] * 6]
 
 
 def test_micro_batches_replay_from_seed():

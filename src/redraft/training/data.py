@@ -11,27 +11,38 @@ from redraft.rollout.sampler import encode_prompts
 
 @dataclass
 class TokenizedData:
-    """Right-padded later, per batch; ``loss_masks[i][j]`` says whether token j is a target."""
+    """Sequences stored once as right-padded tensors; a batch is a row selection.
 
-    input_ids: list[list[int]]
-    loss_masks: list[list[int]]
+    ``loss_mask[i, j]`` says whether token j of sequence i is a training target.
+    """
+
+    input_ids: torch.Tensor  # (N, L) long, padded with the pad id
+    attention_mask: torch.Tensor  # (N, L) long
+    loss_mask: torch.Tensor  # (N, L) float
+    lengths: torch.Tensor  # (N,) long
 
     def __len__(self) -> int:
-        return len(self.input_ids)
+        return len(self.lengths)
 
 
-def _truncate(ids: list[int], mask: list[int], max_length: int) -> tuple[list[int], list[int]]:
-    return ids[:max_length], mask[:max_length]
+def _pack(sequences: list[list[int]], masks: list[list[int]], pad_id: int, max_length: int) -> TokenizedData:
+    sequences = [s[:max_length] for s in sequences]
+    masks = [m[:max_length] for m in masks]
+    width = max((len(s) for s in sequences), default=1)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(sequences), width), dtype=torch.long)
+    loss_mask = torch.zeros((len(sequences), width), dtype=torch.float32)
+    for i, (seq, mask) in enumerate(zip(sequences, masks)):
+        input_ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        attention[i, : len(seq)] = 1
+        loss_mask[i, : len(seq)] = torch.tensor(mask, dtype=torch.float32)
+    return TokenizedData(input_ids, attention, loss_mask, attention.sum(dim=1))
 
 
 def pretraining_data(tokenizer, texts: list[str], max_length: int) -> TokenizedData:
     eos = [tokenizer.eos_token_id]
-    ids_list, masks = [], []
-    for ids in encode_prompts(tokenizer, texts):
-        ids, mask = _truncate(ids + eos, [1] * (len(ids) + 1), max_length)
-        ids_list.append(ids)
-        masks.append(mask)
-    return TokenizedData(ids_list, masks)
+    sequences = [ids + eos for ids in encode_prompts(tokenizer, texts)]
+    return _pack(sequences, [[1] * len(s) for s in sequences], tokenizer.pad_token_id, max_length)
 
 
 def sft_data(tokenizer, prompts: list[str], completions: list[str], max_length: int) -> TokenizedData:
@@ -39,25 +50,20 @@ def sft_data(tokenizer, prompts: list[str], completions: list[str], max_length: 
     eos = [tokenizer.eos_token_id]
     prompt_ids = encode_prompts(tokenizer, prompts)
     completion_ids = tokenizer(completions, add_special_tokens=False)["input_ids"]
-    ids_list, masks = [], []
-    for p, c in zip(prompt_ids, completion_ids):
-        ids, mask = _truncate(p + c + eos, [0] * len(p) + [1] * (len(c) + 1), max_length)
-        ids_list.append(ids)
-        masks.append(mask)
-    return TokenizedData(ids_list, masks)
+    sequences = [p + c + eos for p, c in zip(prompt_ids, completion_ids)]
+    masks = [[0] * len(p) + [1] * (len(c) + 1) for p, c in zip(prompt_ids, completion_ids)]
+    return _pack(sequences, masks, tokenizer.pad_token_id, max_length)
 
 
-def collate(data: TokenizedData, rows: list[int], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(data.input_ids[r]) for r in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    loss_mask = torch.zeros((len(rows), width), dtype=torch.float32)
-    for i, r in enumerate(rows):
-        n = len(data.input_ids[r])
-        input_ids[i, :n] = torch.tensor(data.input_ids[r])
-        attention[i, :n] = 1
-        loss_mask[i, :n] = torch.tensor(data.loss_masks[r], dtype=torch.float32)
-    return {"input_ids": input_ids, "attention_mask": attention, "loss_mask": loss_mask}
+def collate(data: TokenizedData, rows: list[int] | torch.Tensor) -> dict[str, torch.Tensor]:
+    """The selected rows, trimmed to their longest sequence."""
+    rows = torch.as_tensor(rows, dtype=torch.long)
+    width = int(data.lengths[rows].max()) if len(rows) else 1
+    return {
+        "input_ids": data.input_ids[rows, :width],
+        "attention_mask": data.attention_mask[rows, :width],
+        "loss_mask": data.loss_mask[rows, :width],
+    }
 
 
 def epoch_order(num_examples: int, seed: int, epoch: int) -> list[int]:

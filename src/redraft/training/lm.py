@@ -56,12 +56,12 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
 
 
 @torch.no_grad()
-def validation_loss(model, data: TokenizedData, batch_size: int, pad_id: int) -> float:
+def validation_loss(model, data: TokenizedData, batch_size: int) -> float:
     was_training = model.training
     model.eval()
     total, tokens = 0.0, 0.0
     for start in range(0, len(data), batch_size):
-        batch = collate(data, list(range(start, min(start + batch_size, len(data)))), pad_id)
+        batch = collate(data, list(range(start, min(start + batch_size, len(data)))))
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         total += masked_lm_loss_sum(logits, batch["input_ids"], batch["loss_mask"]).item()
         tokens += batch["loss_mask"][:, 1:].sum().item()
@@ -103,7 +103,6 @@ def train_lm(
     )
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    pad_id = tokenizer.pad_token_id
     model_dir, checkpoints = out_dir / "model", out_dir / "checkpoints"
 
     loop = {"best_val_loss": math.inf, "evals_without_improvement": 0, "train_loss": math.nan}
@@ -129,7 +128,7 @@ def train_lm(
             micro_batches = []
             for i in range(cfg.grad_accum_steps):
                 rows = micro_batch_rows(len(train), cfg.batch_size, seed, (step - 1) * cfg.grad_accum_steps + i)
-                micro_batches.append(collate(train, rows[rank::world], pad_id))
+                micro_batches.append(collate(train, rows[rank::world]))
             step_tokens = sum(b["loss_mask"][:, 1:].sum() for b in micro_batches).clamp(min=1.0)
             step_loss = 0.0
             for i, batch in enumerate(micro_batches):
@@ -169,7 +168,7 @@ def train_lm(
 
             stop = False
             if val is not None and len(val) and (step % cfg.eval_every == 0 or step == cfg.max_steps):
-                val_loss = validation_loss(model, val, cfg.batch_size, pad_id)
+                val_loss = validation_loss(model, val, cfg.batch_size)
                 metrics = {"val_loss": val_loss}
                 if val_metrics is not None:
                     metrics.update(val_metrics(plain_model(accelerator.unwrap_model(model))))
