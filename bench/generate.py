@@ -18,14 +18,17 @@ from redraft.rollout.sampler import _left_pad, encode_prompts, generate
 from common import bench_setup
 
 
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def best_times(fns: dict, repeats: int) -> dict[str, float]:
+    """Fastest of `repeats` runs each, interleaved so machine noise hits every contender alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for name, fn in fns.items():
+        fn()  # warm-up
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -33,7 +36,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--new-tokens", type=int, default=8)
     parser.add_argument("--preset", default="small")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
     task, tokenizer, model = bench_setup(args.preset)
@@ -68,9 +71,8 @@ def main() -> None:
         assert out.shape[1] == ids.shape[1] + new_tokens
 
     generated = args.batch * new_tokens
-    t_hf = best_time(hf, args.repeats)
-    t_fast = best_time(lambda: ours("fast"), args.repeats)
-    t_generic = best_time(lambda: ours("hf"), args.repeats)
+    best = best_times({"hf": hf, "fast": lambda: ours("fast"), "generic": lambda: ours("hf")}, args.repeats)
+    t_hf, t_fast, t_generic = best["hf"], best["fast"], best["generic"]
     print(
         json.dumps(
             {

@@ -82,11 +82,19 @@ class FastLlamaRunner:
         signed_sin[:, :half] = -signed_sin[:, :half]
         self.cos_table, self.sin_table = angles.cos().to(dtype), signed_sin.to(dtype)
 
-    def _layer(self, x, weights, cos, sin, k_cache, v_cache, write_at, attn_mask):
+    def _layer(self, x, weights, cos, sin, k_cache, v_cache, write_at, attn_mask, rows, last_rows=None):
+        """One decoder block. ``x`` holds only real tokens, as rows (N, hidden); ``rows`` (or
+        None when every position is real) places them in the (batch, length) grid that
+        attention needs, so no matmul is spent on padding. With ``last_rows`` only each
+        sequence's last position goes past the KV-cache write (the top layer of a prefill:
+        no later layer needs the other positions)."""
         norm1, qkv_w, o_w, norm2, gate_up_w, down_w = weights
-        batch, length, hidden = x.shape
-        h = F.rms_norm(x, (hidden,), norm1, self.eps)
-        qkv = F.linear(h, qkv_w).view(batch, length, self.heads + 2 * self.kv_heads, self.head_dim)
+        batch, length = cos.shape[0], cos.shape[2]
+        hidden = x.shape[-1]
+        qkv = F.linear(F.rms_norm(x, (hidden,), norm1, self.eps), qkv_w)
+        if rows is not None:
+            qkv = qkv.new_zeros(batch * length, qkv.shape[-1]).index_copy_(0, rows, qkv)
+        qkv = qkv.view(batch, length, self.heads + 2 * self.kv_heads, self.head_dim)
         # Rotate queries and keys together in one pass.
         qk = _apply_rope(qkv[:, :, : self.heads + self.kv_heads].transpose(1, 2), cos, sin)
         q, k = qk.split([self.heads, self.kv_heads], dim=1)
@@ -94,17 +102,23 @@ class FastLlamaRunner:
         end = write_at + length
         k_cache[:, :, write_at:end] = k
         v_cache[:, :, write_at:end] = v
-        attended = F.scaled_dot_product_attention(
-            q,
-            k_cache[:, :, :end],
-            v_cache[:, :, :end],
-            attn_mask=attn_mask,
-            enable_gqa=self.kv_heads != self.heads,
-        )
-        x = x + F.linear(attended.transpose(1, 2).reshape(batch, length, -1), o_w)
-        h = F.rms_norm(x, (hidden,), norm2, self.eps)
-        gate, up = F.linear(h, gate_up_w).chunk(2, dim=-1)
-        return x + F.linear(F.silu(gate) * up, down_w)
+        keys, values = k_cache[:, :, :end], v_cache[:, :, :end]
+        if last_rows is not None:
+            q, attn_mask, x, rows, length = q[:, :, -1:], attn_mask[:, :, -1:], x[last_rows], None, 1
+        if self.kv_heads == self.heads:
+            # Short sequences: plain matmuls beat the fused kernel's per-call cost here.
+            scores = torch.matmul(q, keys.transpose(-1, -2)).mul_(self.head_dim**-0.5)
+            attended = torch.matmul(scores.masked_fill_(~attn_mask, float("-inf")).softmax(-1), values)
+        else:
+            attended = F.scaled_dot_product_attention(
+                q, keys, values, attn_mask=attn_mask, enable_gqa=self.kv_heads != self.heads
+            )
+        attended = attended.transpose(1, 2).reshape(batch * length, -1)
+        if rows is not None:
+            attended = attended.index_select(0, rows)
+        x = x + F.linear(attended, o_w)
+        gate, up = F.linear(F.rms_norm(x, (hidden,), norm2, self.eps), gate_up_w).chunk(2, dim=-1)
+        return x + F.linear(F.silu(gate).mul_(up), down_w)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(F.rms_norm(x, (x.shape[-1],), self.final_norm, self.eps), self.lm_head)
@@ -116,8 +130,9 @@ class FastLlamaRunner:
         """Left-padded prompts in, next-token logits of the last position out."""
         batch, length = input_ids.shape
         shape = (batch, self.kv_heads, self.max_total, self.head_dim)
-        self.k_caches = [self.embed.new_zeros(shape) for _ in self.layers]
-        self.v_caches = [self.embed.new_zeros(shape) for _ in self.layers]
+        # Uninitialised is safe: attention only ever reads positions already written.
+        self.k_caches = [self.embed.new_empty(shape) for _ in self.layers]
+        self.v_caches = [self.embed.new_empty(shape) for _ in self.layers]
         self.valid = torch.zeros(batch, self.max_total, dtype=torch.bool)
         self.valid[:, :length] = attention_mask.bool()
         positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -127,10 +142,17 @@ class FastLlamaRunner:
         # Padding queries attend to themselves only, so no softmax row is empty (NaN-free).
         mask = (causal & self.valid[:, None, :length]) | torch.eye(length, dtype=torch.bool)
         cos, sin = self._rope(positions)
-        x = F.embedding(input_ids, self.embed)
-        for weights, k_cache, v_cache in zip(self.layers, self.k_caches, self.v_caches):
-            x = self._layer(x, weights, cos, sin, k_cache, v_cache, 0, mask.unsqueeze(1))
-        return self._logits(x[:, -1])
+        rows = attention_mask.flatten().nonzero().flatten()
+        x = F.embedding(input_ids.flatten()[rows], self.embed)
+        # Left padding puts every prompt's last token in the last column, i.e. the row just
+        # before the next prompt's first row.
+        last_rows = attention_mask.sum(dim=1).cumsum(0) - 1
+        top = len(self.layers) - 1
+        for depth, (weights, k_cache, v_cache) in enumerate(zip(self.layers, self.k_caches, self.v_caches)):
+            x = self._layer(
+                x, weights, cos, sin, k_cache, v_cache, 0, mask.unsqueeze(1), rows, last_rows if depth == top else None
+            )
+        return self._logits(x)
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """One new token per row in, next-token logits out."""
@@ -138,9 +160,9 @@ class FastLlamaRunner:
         self.valid[:, at] = True
         cos, sin = self._rope(self.next_position[:, None])
         mask = self.valid[:, None, None, : at + 1]
-        x = F.embedding(tokens[:, None], self.embed)
+        x = F.embedding(tokens, self.embed)
         for weights, k_cache, v_cache in zip(self.layers, self.k_caches, self.v_caches):
-            x = self._layer(x, weights, cos, sin, k_cache, v_cache, at, mask)
+            x = self._layer(x, weights, cos, sin, k_cache, v_cache, at, mask, None)
         self.length += 1
         self.next_position = self.next_position + 1
-        return self._logits(x[:, -1])
+        return self._logits(x)

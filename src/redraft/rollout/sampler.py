@@ -140,6 +140,9 @@ class _StopMatcher:
 def _generate_batch(model, tokenizer, prompt_ids, params: SamplingConfig, generator, backend) -> Generation:
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos_id = tokenizer.eos_token_id
+    # An empty prompt still needs one position to predict from.
+    start_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos_id
+    prompt_ids = [ids if ids else [start_id] for ids in prompt_ids]
     input_ids, attention_mask = _left_pad(prompt_ids, pad_id)
     limit = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
     max_new = params.max_new_tokens
