@@ -46,13 +46,18 @@ def _load(stage: str, config: Path | None, overrides: list[str] | None, name: st
 
 @app.command()
 def run(config: ConfigOption = None, set_: SetOption = None, name: NameOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False) -> None:
-    """The main job: tokenizer -> pretraining -> SFT -> evaluation -> report (runs/<name>/report.md)."""
+    """The main job: tokenizer -> pretraining -> SFT -> RL -> evaluation -> report (runs/<name>/report.md)."""
     from redraft.pipeline import run_pipeline
 
     cfg = _load("run", config, set_, name)
     report = run_pipeline(cfg, resume=resume, overwrite=overwrite)
     console.print(f"[green]done[/green]: report at {report}")
-    console.print((report.parent / "eval" / "eval.json").read_text())
+    for path in sorted((report.parent / "eval").glob("*/eval.json")):
+        result = json.loads(path.read_text())
+        console.print(
+            f"{path.parent.name}: greedy accuracy {100 * result['greedy_accuracy']:.1f}%, "
+            f"pass@{result['k']} {100 * result['pass_at_k'][str(result['k'])]:.1f}%"
+        )
 
 
 @app.command()
@@ -89,6 +94,28 @@ def sft(
     prepare_run_dir(out, resume, overwrite)
     dump_config(cfg, out / "config.yaml")
     result = run_sft(cfg, out, MetricsLog(out / "metrics.jsonl"), resume)
+    console.print(f"[green]done[/green]: model at {result['model_dir']}")
+
+
+@app.command()
+def rl(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    name: NameOption = None,
+    model: Annotated[Optional[str], typer.Option(help="HF checkpoint folder of the starting policy (sets model.path).")] = None,
+    resume: ResumeOption = False,
+    overwrite: OverwriteOption = False,
+) -> None:
+    """RL against the task's verifiable reward: rl.algorithm = grpo | rloo | reinforce_pp | ppo."""
+    from redraft.config import dump_config
+    from redraft.pipeline import prepare_run_dir, run_rl
+    from redraft.training.logging import MetricsLog
+
+    cfg = _load("rl", config, set_, name, **{"model.path": model})
+    out = cfg.run.directory
+    prepare_run_dir(out, resume, overwrite)
+    dump_config(cfg, out / "config.yaml")
+    result = run_rl(cfg, out, MetricsLog(out / "metrics.jsonl"), resume)
     console.print(f"[green]done[/green]: model at {result['model_dir']}")
 
 
@@ -160,7 +187,7 @@ def generate(
 
 @config_app.command("show")
 def config_show(
-    stage: Annotated[str, typer.Argument(help="run | pretrain | sft | eval | generate")] = "run",
+    stage: Annotated[str, typer.Argument(help="run | pretrain | sft | rl | eval | generate")] = "run",
     config: ConfigOption = None,
     set_: SetOption = None,
 ) -> None:

@@ -142,6 +142,45 @@ class EvalSettings(Section):
     batch_size: int = Field(512, ge=1)
 
 
+class RLSection(Section):
+    """Policy-gradient training against a verifiable reward (GRPO, RLOO, REINFORCE++, PPO)."""
+
+    algorithm: Literal["grpo", "rloo", "reinforce_pp", "ppo"] = "grpo"
+    iterations: int = Field(100, ge=0)  # 0 skips the stage
+    prompts_per_iteration: int = Field(64, ge=1)
+    samples_per_prompt: int = Field(8, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    max_new_tokens: int = Field(16, ge=1)
+    epochs: int = Field(1, ge=1)  # passes over each iteration's rollouts
+    minibatch_size: int = Field(512, ge=1)  # sequences per optimizer step
+    clip_eps: float = Field(0.2, gt=0)
+    clip_eps_high: float | None = Field(None, gt=0)
+    loss_agg: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = "token_mean"
+    scale_rewards: bool = True  # GRPO: divide by the group's reward std
+    kl_coef: float = Field(0.0, ge=0)
+    kl_estimator: Literal["k1", "k2", "k3"] = "k3"
+    adaptive_kl: bool = False
+    kl_target: float = Field(0.05, gt=0)
+    kl_horizon: int = Field(10_000, ge=1)
+    gamma: float = Field(1.0, ge=0, le=1)
+    lam: float = Field(0.95, ge=0, le=1)
+    value_clip_eps: float | None = Field(0.2, gt=0)
+    critic_lr: float = Field(1e-4, gt=0)
+    truncation_penalty: float = Field(0.0, ge=0)  # subtracted from replies cut at max_new_tokens
+    eval_every: int = Field(10, ge=1)
+    eval_problems: int = Field(256, ge=0)
+    save_every: int = Field(20, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    log_every: int = Field(1, ge=1)
+    optim: OptimConfig = OptimConfig(lr=1e-4, warmup_steps=5, weight_decay=0.0, min_lr_ratio=1.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> RLSection:
+        if self.algorithm in ("grpo", "rloo") and self.samples_per_prompt < 2:
+            raise ValueError(f"{self.algorithm} needs samples_per_prompt >= 2 (it compares samples of a prompt)")
+        return self
+
+
 class LoggingConfig(Section):
     tensorboard: bool = False
     wandb: bool = False
@@ -173,19 +212,26 @@ class EvalConfig(StageConfig):
     eval: EvalSettings = EvalSettings()
 
 
+class RLConfig(StageConfig):
+    task: TaskConfig = TaskConfig()
+    model: ModelConfig = ModelConfig()
+    rl: RLSection = RLSection()
+
+
 class GenerateConfig(StageConfig):
     model: ModelConfig = ModelConfig()
     sampling: SamplingConfig = SamplingConfig()
 
 
 class PipelineConfig(StageConfig):
-    """The main job: tokenizer -> pretraining -> SFT -> evaluation -> report."""
+    """The main job: tokenizer -> pretraining -> SFT -> RL -> evaluation -> report."""
 
     task: TaskConfig = TaskConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
     model: ModelConfig = ModelConfig()
     pretrain: TrainConfig = TrainConfig()
     sft: TrainConfig = TrainConfig()
+    rl: RLSection = RLSection()
     eval: EvalSettings = EvalSettings()
 
 
@@ -193,6 +239,7 @@ STAGES: dict[str, type[StageConfig]] = {
     "run": PipelineConfig,
     "pretrain": PretrainConfig,
     "sft": SFTConfig,
+    "rl": RLConfig,
     "eval": EvalConfig,
     "generate": GenerateConfig,
 }

@@ -19,12 +19,13 @@ from redraft.config import (
     EvalConfig,
     PipelineConfig,
     PretrainConfig,
+    RLConfig,
     SFTConfig,
     dump_config,
 )
 from redraft.errors import RedraftError
 from redraft.evaluation.evaluate import EvalResult, evaluate, greedy_accuracy, save_result
-from redraft.evaluation.plots import plot_accuracy, plot_losses
+from redraft.evaluation.plots import plot_accuracy, plot_losses, plot_rl
 from redraft.evaluation.report import write_report
 from redraft.fsutil import write_json_atomic
 from redraft.models import build_model, load_model
@@ -132,6 +133,28 @@ def run_sft(cfg: SFTConfig, out_dir: Path, log: MetricsLog, resume: bool = False
     return _finish(out_dir, {**asdict(result), "model_dir": str(result.model_dir)})
 
 
+def run_rl(cfg: RLConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None) -> dict[str, Any]:
+    from redraft.training.rl import train_rl
+
+    if done := _finished(out_dir):
+        return done
+    if not cfg.model.path:
+        raise RedraftError("rl needs model.path (an SFT checkpoint; use --model PATH)")
+    task = task or build_task(cfg.task)
+    result = train_rl(
+        model_path=cfg.model.path,
+        tokenizer=load_tokenizer(cfg.model.path),
+        task=task,
+        cfg=cfg.rl,
+        out_dir=out_dir,
+        seed=cfg.run.seed,
+        log=log,
+        logging=cfg.logging,
+        resume=resume,
+    )
+    return _finish(out_dir, result)
+
+
 def run_eval(cfg: EvalConfig, out_dir: Path, task: Task | None = None) -> EvalResult:
     if not cfg.model.path:
         raise RedraftError("eval needs model.path (use --model PATH)")
@@ -163,26 +186,34 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
     sft_cfg = SFTConfig(**shared, model=sft_model, train=cfg.sft)
     sft = run_sft(sft_cfg, run_dir / "sft", log, resume, task)
 
-    eval_cfg = EvalConfig(run=cfg.run, task=cfg.task, model=sft_model.model_copy(update={"path": sft["model_dir"]}), eval=cfg.eval)
-    eval_dir = run_dir / "eval"
-    if done := _finished(eval_dir):
-        result = EvalResult(**{**done, "pass_at_k": {int(k): v for k, v in done["pass_at_k"].items()}})
-    else:
-        result = run_eval(eval_cfg, eval_dir, task)
-        _finish(eval_dir, asdict(result))
+    stages = {"pretrain": pretrain, "sft": sft}
+    models = {"sft": sft["model_dir"]}
+    if cfg.rl.iterations:
+        rl_cfg = RLConfig(**shared, model=sft_model.model_copy(update={"path": sft["model_dir"]}), rl=cfg.rl)
+        stages["rl"] = run_rl(rl_cfg, run_dir / "rl", log, resume, task)
+        models["rl"] = stages["rl"]["model_dir"]
+
+    results = {}
+    for stage, model_dir in models.items():
+        eval_dir = run_dir / "eval" / stage
+        if done := _finished(eval_dir):
+            results[stage] = EvalResult(**{**done, "pass_at_k": {int(k): v for k, v in done["pass_at_k"].items()}})
+            continue
+        eval_cfg = EvalConfig(run=cfg.run, task=cfg.task, model=sft_model.model_copy(update={"path": model_dir}), eval=cfg.eval)
+        results[stage] = run_eval(eval_cfg, eval_dir, task)
+        _finish(eval_dir, asdict(results[stage]))
     timings["main_job_seconds"] = timings.get("main_job_seconds", 0.0) + time.perf_counter() - started
     write_json_atomic(timing_path, timings)
 
     records = log.read()
-    plot_losses(records, ["pretrain", "sft"], run_dir / "loss.png")
-    final = {"greedy": result.greedy_accuracy, "pass@1": result.pass_at_k[1], f"pass@{result.k}": result.pass_at_k[result.k]}
-    plot_accuracy(records, "sft", final, run_dir / "accuracy.png")
+    plots = [plot_losses(records, ["pretrain", "sft"], run_dir / "loss.png").name]
+    bars = {}
+    for name, result in results.items():
+        bars[f"{name} greedy"] = result.greedy_accuracy
+        bars[f"{name} pass@{result.k}"] = result.pass_at_k[result.k]
+    plots.append(plot_accuracy(records, "sft", bars, run_dir / "accuracy.png").name)
+    if "rl" in stages:
+        plots.append(plot_rl(records, run_dir / "rl.png").name)
     return write_report(
-        run_dir,
-        cfg=cfg,
-        task=task,
-        stages={"pretrain": pretrain, "sft": sft},
-        result=result,
-        seconds=timings["main_job_seconds"],
-        plots=["loss.png", "accuracy.png"],
+        run_dir, cfg=cfg, task=task, stages=stages, results=results, seconds=timings["main_job_seconds"], plots=plots
     )

@@ -49,12 +49,37 @@ def plot_accuracy(records: list[dict[str, Any]], stage: str, final: dict[str, fl
     curve.grid(alpha=0.3)
     names = list(final)
     heights = [100 * final[n] for n in names]
-    bars.bar(names, heights, color=["#4c72b0", "#dd8452", "#55a868", "#c44e52"][: len(names)])
+    palette = ["#4c72b0", "#a1c9f4", "#dd8452", "#ffb482", "#55a868", "#8de5a1"]
+    bars.bar(names, heights, color=palette[: len(names)])
     for i, h in enumerate(heights):
         bars.text(i, h + 1, f"{h:.1f}", ha="center")
     bars.set_ylim(0, 105)
     bars.set_title("test split")
     bars.set_ylabel("%")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_rl(records: list[dict[str, Any]], path: str | Path) -> Path:
+    """RL curves: reward and training accuracy, KL to the reference, validation greedy accuracy."""
+    rl = [r for r in records if r["stage"] == "rl"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+    for key in ("reward", "accuracy"):
+        steps, values = _series(rl, key)
+        axes[0].plot(steps, values, label=f"sample {key}")
+    axes[0].set_title("rollout reward")
+    steps, values = _series(rl, "kl")
+    axes[1].plot(steps, values, color="#c44e52")
+    axes[1].set_title("KL to reference (per sequence)")
+    steps, values = _series(rl, "val_accuracy")
+    axes[2].plot(steps, [100 * v for v in values], "o-", markersize=3, color="#55a868")
+    axes[2].set_title("greedy accuracy on validation problems (%)")
+    for ax in axes:
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -25,7 +25,7 @@ def write_report(
     cfg: PipelineConfig,
     task: Task,
     stages: dict[str, dict[str, Any]],
-    result: EvalResult,
+    results: dict[str, EvalResult],
     seconds: float,
     plots: list[str],
 ) -> Path:
@@ -42,35 +42,47 @@ def write_report(
         "| stage | steps | time (s) | final train loss | best val loss | early stop |",
         "|---|---|---|---|---|---|",
     ]
-    for name, stage in stages.items():
+    for name in ("pretrain", "sft"):
+        stage = stages[name]
         lines.append(
             f"| {name} | {stage['steps']} | {stage['seconds']:.0f} | {_fmt(stage['train_loss'])} | "
             f"{_fmt(stage['best_val_loss'])} | {'yes' if stage['stopped_early'] else 'no'} |"
         )
-    pass_rows = " | ".join(f"{100 * v:.1f}" for v in result.pass_at_k.values())
-    pass_heads = " | ".join(f"pass@{k} (%)" for k in result.pass_at_k)
+    if "rl" in stages:
+        rl = stages["rl"]
+        lines += [
+            "",
+            f"RL: {rl['algorithm']}, {rl['iterations']} iterations of {cfg.rl.prompts_per_iteration} prompts × "
+            f"{cfg.rl.samples_per_prompt} samples, {rl['seconds']:.0f} s; reward = the task's checker (1 / 0).",
+        ]
+    first = next(iter(results.values()))
+    ks = list(first.pass_at_k)
     lines += [
         "",
-        f"## Evaluation ({result.split} split, {result.num_problems} problems)",
+        f"## Evaluation ({first.split} split, {first.num_problems} problems)",
         "",
-        f"Greedy accuracy and pass@k from {result.k} samples per problem at temperature {cfg.eval.temperature}.",
+        f"Greedy accuracy (± 95% CI) and pass@k from {first.k} samples per problem at temperature {cfg.eval.temperature}.",
         "",
-        f"| greedy accuracy (%) | {pass_heads} | truncated (%) |",
-        "|---" * (2 + len(result.pass_at_k)) + "|",
-        f"| {100 * result.greedy_accuracy:.1f} ± {100 * result.greedy_accuracy_ci95:.1f} | {pass_rows} | "
-        f"{100 * result.truncated_fraction:.1f} |",
-        "",
-        "The gap between greedy accuracy and pass@k is the headroom a later RL stage can claim.",
-        "",
-        "## Plots",
-        "",
-        *[f"![{p}]({p})" for p in plots],
-        "",
+        "| model | greedy accuracy (%) | " + " | ".join(f"pass@{k} (%)" for k in ks) + " | truncated (%) |",
+        "|---" * (3 + len(ks)) + "|",
     ]
-    samples_path = run_dir / "eval" / "samples.jsonl"
+    for name, result in results.items():
+        lines.append(
+            f"| {name} | {100 * result.greedy_accuracy:.1f} ± {100 * result.greedy_accuracy_ci95:.1f} | "
+            + " | ".join(f"{100 * result.pass_at_k[k]:.1f}" for k in ks)
+            + f" | {100 * result.truncated_fraction:.1f} |"
+        )
+    if "sft" in results and "rl" in results:
+        gain = 100 * (results["rl"].greedy_accuracy - results["sft"].greedy_accuracy)
+        lines += ["", f"RL changed greedy accuracy by **{gain:+.1f} points** over SFT."]
+    else:
+        lines += ["", "The gap between greedy accuracy and pass@k is the headroom an RL stage can claim."]
+    lines += ["", "## Plots", "", *[f"![{p}]({p})" for p in plots], ""]
+    last = list(results)[-1]
+    samples_path = run_dir / "eval" / last / "samples.jsonl"
     if samples_path.is_file():
         rows = [json.loads(line) for line in samples_path.read_text().splitlines()[:8]]
-        lines += ["## Sample greedy answers", "", "| prompt | expected | model | correct |", "|---|---|---|---|"]
+        lines += [f"## Sample greedy answers ({last} model)", "", "| prompt | expected | model | correct |", "|---|---|---|---|"]
         for row in rows:
             model_text = row["greedy"].replace("|", "\\|").replace("\n", "⏎")
             lines.append(f"| `{row['prompt']}` | {row['answer']} | `{model_text}` | {'✓' if row['greedy_correct'] else '✗'} |")
@@ -78,9 +90,9 @@ def write_report(
     lines += [
         "## Files",
         "",
-        "`config.yaml` (the full config), `metrics.jsonl` (every logged metric), `pretrain/model` and",
-        "`sft/model` (HF checkpoints: `AutoModelForCausalLM.from_pretrained(path)`), `*/checkpoints/`",
-        "(resumable training state), `eval/eval.json` and `eval/samples.jsonl`.",
+        "`config.yaml` (the full config), `metrics.jsonl` (every logged metric), `pretrain/model`,",
+        "`sft/model`, `rl/model` (HF checkpoints: `AutoModelForCausalLM.from_pretrained(path)`),",
+        "`*/checkpoints/` (resumable training state), `eval/<model>/eval.json` and `samples.jsonl`.",
         "",
     ]
     path = run_dir / "report.md"

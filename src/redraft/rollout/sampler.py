@@ -203,11 +203,23 @@ def generate(
     seed: int | None = None,
 ) -> Generation:
     """Sample one completion per prompt in batches of ``params.batch_size``."""
+    return generate_ids(model, tokenizer, encode_prompts(tokenizer, prompts), params, seed)
+
+
+def generate_ids(
+    model: PreTrainedModel,
+    tokenizer,
+    prompt_ids: list[list[int]],
+    params: SamplingConfig | None = None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Generation:
+    """Like :func:`generate` for prompts already tokenized (multi-turn contexts are token ids)."""
     params = params or SamplingConfig()
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    if generator is None and seed is not None:
+        generator = torch.Generator().manual_seed(seed)
     was_training = model.training
     model.eval()
-    prompt_ids = encode_prompts(tokenizer, prompts)
     result = Generation()
     try:
         for start in range(0, len(prompt_ids), params.batch_size):

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from transformers import PreTrainedModel, get_cosine_with_min_lr_schedule_with_warmup
+from transformers import PreTrainedModel
 
 from redraft.config import LoggingConfig, TrainConfig
 from redraft.errors import TrainingError
@@ -26,6 +26,7 @@ from redraft.models.build import save_model
 from redraft.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from redraft.training.data import TokenizedData, collate, micro_batch_rows
 from redraft.training.logging import MetricsLog, progress_bar, trackers
+from redraft.training.optim import build_optimizer, build_scheduler
 from redraft.training.losses import masked_lm_loss_sum
 
 ValMetricsFn = Callable[[PreTrainedModel], dict[str, float]]
@@ -39,20 +40,6 @@ class StageResult:
     best_val_loss: float | None
     stopped_early: bool
     seconds: float
-
-
-def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if not trainable:
-        raise TrainingError("nothing to train: every parameter is frozen")
-    # Norm gains and biases (1-D) are not decayed.
-    groups = [
-        {"params": [p for _, p in trainable if p.ndim >= 2], "weight_decay": cfg.optim.weight_decay},
-        {"params": [p for _, p in trainable if p.ndim < 2], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(
-        groups, lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps
-    )
 
 
 @torch.no_grad()
@@ -97,10 +84,8 @@ def train_lm(
     accelerator = Accelerator(log_with=trackers(logging.tensorboard, logging.wandb) or None, project_dir=str(out_dir))
     if accelerator.log_with:
         accelerator.init_trackers(stage, config=cfg.model_dump(mode="json"))
-    optimizer = _optimizer(model, cfg)
-    scheduler = get_cosine_with_min_lr_schedule_with_warmup(
-        optimizer, cfg.optim.warmup_steps, cfg.max_steps, min_lr_rate=cfg.optim.min_lr_ratio
-    )
+    optimizer = build_optimizer(model, cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.optim, cfg.max_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     trainable = [p for p in model.parameters() if p.requires_grad]
     model_dir, checkpoints = out_dir / "model", out_dir / "checkpoints"

@@ -1,0 +1,42 @@
+"""RL math as pure tensor functions: masked reductions, KL, advantages and losses."""
+
+from redraft.algorithms.advantages import (
+    broadcast_to_tokens,
+    discounted_returns,
+    gae,
+    group_advantages,
+    reinforce_pp_advantages,
+    rloo_advantages,
+)
+from redraft.algorithms.kl import AdaptiveKLController, FixedKLController, kl_penalty
+from redraft.algorithms.losses import (
+    aggregate_loss,
+    dpo_loss,
+    entropy_from_logits,
+    logprobs_from_logits,
+    ppo_policy_loss,
+    value_loss,
+)
+from redraft.algorithms.masked import masked_mean, masked_sum, masked_var, masked_whiten
+
+__all__ = [
+    "AdaptiveKLController",
+    "FixedKLController",
+    "aggregate_loss",
+    "broadcast_to_tokens",
+    "discounted_returns",
+    "dpo_loss",
+    "entropy_from_logits",
+    "gae",
+    "group_advantages",
+    "kl_penalty",
+    "logprobs_from_logits",
+    "masked_mean",
+    "masked_sum",
+    "masked_var",
+    "masked_whiten",
+    "ppo_policy_loss",
+    "reinforce_pp_advantages",
+    "rloo_advantages",
+    "value_loss",
+]

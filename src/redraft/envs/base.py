@@ -1,0 +1,117 @@
+"""The environment API and the episode record.
+
+An environment runs one episode: ``reset(example)`` returns the first observation (the prompt
+text), then ``step(reply)`` takes the policy's reply and returns the next observation, a reward,
+whether the episode is done, and free-form info. Users subclass :class:`Environment`; a
+single-turn task is the one-step case (:class:`SingleTurnEnv`).
+
+A finished :class:`Episode` becomes one token sequence: observation tokens (no loss) and reply
+tokens (the policy's actions) alternate; ``action_mask`` marks the replies and ``turn_ids``
+says which turn every token belongs to, so rewards can be credited per turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redraft.tasks.base import Example, Task
+
+RewardFn = Callable[..., list[float]]
+
+
+@dataclass
+class StepResult:
+    observation: str | None  # text shown before the next reply; None once done
+    reward: float
+    done: bool
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Environment:
+    """Subclass and implement :meth:`reset` and :meth:`step`. ``max_turns`` bounds an episode."""
+
+    max_turns: int = 1
+
+    def reset(self, example: Example) -> str:
+        raise NotImplementedError
+
+    def step(self, reply: str) -> StepResult:
+        raise NotImplementedError
+
+    @classmethod
+    def step_batch(cls, envs: Sequence[Environment], replies: Sequence[str]) -> list[StepResult]:
+        """Step many episodes at once; override to batch expensive rewards (e.g. a sandbox)."""
+        return [env.step(reply) for env, reply in zip(envs, replies)]
+
+
+class SingleTurnEnv(Environment):
+    """One prompt, one reply, one reward: the task's checker (1.0 / 0.0) or a reward function
+    ``fn(prompts, completions, answer=[...], **example fields) -> list[float]``."""
+
+    max_turns = 1
+
+    def __init__(self, task: Task, reward_fn: RewardFn | None = None):
+        self.task = task
+        self.reward_fn = reward_fn
+        self.example: Example | None = None
+        self.prompt = ""
+
+    def reset(self, example: Example) -> str:
+        self.example = example
+        self.prompt = self.task.prompt(example)
+        return self.prompt
+
+    def step(self, reply: str) -> StepResult:
+        return self.step_batch([self], [reply])[0]
+
+    @classmethod
+    def step_batch(cls, envs: Sequence[SingleTurnEnv], replies: Sequence[str]) -> list[StepResult]:
+        if not envs:
+            return []
+        reward_fn = envs[0].reward_fn
+        if reward_fn is None:
+            rewards = [float(env.task.check(reply, env.example)) for env, reply in zip(envs, replies)]
+        else:
+            fields: dict[str, list[Any]] = {"answer": [env.example.answer for env in envs]}
+            for key in envs[0].example.fields:
+                fields[key] = [env.example.fields.get(key) for env in envs]
+            rewards = [float(r) for r in reward_fn([env.prompt for env in envs], list(replies), **fields)]
+        return [
+            StepResult(None, reward, True, {"correct": env.task.check(reply, env.example)})
+            for env, reply, reward in zip(envs, replies, rewards)
+        ]
+
+
+@dataclass
+class Turn:
+    observation_ids: list[int]  # tokens shown before this reply (the prompt, for turn 0)
+    reply_ids: list[int]
+    reply_logprobs: list[float]
+    reply_text: str
+    finish_reason: str
+    reward: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Episode:
+    example: Example
+    turns: list[Turn] = field(default_factory=list)
+
+    @property
+    def total_reward(self) -> float:
+        return sum(turn.reward for turn in self.turns)
+
+    def token_ids(self) -> list[int]:
+        return [t for turn in self.turns for t in (*turn.observation_ids, *turn.reply_ids)]
+
+    def action_mask(self) -> list[int]:
+        return [m for turn in self.turns for m in ([0] * len(turn.observation_ids) + [1] * len(turn.reply_ids))]
+
+    def logprobs(self) -> list[float]:
+        return [lp for turn in self.turns for lp in ([0.0] * len(turn.observation_ids) + turn.reply_logprobs)]
+
+    def turn_ids(self) -> list[int]:
+        return [i for i, turn in enumerate(self.turns) for _ in range(len(turn.observation_ids) + len(turn.reply_ids))]

@@ -1,0 +1,52 @@
+"""Run batches of (multi-turn) episodes with the sampler."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from transformers import PreTrainedModel
+
+from redraft.config import SamplingConfig
+from redraft.envs.base import Environment, Episode, Turn
+from redraft.rollout.sampler import encode_prompts, generate_ids
+from redraft.tasks.base import Example
+
+
+def run_episodes(
+    model: PreTrainedModel,
+    tokenizer,
+    envs: Sequence[Environment],
+    examples: Sequence[Example],
+    params: SamplingConfig,
+    generator: torch.Generator | None = None,
+) -> list[Episode]:
+    """All episodes advance turn by turn; each turn is one batched generation over the open ones.
+
+    The context of a later turn is the exact token sequence so far (never re-tokenized text), so
+    the log-probs the sampler returns are those of the sequence the trainer will score.
+    """
+    observations = [env.reset(example) for env, example in zip(envs, examples)]
+    pending = encode_prompts(tokenizer, observations)  # observation tokens not yet in a turn
+    contexts = [[] for _ in envs]
+    episodes = [Episode(example) for example in examples]
+    open_rows = list(range(len(envs)))
+    env_type = type(envs[0]) if envs else Environment
+    for _ in range(max((env.max_turns for env in envs), default=0)):
+        if not open_rows:
+            break
+        prompts = [contexts[i] + pending[i] for i in open_rows]
+        out = generate_ids(model, tokenizer, prompts, params, generator=generator)
+        results = env_type.step_batch([envs[i] for i in open_rows], out.texts)
+        still_open = []
+        for k, i in enumerate(open_rows):
+            result = results[k]
+            episodes[i].turns.append(
+                Turn(pending[i], out.token_ids[k], out.logprobs[k], out.texts[k], out.finish_reasons[k], result.reward, result.info)
+            )
+            contexts[i] = prompts[k] + out.token_ids[k]
+            if not result.done and len(episodes[i].turns) < envs[i].max_turns:
+                pending[i] = tokenizer(result.observation or "", add_special_tokens=False)["input_ids"]
+                still_open.append(i)
+        open_rows = still_open
+    return episodes

@@ -1,0 +1,286 @@
+"""One RL loop for GRPO, RLOO, REINFORCE++ and PPO.
+
+Each iteration: sample prompts -> episodes with the sampler (several samples per prompt; the
+sampler's temperature-aware log-probs are the "old" log-probs) -> rewards from the environment ->
+reference log-probs and per-token KL -> advantages (the algorithm's choice) -> minibatch epochs of
+the clipped policy loss (+ the critic's clipped value loss for PPO) -> log, evaluate, checkpoint.
+
+Where the KL to the reference goes: GRPO adds it to the loss (k-estimator on sampled tokens);
+RLOO folds the sequence's summed KL into its score; REINFORCE++ and PPO put −β·KL on every token's
+reward. The math lives in :mod:`redraft.algorithms`; this file only wires it together.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from transformers import PreTrainedModel
+
+from redraft.algorithms import (
+    AdaptiveKLController,
+    FixedKLController,
+    aggregate_loss,
+    broadcast_to_tokens,
+    entropy_from_logits,
+    gae,
+    group_advantages,
+    kl_penalty,
+    logprobs_from_logits,
+    masked_mean,
+    masked_whiten,
+    ppo_policy_loss,
+    reinforce_pp_advantages,
+    rloo_advantages,
+    value_loss,
+)
+from redraft.config import LoggingConfig, RLSection, SamplingConfig
+from redraft.envs.base import Environment, Episode, SingleTurnEnv
+from redraft.errors import TrainingError
+from redraft.evaluation.evaluate import greedy_accuracy
+from redraft.models.build import load_model, save_model
+from redraft.models.value import ValueModel
+from redraft.rollout.episodes import run_episodes
+from redraft.tasks.base import Task
+from redraft.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from redraft.training.data import micro_batch_rows
+from redraft.training.logging import MetricsLog, progress_bar, trackers
+from redraft.training.optim import build_optimizer, build_scheduler
+
+EnvFactory = Callable[[], Environment]
+
+
+@dataclass
+class RolloutBatch:
+    """Episodes as right-padded tensors, all (N, L) unless noted."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    action_mask: torch.Tensor  # 1.0 on policy-generated tokens
+    old_logp: torch.Tensor  # sampler log-probs at action tokens
+    token_rewards: torch.Tensor  # each turn's reward on its last action token
+    scores: torch.Tensor  # (N,) episode reward
+    truncated: torch.Tensor  # (N,) any reply cut at max_new_tokens
+    correct: torch.Tensor  # (N,) the last turn's checker verdict
+
+
+def collate_episodes(episodes: list[Episode], pad_id: int, truncation_penalty: float = 0.0) -> RolloutBatch:
+    width = max(len(e.token_ids()) for e in episodes)
+    n = len(episodes)
+    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
+    attention = torch.zeros((n, width), dtype=torch.long)
+    action = torch.zeros((n, width))
+    old_logp = torch.zeros((n, width))
+    token_rewards = torch.zeros((n, width))
+    scores, truncated, correct = torch.zeros(n), torch.zeros(n, dtype=torch.bool), torch.zeros(n)
+    for i, episode in enumerate(episodes):
+        ids = episode.token_ids()
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        attention[i, : len(ids)] = 1
+        action[i, : len(ids)] = torch.tensor(episode.action_mask(), dtype=torch.float32)
+        old_logp[i, : len(ids)] = torch.tensor(episode.logprobs())
+        position = 0
+        for turn in episode.turns:
+            position += len(turn.observation_ids) + len(turn.reply_ids)
+            penalty = truncation_penalty if turn.finish_reason == "length" else 0.0
+            # An empty reply has no token to carry its reward; it lands on the last context token.
+            token_rewards[i, max(position - 1, 0)] += turn.reward - penalty
+            scores[i] += turn.reward - penalty
+        truncated[i] = any(t.finish_reason == "length" for t in episode.turns)
+        correct[i] = float(bool(episode.turns[-1].info.get("correct", episode.turns[-1].reward > 0)))
+    return RolloutBatch(input_ids, attention, action, old_logp, token_rewards, scores, truncated, correct)
+
+
+def sequence_logprobs(model, input_ids, attention_mask, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-prob of every token given its prefix (column 0 is 0) and the logits that produced them."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]
+    logp = logprobs_from_logits(logits, input_ids[:, 1:], temperature)
+    return torch.cat([logp.new_zeros(len(logp), 1), logp], dim=1), logits
+
+
+def compute_advantages(
+    cfg: RLSection, batch: RolloutBatch, kl_tokens: torch.Tensor, kl_coef: float, values: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(advantages per token, returns per token for the critic or None)."""
+    mask, group = batch.action_mask, cfg.samples_per_prompt
+    if cfg.algorithm == "grpo":
+        return broadcast_to_tokens(group_advantages(batch.scores, group, scale=cfg.scale_rewards), mask), None
+    if cfg.algorithm == "rloo":
+        penalised = batch.scores - kl_coef * (kl_tokens * mask).sum(dim=1)
+        return broadcast_to_tokens(rloo_advantages(penalised, group), mask), None
+    token_rewards = batch.token_rewards - kl_coef * kl_tokens * mask
+    if cfg.algorithm == "reinforce_pp":
+        return reinforce_pp_advantages(token_rewards, mask, cfg.gamma), None
+    advantages, returns = gae(token_rewards, values, mask, cfg.gamma, cfg.lam)
+    return masked_whiten(advantages, mask), returns
+
+
+def _check_finite(value: float, what: str, iteration: int, checkpoints: Path) -> None:
+    if not math.isfinite(value):
+        kept = latest_checkpoint(checkpoints)
+        raise TrainingError(
+            f"rl: {what} is {value} at iteration {iteration}; stopped. Last good checkpoint: {kept or 'none yet'}. "
+            "Try a lower rl.optim.lr or a smaller rl.kl_coef."
+        )
+
+
+def train_rl(
+    *,
+    model_path: str | Path,
+    tokenizer,
+    task: Task,
+    cfg: RLSection,
+    out_dir: str | Path,
+    seed: int,
+    log: MetricsLog,
+    logging: LoggingConfig,
+    resume: bool = False,
+    env_factory: EnvFactory | None = None,
+) -> dict[str, Any]:
+    """Train the policy at ``model_path``; the final policy goes to ``out_dir/model`` (critic: ``out_dir/critic``)."""
+    out_dir = Path(out_dir)
+    started = time.perf_counter()
+    set_seed(seed)
+    env_factory = env_factory or (lambda: SingleTurnEnv(task))
+    policy = load_model(model_path)
+    uses_kl = cfg.kl_coef > 0 or cfg.adaptive_kl
+    reference = load_model(model_path).eval().requires_grad_(False) if uses_kl else None
+    group = cfg.samples_per_prompt
+    rollouts = cfg.prompts_per_iteration * group
+    updates_per_iteration = cfg.epochs * math.ceil(rollouts / cfg.minibatch_size)
+
+    accelerator = Accelerator(log_with=trackers(logging.tensorboard, logging.wandb) or None, project_dir=str(out_dir))
+    if accelerator.log_with:
+        accelerator.init_trackers("rl", config=cfg.model_dump(mode="json"))
+    optimizer = build_optimizer(policy, cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.optim, cfg.iterations * updates_per_iteration)
+    policy, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
+    critic = critic_optimizer = None
+    if cfg.algorithm == "ppo":
+        critic = ValueModel.from_pretrained(model_path)
+        critic_optimizer = build_optimizer(critic, cfg.optim, lr=cfg.critic_lr)
+        critic, critic_optimizer = accelerator.prepare(critic, critic_optimizer)
+    controller = (
+        AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl else FixedKLController(cfg.kl_coef)
+    )
+    sampling = SamplingConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, batch_size=rollouts)
+    pad_id = tokenizer.pad_token_id
+    checkpoints = out_dir / "checkpoints"
+    val_problems = task.val[: cfg.eval_problems]
+
+    first = 1
+    latest = latest_checkpoint(checkpoints) if resume else None
+    if latest is not None:
+        state = load_checkpoint(accelerator, latest)
+        first = state["step"] + 1
+        controller.value = state["kl_coef"]
+        log.drop_after("rl", first - 1)
+        accelerator.print(f"rl: resuming from {latest}")
+
+    unwrapped = accelerator.unwrap_model(policy)
+    last_accuracy = None
+    with progress_bar(logging.progress and accelerator.is_main_process) as bar:
+        progress = bar.add_task(f"rl ({cfg.algorithm})", total=cfg.iterations, completed=first - 1, info="")
+        for iteration in range(first, cfg.iterations + 1):
+            t0 = time.perf_counter()
+            rows = micro_batch_rows(len(task.train), cfg.prompts_per_iteration, seed, iteration - 1)
+            examples = [task.train[r] for r in rows for _ in range(group)]
+            envs = [env_factory() for _ in examples]
+            generator = torch.Generator().manual_seed(seed * 1_000_003 + iteration)
+            episodes = run_episodes(unwrapped, tokenizer, envs, examples, sampling, generator)
+            batch = collate_episodes(episodes, pad_id, cfg.truncation_penalty)
+            mask = batch.action_mask
+            t1 = time.perf_counter()
+
+            with torch.no_grad():
+                if reference is not None:
+                    ref_logp, _ = sequence_logprobs(reference, batch.input_ids, batch.attention_mask, cfg.temperature)
+                    kl_tokens = kl_penalty(batch.old_logp, ref_logp, cfg.kl_estimator) * mask
+                else:
+                    ref_logp, kl_tokens = None, torch.zeros_like(mask)
+                old_values = critic(batch.input_ids, batch.attention_mask) if critic is not None else None
+            advantages, returns = compute_advantages(cfg, batch, kl_tokens, controller.value, old_values)
+            t2 = time.perf_counter()
+
+            stats: dict[str, list[float]] = {}
+            for epoch in range(cfg.epochs):
+                order = torch.randperm(rollouts, generator=torch.Generator().manual_seed(seed + 7919 * iteration + epoch))
+                for start in range(0, rollouts, cfg.minibatch_size):
+                    idx = order[start : start + cfg.minibatch_size]
+                    ids, attn, mb_mask = batch.input_ids[idx], batch.attention_mask[idx], mask[idx]
+                    width = int(attn.sum(dim=1).max())
+                    ids, attn, mb_mask = ids[:, :width], attn[:, :width], mb_mask[:, :width]
+                    logp, logits = sequence_logprobs(policy, ids, attn, cfg.temperature)
+                    loss, policy_stats = ppo_policy_loss(
+                        logp, batch.old_logp[idx, :width], advantages[idx, :width], mb_mask,
+                        cfg.clip_eps, cfg.clip_eps_high, cfg.loss_agg,
+                    )
+                    if cfg.algorithm == "grpo" and ref_logp is not None:
+                        kl_loss = aggregate_loss(kl_penalty(logp, ref_logp[idx, :width], cfg.kl_estimator), mb_mask, cfg.loss_agg)
+                        loss = loss + controller.value * kl_loss
+                    _check_finite(loss.item(), "policy loss", iteration, checkpoints)
+                    accelerator.backward(loss)
+                    grad_norm = accelerator.clip_grad_norm_(policy.parameters(), cfg.optim.grad_clip)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    with torch.no_grad():
+                        entropy = masked_mean(entropy_from_logits(logits / cfg.temperature), mb_mask[:, 1:])
+                    for key, value in {"policy_loss": loss, "grad_norm": grad_norm, "entropy": entropy, **policy_stats}.items():
+                        stats.setdefault(key, []).append(float(value.detach() if torch.is_tensor(value) else value))
+                    if critic is not None:
+                        values = critic(ids, attn)
+                        v_loss, v_stats = value_loss(values, old_values[idx, :width], returns[idx, :width], mb_mask, cfg.value_clip_eps)
+                        _check_finite(v_loss.item(), "value loss", iteration, checkpoints)
+                        accelerator.backward(v_loss)
+                        accelerator.clip_grad_norm_(critic.parameters(), cfg.optim.grad_clip)
+                        critic_optimizer.step()
+                        critic_optimizer.zero_grad(set_to_none=True)
+                        for key, value in {"value_loss": v_loss, **v_stats}.items():
+                            stats.setdefault(key, []).append(float(value.detach() if torch.is_tensor(value) else value))
+            t3 = time.perf_counter()
+
+            kl_per_sequence = float((kl_tokens * mask).sum(dim=1).mean())
+            controller.update(kl_per_sequence, rollouts)
+            metrics = {
+                "reward": float(batch.scores.mean()),
+                "reward_std": float(batch.scores.std()),
+                "accuracy": float(batch.correct.mean()),
+                "kl": kl_per_sequence,
+                "kl_coef": float(controller.value),
+                "response_length": float(mask.sum(dim=1).mean()),
+                "truncated_fraction": float(batch.truncated.float().mean()),
+                **{key: sum(values) / len(values) for key, values in stats.items()},
+                "generate_s": t1 - t0,
+                "logprob_s": t2 - t1,
+                "update_s": t3 - t2,
+                "iteration_s": t3 - t0,
+            }
+            if val_problems and (iteration % cfg.eval_every == 0 or iteration == cfg.iterations):
+                last_accuracy = greedy_accuracy(unwrapped, tokenizer, task, val_problems, max_new_tokens=cfg.max_new_tokens)
+                metrics["val_accuracy"] = last_accuracy
+            if iteration % cfg.log_every == 0 or "val_accuracy" in metrics:
+                log.write("rl", iteration, **metrics)
+                accelerator.log({f"rl/{k}": v for k, v in metrics.items()}, step=iteration)
+            if iteration % cfg.save_every == 0 or iteration == cfg.iterations:
+                save_checkpoint(accelerator, checkpoints, iteration, {"kl_coef": float(controller.value)}, cfg.keep_checkpoints)
+            bar.update(progress, completed=iteration, info=f"reward {metrics['reward']:.3f} kl {kl_per_sequence:.3f}")
+
+    save_model(unwrapped, tokenizer, out_dir / "model")
+    if critic is not None:
+        accelerator.unwrap_model(critic).save_pretrained(out_dir / "critic")
+    accelerator.end_training()
+    return {
+        "model_dir": str(out_dir / "model"),
+        "algorithm": cfg.algorithm,
+        "iterations": cfg.iterations,
+        "final_val_accuracy": last_accuracy,
+        "seconds": time.perf_counter() - started,
+    }
