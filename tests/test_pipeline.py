@@ -14,6 +14,8 @@ MICRO = [
     "--set", "pretrain.max_steps=30", "--set", "pretrain.eval_every=15", "--set", "pretrain.save_every=15",
     "--set", "sft.max_steps=20", "--set", "sft.eval_every=10", "--set", "sft.save_every=10",
     "--set", "sft.eval_accuracy_problems=16", "--set", "eval.k=4", "--set", "logging.progress=false",
+    "--set", "rl.iterations=3", "--set", "rl.prompts_per_iteration=8", "--set", "rl.samples_per_prompt=4",
+    "--set", "rl.max_new_tokens=4", "--set", "rl.eval_every=2", "--set", "rl.eval_problems=16",
 ]
 
 
@@ -30,18 +32,20 @@ def micro_run(tmp_path_factory):
 
 
 def test_main_job_writes_a_complete_run_folder(micro_run):
-    for name in ["config.yaml", "metrics.jsonl", "report.md", "loss.png", "accuracy.png", "timing.json",
+    for name in ["config.yaml", "metrics.jsonl", "report.md", "loss.png", "accuracy.png", "rl.png", "timing.json",
                  "pretrain/tokenizer/tokenizer.json", "pretrain/model/model.safetensors", "sft/model/model.safetensors",
-                 "eval/eval.json", "eval/samples.jsonl"]:
+                 "rl/model/model.safetensors", "eval/sft/eval.json", "eval/sft/samples.jsonl", "eval/rl/eval.json"]:
         assert (micro_run / name).is_file(), name
-    for plot in ("loss.png", "accuracy.png"):
+    for plot in ("loss.png", "accuracy.png", "rl.png"):
         assert Image.open(micro_run / plot).size[0] > 300
-    stages = {json.loads(line)["stage"] for line in (micro_run / "metrics.jsonl").read_text().splitlines()}
-    assert stages == {"pretrain", "sft"}
-    result = json.loads((micro_run / "eval" / "eval.json").read_text())
+    records = [json.loads(line) for line in (micro_run / "metrics.jsonl").read_text().splitlines()]
+    assert {r["stage"] for r in records} == {"pretrain", "sft", "rl"}
+    assert [r["step"] for r in records if r["stage"] == "rl"] == [1, 2, 3]
+    result = json.loads((micro_run / "eval" / "sft" / "eval.json").read_text())
     assert result["num_problems"] == 48 and set(result["pass_at_k"]) == {"1", "2", "4"}
     report = (micro_run / "report.md").read_text()
     assert "greedy accuracy" in report and "pass@4" in report and "![loss.png](loss.png)" in report
+    assert "| sft |" in report and "| rl |" in report and "RL changed greedy accuracy by" in report
     assert AutoModelForCausalLM.from_pretrained(str(micro_run / "sft" / "model")).config.num_hidden_layers == 1
 
 

@@ -44,6 +44,19 @@ def _load(stage: str, config: Path | None, overrides: list[str] | None, name: st
     return load_config(stage, config, sets)
 
 
+def _train_stage(runner, cfg, resume: bool, overwrite: bool) -> None:
+    """Run one training stage on its own: outputs, config and metrics in <output_dir>/<name>/."""
+    from redraft.config import dump_config
+    from redraft.pipeline import prepare_run_dir
+    from redraft.training.logging import MetricsLog
+
+    out = cfg.run.directory
+    prepare_run_dir(out, resume, overwrite)
+    dump_config(cfg, out / "config.yaml")
+    result = runner(cfg, out, MetricsLog(out / "metrics.jsonl"), resume)
+    console.print(f"[green]done[/green]: model at {result['model_dir']}")
+
+
 @app.command()
 def run(config: ConfigOption = None, set_: SetOption = None, name: NameOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False) -> None:
     """The main job: tokenizer -> pretraining -> SFT -> RL -> evaluation -> report (runs/<name>/report.md)."""
@@ -63,16 +76,9 @@ def run(config: ConfigOption = None, set_: SetOption = None, name: NameOption = 
 @app.command()
 def pretrain(config: ConfigOption = None, set_: SetOption = None, name: NameOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False) -> None:
     """Train a tokenizer (unless one is given) and pretrain a causal LM on the task corpus."""
-    from redraft.config import dump_config
-    from redraft.pipeline import prepare_run_dir, run_pretrain
-    from redraft.training.logging import MetricsLog
+    from redraft.pipeline import run_pretrain
 
-    cfg = _load("pretrain", config, set_, name)
-    out = cfg.run.directory
-    prepare_run_dir(out, resume, overwrite)
-    dump_config(cfg, out / "config.yaml")
-    result = run_pretrain(cfg, out, MetricsLog(out / "metrics.jsonl"), resume)
-    console.print(f"[green]done[/green]: model at {result['model_dir']}")
+    _train_stage(run_pretrain, _load("pretrain", config, set_, name), resume, overwrite)
 
 
 @app.command()
@@ -85,16 +91,9 @@ def sft(
     overwrite: OverwriteOption = False,
 ) -> None:
     """Supervised fine-tuning with loss on completion tokens only (freezing and LoRA optional)."""
-    from redraft.config import dump_config
-    from redraft.pipeline import prepare_run_dir, run_sft
-    from redraft.training.logging import MetricsLog
+    from redraft.pipeline import run_sft
 
-    cfg = _load("sft", config, set_, name, **{"model.path": model})
-    out = cfg.run.directory
-    prepare_run_dir(out, resume, overwrite)
-    dump_config(cfg, out / "config.yaml")
-    result = run_sft(cfg, out, MetricsLog(out / "metrics.jsonl"), resume)
-    console.print(f"[green]done[/green]: model at {result['model_dir']}")
+    _train_stage(run_sft, _load("sft", config, set_, name, **{"model.path": model}), resume, overwrite)
 
 
 @app.command()
@@ -107,16 +106,9 @@ def rl(
     overwrite: OverwriteOption = False,
 ) -> None:
     """RL against the task's verifiable reward: rl.algorithm = grpo | rloo | reinforce_pp | ppo."""
-    from redraft.config import dump_config
-    from redraft.pipeline import prepare_run_dir, run_rl
-    from redraft.training.logging import MetricsLog
+    from redraft.pipeline import run_rl
 
-    cfg = _load("rl", config, set_, name, **{"model.path": model})
-    out = cfg.run.directory
-    prepare_run_dir(out, resume, overwrite)
-    dump_config(cfg, out / "config.yaml")
-    result = run_rl(cfg, out, MetricsLog(out / "metrics.jsonl"), resume)
-    console.print(f"[green]done[/green]: model at {result['model_dir']}")
+    _train_stage(run_rl, _load("rl", config, set_, name, **{"model.path": model}), resume, overwrite)
 
 
 @app.command("eval")

@@ -192,18 +192,19 @@ class StageConfig(Section):
     logging: LoggingConfig = LoggingConfig()
 
 
-class PretrainConfig(StageConfig):
+class LMStageConfig(StageConfig):
     task: TaskConfig = TaskConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
 
 
-class SFTConfig(StageConfig):
-    task: TaskConfig = TaskConfig()
-    tokenizer: TokenizerConfig = TokenizerConfig()
-    model: ModelConfig = ModelConfig()
-    train: TrainConfig = TrainConfig()
+class PretrainConfig(LMStageConfig):
+    """Tokenizer + causal-LM pretraining on the task corpus (`redraft pretrain`)."""
+
+
+class SFTConfig(LMStageConfig):
+    """Completion-only fine-tuning of ``model.path`` (`redraft sft`)."""
 
 
 class EvalConfig(StageConfig):

@@ -66,10 +66,12 @@ def plot_rl(records: list[dict[str, Any]], path: str | Path) -> Path:
     """RL curves: reward and training accuracy, KL to the reference, validation greedy accuracy."""
     rl = [r for r in records if r["stage"] == "rl"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
-    for key in ("reward", "accuracy"):
-        steps, values = _series(rl, key)
-        axes[0].plot(steps, values, label=f"sample {key}")
-    axes[0].set_title("rollout reward")
+    steps, values = _series(rl, "reward")
+    window = max(1, len(values) // 10)
+    smoothed = [sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1]) for i in range(len(values))]
+    axes[0].plot(steps, values, alpha=0.35, label="per iteration")
+    axes[0].plot(steps, smoothed, label=f"mean of last {window}")
+    axes[0].set_title("rollout reward (task checker)")
     steps, values = _series(rl, "kl")
     axes[1].plot(steps, values, color="#c44e52")
     axes[1].set_title("KL to reference (per sequence)")

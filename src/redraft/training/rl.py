@@ -150,8 +150,8 @@ def train_rl(
     set_seed(seed)
     env_factory = env_factory or (lambda: SingleTurnEnv(task))
     policy = load_model(model_path)
-    uses_kl = cfg.kl_coef > 0 or cfg.adaptive_kl
-    reference = load_model(model_path).eval().requires_grad_(False) if uses_kl else None
+    # The reference is scored even when β = 0: KL to it is the first thing to watch for drift.
+    reference = load_model(model_path).eval().requires_grad_(False)
     group = cfg.samples_per_prompt
     rollouts = cfg.prompts_per_iteration * group
     updates_per_iteration = cfg.epochs * math.ceil(rollouts / cfg.minibatch_size)
@@ -200,11 +200,8 @@ def train_rl(
             t1 = time.perf_counter()
 
             with torch.no_grad():
-                if reference is not None:
-                    ref_logp, _ = sequence_logprobs(reference, batch.input_ids, batch.attention_mask, cfg.temperature)
-                    kl_tokens = kl_penalty(batch.old_logp, ref_logp, cfg.kl_estimator) * mask
-                else:
-                    ref_logp, kl_tokens = None, torch.zeros_like(mask)
+                ref_logp, _ = sequence_logprobs(reference, batch.input_ids, batch.attention_mask, cfg.temperature)
+                kl_tokens = kl_penalty(batch.old_logp, ref_logp, cfg.kl_estimator) * mask
                 old_values = critic(batch.input_ids, batch.attention_mask) if critic is not None else None
             advantages, returns = compute_advantages(cfg, batch, kl_tokens, controller.value, old_values)
             t2 = time.perf_counter()
@@ -222,7 +219,7 @@ def train_rl(
                         logp, batch.old_logp[idx, :width], advantages[idx, :width], mb_mask,
                         cfg.clip_eps, cfg.clip_eps_high, cfg.loss_agg,
                     )
-                    if cfg.algorithm == "grpo" and ref_logp is not None:
+                    if cfg.algorithm == "grpo" and controller.value > 0:
                         kl_loss = aggregate_loss(kl_penalty(logp, ref_logp[idx, :width], cfg.kl_estimator), mb_mask, cfg.loss_agg)
                         loss = loss + controller.value * kl_loss
                     _check_finite(loss.item(), "policy loss", iteration, checkpoints)
