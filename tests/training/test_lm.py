@@ -149,3 +149,13 @@ def test_resume_after_kill_reaches_the_same_parameters(tmp_path):
         assert torch.equal(full[name], again[name]), name
     steps = [r["step"] for r in MetricsLog(tmp_path / "killed" / "r" / "metrics.jsonl").read("pretrain") if "loss" in r]
     assert steps == sorted(set(steps)) and steps[-1] == 120
+
+
+def test_tensorboard_logging_writes_event_files(tmp_path, micro_model, tokenizer, micro_task):
+    cfg = TrainConfig(max_steps=2, batch_size=16, log_every=1, save_every=10)
+    lm_module.train_lm(
+        stage="sft", model=micro_model, tokenizer=tokenizer, train=_sft(micro_task, tokenizer), val=None, cfg=cfg,
+        out_dir=tmp_path, seed=0, log=MetricsLog(tmp_path / "metrics.jsonl"),
+        logging=LoggingConfig(progress=False, tensorboard=True),
+    )
+    assert list(tmp_path.rglob("events.out.tfevents.*"))

@@ -33,11 +33,18 @@ class MetricsLog:
 
 
 def trackers(tensorboard: bool, wandb: bool) -> list[str]:
+    """accelerate tracker names, after checking each one's package is installed."""
+    import importlib.util
+
+    from redraft.errors import ConfigError
+
     chosen = []
-    if tensorboard:
-        chosen.append("tensorboard")
-    if wandb:
-        chosen.append("wandb")
+    for name, wanted, package in (("tensorboard", tensorboard, "tensorboard"), ("wandb", wandb, "wandb")):
+        if not wanted:
+            continue
+        if importlib.util.find_spec(package) is None:
+            raise ConfigError(f"logging.{name} needs the {package} package: pip install 'redraft[{name}]'")
+        chosen.append(name)
     return chosen
 
 
@@ -70,3 +77,17 @@ def progress_bar(enabled: bool):
         TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
     )
+
+
+def flat_hparams(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config -> {"optim.lr": 0.001, ...}: trackers take only flat scalar hyper-parameters."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flat_hparams(value, f"{name}."))
+        elif isinstance(value, (int, float, str, bool)):
+            flat[name] = value
+        else:
+            flat[name] = str(value)
+    return flat

@@ -51,7 +51,7 @@ from redraft.rollout.episodes import run_episodes
 from redraft.tasks.base import Task
 from redraft.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from redraft.training.data import micro_batch_rows
-from redraft.training.logging import MetricsLog, progress_bar, trackers
+from redraft.training.logging import MetricsLog, flat_hparams, progress_bar, trackers
 from redraft.training.optim import build_optimizer, build_scheduler
 
 EnvFactory = Callable[[], Environment]
@@ -158,7 +158,7 @@ def train_rl(
 
     accelerator = Accelerator(log_with=trackers(logging.tensorboard, logging.wandb) or None, project_dir=str(out_dir))
     if accelerator.log_with:
-        accelerator.init_trackers("rl", config=cfg.model_dump(mode="json"))
+        accelerator.init_trackers("rl", config=flat_hparams(cfg.model_dump(mode="json")))
     optimizer = build_optimizer(policy, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.iterations * updates_per_iteration)
     policy, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
