@@ -22,7 +22,6 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from transformers import PreTrainedModel
 
 from redraft.algorithms import (
     AdaptiveKLController,
