@@ -33,10 +33,16 @@ class EvalResult:
         }
 
 
-def greedy_accuracy(model: PreTrainedModel, tokenizer, task: Task, examples: list[Example], max_new_tokens: int = 16, batch_size: int = 512) -> float:
+def greedy_answers(model: PreTrainedModel, tokenizer, task: Task, examples: list[Example], max_new_tokens: int = 16, batch_size: int = 512):
+    """Greedy completions and a 0/1 verdict for each example."""
     params = SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens, batch_size=batch_size)
     out = generate(model, tokenizer, [task.prompt(ex) for ex in examples], params)
-    return sum(task.check(text, ex) for text, ex in zip(out.texts, examples)) / max(len(examples), 1)
+    return out, [float(task.check(text, ex)) for text, ex in zip(out.texts, examples)]
+
+
+def greedy_accuracy(model: PreTrainedModel, tokenizer, task: Task, examples: list[Example], max_new_tokens: int = 16, batch_size: int = 512) -> float:
+    _, correct = greedy_answers(model, tokenizer, task, examples, max_new_tokens, batch_size)
+    return sum(correct) / max(len(examples), 1)
 
 
 def evaluate(
@@ -49,13 +55,7 @@ def evaluate(
 ) -> EvalResult:
     examples = task.split(settings.split)[: settings.num_problems]
     prompts = [task.prompt(ex) for ex in examples]
-    greedy = generate(
-        model,
-        tokenizer,
-        prompts,
-        SamplingConfig(temperature=0.0, max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size),
-    )
-    greedy_correct = [float(task.check(t, ex)) for t, ex in zip(greedy.texts, examples)]
+    greedy, greedy_correct = greedy_answers(model, tokenizer, task, examples, settings.max_new_tokens, settings.batch_size)
 
     sampled = generate(
         model,

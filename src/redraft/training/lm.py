@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 from transformers import PreTrainedModel
 
@@ -25,7 +24,7 @@ from redraft.models.adapters import apply_freeze, apply_lora, plain_model
 from redraft.models.build import save_model
 from redraft.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from redraft.training.data import TokenizedData, collate, micro_batch_rows
-from redraft.training.logging import MetricsLog, flat_hparams, progress_bar, trackers
+from redraft.training.logging import MetricsLog, make_accelerator, progress_bar
 from redraft.training.optim import build_optimizer, build_scheduler
 from redraft.training.losses import masked_lm_loss_sum
 
@@ -81,9 +80,7 @@ def train_lm(
     if len(train) < cfg.batch_size:
         raise TrainingError(f"{stage}: {len(train)} training examples, fewer than one batch of {cfg.batch_size}")
 
-    accelerator = Accelerator(log_with=trackers(logging.tensorboard, logging.wandb) or None, project_dir=str(out_dir))
-    if accelerator.log_with:
-        accelerator.init_trackers(stage, config=flat_hparams(cfg.model_dump(mode="json")))
+    accelerator = make_accelerator(out_dir, logging, stage, cfg.model_dump(mode="json"))
     optimizer = build_optimizer(model, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.max_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)

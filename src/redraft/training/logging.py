@@ -91,3 +91,15 @@ def flat_hparams(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = str(value)
     return flat
+
+
+def make_accelerator(out_dir, logging_cfg, run_name: str, hparams: dict[str, Any]):
+    """The Accelerator every trainer uses, with the trackers the logging config asks for."""
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(
+        log_with=trackers(logging_cfg.tensorboard, logging_cfg.wandb) or None, project_dir=str(out_dir)
+    )
+    if accelerator.log_with:
+        accelerator.init_trackers(run_name, config=flat_hparams(hparams))
+    return accelerator

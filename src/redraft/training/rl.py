@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from redraft.algorithms import (
@@ -50,7 +49,7 @@ from redraft.rollout.episodes import run_episodes
 from redraft.tasks.base import Task
 from redraft.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from redraft.training.data import micro_batch_rows
-from redraft.training.logging import MetricsLog, flat_hparams, progress_bar, trackers
+from redraft.training.logging import MetricsLog, make_accelerator, progress_bar
 from redraft.training.optim import build_optimizer, build_scheduler
 
 EnvFactory = Callable[[], Environment]
@@ -155,9 +154,7 @@ def train_rl(
     rollouts = cfg.prompts_per_iteration * group
     updates_per_iteration = cfg.epochs * math.ceil(rollouts / cfg.minibatch_size)
 
-    accelerator = Accelerator(log_with=trackers(logging.tensorboard, logging.wandb) or None, project_dir=str(out_dir))
-    if accelerator.log_with:
-        accelerator.init_trackers("rl", config=flat_hparams(cfg.model_dump(mode="json")))
+    accelerator = make_accelerator(out_dir, logging, "rl", cfg.model_dump(mode="json"))
     optimizer = build_optimizer(policy, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.iterations * updates_per_iteration)
     policy, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
