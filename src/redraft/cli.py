@@ -13,8 +13,8 @@ from rich.console import Console
 from redraft.errors import RedraftError
 
 app = typer.Typer(
-    help="redraft: train language models with reinforcement learning — pretraining, SFT, evaluation "
-    "(RLHF and SCoRe self-correction stages build on these). Every command reads a YAML config "
+    help="redraft: train language models with reinforcement learning — pretraining, SFT, RL (GRPO, RLOO, "
+    "REINFORCE++, PPO) on verifiable rewards, evaluation and reports. Every command reads a YAML config "
     "(built-in defaults when --config is omitted) and accepts --set section.key=value overrides.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
