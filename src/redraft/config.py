@@ -181,6 +181,22 @@ class RLSection(Section):
         return self
 
 
+DEFAULT_INSTRUCTION = (
+    "\nThere might be an error in the answer above. Correct it if needed and give the final answer.\n{prompt}"
+)
+
+
+class SelfCorrectionSection(Section):
+    """The multi-attempt protocol shared by SCoRe training, its baselines and evaluation.
+
+    After each attempt the model sees ``instruction`` (``{prompt}`` and ``{question}`` are filled
+    in); it is the same whatever the attempt was, so it never says whether the attempt was right.
+    """
+
+    attempts: int = Field(2, ge=2, le=8)
+    instruction: str = DEFAULT_INSTRUCTION
+
+
 class LoggingConfig(Section):
     tensorboard: bool = False
     wandb: bool = False

@@ -68,20 +68,28 @@ class SingleTurnEnv(Environment):
 
     @classmethod
     def step_batch(cls, envs: Sequence[SingleTurnEnv], replies: Sequence[str]) -> list[StepResult]:
-        if not envs:
-            return []
-        reward_fn = envs[0].reward_fn
-        if reward_fn is None:
-            rewards = [float(env.task.check(reply, env.example)) for env, reply in zip(envs, replies)]
-        else:
-            fields: dict[str, list[Any]] = {"answer": [env.example.answer for env in envs]}
-            for key in envs[0].example.fields:
-                fields[key] = [env.example.fields.get(key) for env in envs]
-            rewards = [float(r) for r in reward_fn([env.prompt for env in envs], list(replies), **fields)]
+        rewards = score_replies(envs, replies)
         return [
             StepResult(None, reward, True, {"correct": env.task.check(reply, env.example)})
             for env, reply, reward in zip(envs, replies, rewards)
         ]
+
+
+def score_replies(envs: Sequence[SingleTurnEnv], replies: Sequence[str]) -> list[float]:
+    """One batched call of the environments' reward: the checker (1.0 / 0.0) or their ``reward_fn``.
+
+    Works for any environment with ``task``, ``example``, ``prompt`` and ``reward_fn`` attributes;
+    all ``envs`` share one ``reward_fn``.
+    """
+    if not envs:
+        return []
+    reward_fn = envs[0].reward_fn
+    if reward_fn is None:
+        return [float(env.task.check(reply, env.example)) for env, reply in zip(envs, replies)]
+    fields: dict[str, list[Any]] = {"answer": [env.example.answer for env in envs]}
+    for key in envs[0].example.fields:
+        fields[key] = [env.example.fields.get(key) for env in envs]
+    return [float(r) for r in reward_fn([env.prompt for env in envs], list(replies), **fields)]
 
 
 @dataclass

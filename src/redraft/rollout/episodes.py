@@ -18,10 +18,13 @@ def run_episodes(
     tokenizer,
     envs: Sequence[Environment],
     examples: Sequence[Example],
-    params: SamplingConfig,
+    params: SamplingConfig | Sequence[SamplingConfig],
     generator: torch.Generator | None = None,
 ) -> list[Episode]:
     """All episodes advance turn by turn; each turn is one batched generation over the open ones.
+
+    ``params`` may be one sampling setting for every turn or one per turn (e.g. attempt 1 sampled,
+    attempt 2 greedy); the last entry serves any further turns.
 
     The context of a later turn is the exact token sequence so far (never re-tokenized text), so
     the log-probs the sampler returns are those of the sequence the trainer will score.
@@ -32,11 +35,12 @@ def run_episodes(
     episodes = [Episode(example) for example in examples]
     open_rows = list(range(len(envs)))
     env_type = type(envs[0]) if envs else Environment
-    for _ in range(max((env.max_turns for env in envs), default=0)):
+    per_turn = [params] if isinstance(params, SamplingConfig) else list(params)
+    for turn in range(max((env.max_turns for env in envs), default=0)):
         if not open_rows:
             break
         prompts = [contexts[i] + pending[i] for i in open_rows]
-        out = generate_ids(model, tokenizer, prompts, params, generator=generator)
+        out = generate_ids(model, tokenizer, prompts, per_turn[min(turn, len(per_turn) - 1)], generator=generator)
         results = env_type.step_batch([envs[i] for i in open_rows], out.texts)
         still_open = []
         for k, i in enumerate(open_rows):
