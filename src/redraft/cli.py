@@ -117,11 +117,22 @@ def eval_(
     set_: SetOption = None,
     name: NameOption = None,
     model: Annotated[Optional[str], typer.Option(help="HF checkpoint folder to evaluate (sets model.path).")] = None,
+    self_correct: Annotated[bool, typer.Option("--self-correct", help="Two-attempt self-correction metrics instead "
+                                               "(Acc@t1, Acc@t2, Δ, Δ^{i→c}, Δ^{c→i}); writes self_correction.json.")] = False,
+    first_temperature: Annotated[float | None, typer.Option(help="Self-correction: attempt-1 temperature "
+                                                               "(0 = greedy, the headline; later attempts are greedy).")] = None,
 ) -> None:
     """Greedy accuracy and pass@k on the task's test split; writes eval.json and samples.jsonl."""
     from redraft.pipeline import run_eval
 
-    cfg = _load("eval", config, set_, name, **{"model.path": model})
+    cfg = _load("eval", config, set_, name, **{"model.path": model, "eval.self_correct": "true" if self_correct else None,
+                                               "eval.first_temperature": first_temperature})
+    if cfg.eval.self_correct:
+        from redraft.evaluation.self_correction import run_self_correction_eval
+
+        result = run_self_correction_eval(cfg, cfg.run.directory)
+        console.print_json(json.dumps({"model": cfg.model.path, **result.summary()}))
+        return
     result = run_eval(cfg, cfg.run.directory)
     console.print_json(json.dumps({"model": cfg.model.path, **result.summary(), "num_problems": result.num_problems}))
 

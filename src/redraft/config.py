@@ -137,9 +137,19 @@ class EvalSettings(Section):
     split: Literal["val", "test"] = "test"
     num_problems: int | None = Field(None, ge=1)  # None: the whole split
     k: int = Field(8, ge=1)  # pass@k samples per problem
-    temperature: float = Field(1.0, gt=0)  # for the pass@k samples
+    temperature: float = Field(1.0, gt=0)  # for the pass@k samples (and the inference-scaling samples)
     max_new_tokens: int = Field(16, ge=1)
     batch_size: int = Field(512, ge=1)
+    # Self-correction (`redraft eval --self-correct`): attempt 1 at first_temperature, later attempts greedy.
+    self_correct: bool = False
+    first_temperature: float = Field(0.0, ge=0)
+    scaling_budgets: list[int] = []  # generations per problem: B samples + vote vs B/2 self-corrected + vote
+
+    @model_validator(mode="after")
+    def _check(self) -> EvalSettings:
+        if any(b < 2 or b % 2 for b in self.scaling_budgets):
+            raise ValueError(f"scaling_budgets must be even numbers >= 2 (got {self.scaling_budgets})")
+        return self
 
 
 class RLSection(Section):
@@ -227,6 +237,7 @@ class EvalConfig(StageConfig):
     task: TaskConfig = TaskConfig()
     model: ModelConfig = ModelConfig()
     eval: EvalSettings = EvalSettings()
+    self_correction: SelfCorrectionSection = SelfCorrectionSection()
 
 
 class RLConfig(StageConfig):

@@ -86,3 +86,75 @@ def plot_rl(records: list[dict[str, Any]], path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+# Self-correction training curves: panel title → (key, label) pairs the SCoRe trainer may log.
+SELF_CORRECTION_PANELS = {
+    "checker accuracy (%)": (("accuracy_t1", "attempt 1"), ("accuracy_t2", "attempt 2")),
+    "mean reward": (("reward_t1", "attempt 1"), ("reward_t2", "attempt 2")),
+    "Δ = acc t2 − acc t1 (points)": (("delta", "Δ"),),
+    "KL to reference (per sequence)": (("kl_t1", "attempt 1"), ("kl_t2", "attempt 2")),
+}
+PERCENT_KEYS = {"accuracy_t1", "accuracy_t2", "delta"}
+
+
+def plot_self_correction(records: list[dict[str, Any]], stages: list[str], path: str | Path) -> Path:
+    """One row per stage, one column per logged quantity (attempt accuracies, rewards, Δ, KL) per iteration.
+
+    Columns whose keys no stage logged are left out, so baselines that log a subset still plot.
+    """
+    by_stage = {stage: [r for r in records if r["stage"] == stage] for stage in stages}
+    panels = {
+        title: series
+        for title, series in SELF_CORRECTION_PANELS.items()
+        if any(key in r for key, _ in series for rs in by_stage.values() for r in rs)
+    }
+    if not panels:
+        raise ValueError(f"no self-correction metrics logged for stages {stages}")
+    fig, axes = plt.subplots(len(stages), len(panels), figsize=(4.2 * len(panels), 3.2 * len(stages)), squeeze=False)
+    for row, stage in zip(axes, stages):
+        for ax, (title, series) in zip(row, panels.items()):
+            for key, label in series:
+                steps, values = _series(by_stage[stage], key)
+                if steps:
+                    scale = 100 if key in PERCENT_KEYS else 1
+                    ax.plot(steps, [scale * v for v in values], label=label)
+            if title.startswith("Δ"):
+                ax.axhline(0, color="grey", linewidth=0.8)
+            ax.set_title(f"{stage}: {title}", fontsize=9)
+            ax.set_xlabel("iteration")
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0] and len(series) > 1:
+                ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_inference_scaling(results: dict[str, Any], path: str | Path) -> Path:
+    """Majority-vote accuracy against generations per problem: parallel sampling vs sample-then-self-correct.
+
+    ``results`` maps a model name to a :class:`~redraft.evaluation.self_correction.ScalingResult`.
+    """
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for color, (name, result) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], results.items()):
+        prefix = f"{name}: " if len(results) > 1 else ""
+        for values, cis, style, label in (
+            (result.parallel, result.parallel_ci95, "o--", "B samples + vote"),
+            (result.self_correct, result.self_correct_ci95, "s-", "B/2 samples, self-corrected + vote"),
+        ):
+            ax.errorbar(result.budgets, [100 * v for v in values], yerr=[100 * c for c in cis], fmt=style,
+                        color=color, capsize=3, markersize=4, label=prefix + label)
+    ax.set_xscale("log", base=2)
+    budgets = sorted({b for result in results.values() for b in result.budgets})
+    ax.set_xticks(budgets, [str(b) for b in budgets])
+    ax.set_xlabel("generations per problem (B)")
+    ax.set_ylabel("majority-vote accuracy (%)")
+    ax.set_title("inference-time scaling")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,359 @@
+"""Measuring intrinsic self-correction (SCoRe): attempt-to-attempt metrics, inference-time scaling, report.
+
+The model answers (attempt 1), sees the fixed correction instruction of
+:class:`~redraft.envs.SelfCorrectionEnv` and answers again (attempt 2, ...). With more than two
+attempts the metrics compare the first attempt with the last one. Every metric is a mean of one
+per-problem value, so its 95% CI is the normal approximation of that mean
+(:func:`~redraft.evaluation.metrics.mean_ci95`); Δ is paired: its per-problem value is
+``correct_last - correct_first``, which equals ``[i→c] - [c→i]`` problem by problem.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel
+
+from redraft.config import EvalConfig, SamplingConfig, SelfCorrectionSection
+from redraft.envs import SelfCorrectionEnv
+from redraft.envs.base import Episode
+from redraft.errors import RedraftError
+from redraft.evaluation.metrics import mean_ci95
+from redraft.fsutil import write_json_atomic
+from redraft.rollout.episodes import run_episodes
+from redraft.tasks.base import Example, Task
+
+METRICS = ("acc@t1", "acc@t2", "delta", "delta_i2c", "delta_c2i", "changed", "changed_text", "edit_ratio")
+
+# Kumar et al. 2024 (arXiv 2409.12917), Table: MATH500 with Gemini 1.5 Flash, in percent:
+# (Acc@t1, Acc@t2, Δ, Δ^{i→c}, Δ^{c→i}). The paper reports no "changed" share.
+PAPER_MATH500 = {
+    "Base": (52.6, 41.4, -11.2, 4.6, 15.8),
+    "Self-Refine": (52.8, 51.8, -1.0, 3.2, 4.2),
+    "STaR (+ correct→correct)": (53.6, 54.0, 0.4, 2.6, 2.2),
+    "Pair-SFT": (52.4, 54.2, 1.8, 5.4, 3.6),
+    "SCoRe": (60.0, 64.4, 4.4, 5.8, 1.4),
+}
+
+
+def normalized_edit_distance(a: str, b: str) -> float:
+    """Levenshtein distance (insert/delete/substitute, cost 1) divided by the longer length: 0 = same text."""
+    if not a and not b:
+        return 0.0
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, start=1):
+        current = [i]
+        for j, char_b in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        previous = current
+    return previous[-1] / max(len(a), len(b))
+
+
+def self_correction_metrics(
+    correct: Sequence[Sequence[bool]],
+    answers: Sequence[Sequence[str | None]],
+    texts: Sequence[Sequence[str]],
+) -> dict[str, tuple[float, float]]:
+    """Metric name → (value, 95% CI half-width) from per-problem, per-attempt verdicts, extracted answers, texts.
+
+    All fractions are of ALL problems. ``changed`` compares extracted answers (no answer counts as
+    an answer of its own), ``changed_text`` the raw texts; ``edit_ratio`` is the mean
+    :func:`normalized_edit_distance` between the first and last attempt's texts.
+    """
+    if not correct:
+        raise ValueError("no problems to score")
+    if any(len(attempts) < 2 for attempts in correct):
+        raise ValueError("every problem needs at least two attempts")
+    first = [float(c[0]) for c in correct]
+    last = [float(c[-1]) for c in correct]
+    i2c = [float(not a and b) for a, b in zip(first, last)]
+    c2i = [float(a and not b) for a, b in zip(first, last)]
+    per_problem = {
+        "acc@t1": first,
+        "acc@t2": last,
+        "delta_i2c": i2c,
+        "delta_c2i": c2i,
+        "changed": [float(a[0] != a[-1]) for a in answers],
+        "changed_text": [float(t[0] != t[-1]) for t in texts],
+        "edit_ratio": [normalized_edit_distance(t[0], t[-1]) for t in texts],
+    }
+    result = {name: mean_ci95(values) for name, values in per_problem.items()}
+    _, delta_ci = mean_ci95([b - a for a, b in zip(first, last)])
+    # Δ's value is taken as the difference of the two transition shares so that the identity
+    # Δ = Δ^{i→c} − Δ^{c→i} holds bit for bit (it equals mean(last − first) up to rounding).
+    result["delta"] = (result["delta_i2c"][0] - result["delta_c2i"][0], delta_ci)
+    return {name: result[name] for name in METRICS}
+
+
+def majority_vote(answers: Sequence[str | None]) -> int | None:
+    """Index of the first sample carrying the most frequent answer; ties go to the answer seen first.
+
+    Samples without an answer do not vote; None when no sample has one.
+    """
+    counts = Counter(a for a in answers if a is not None)
+    if not counts:
+        return None
+    top = max(counts.values())
+    return next(i for i, a in enumerate(answers) if a is not None and counts[a] == top)
+
+
+def vote_accuracy(answers: Sequence[Sequence[str | None]], correct: Sequence[Sequence[bool]], votes: int) -> tuple[float, float]:
+    """Accuracy (± CI) of the majority vote over each problem's first ``votes`` samples."""
+    scores = []
+    for problem_answers, problem_correct in zip(answers, correct):
+        if len(problem_answers) < votes:
+            raise ValueError(f"a majority vote over {votes} samples needs {votes}, got {len(problem_answers)}")
+        winner = majority_vote(problem_answers[:votes])
+        scores.append(float(winner is not None and problem_correct[winner]))
+    return mean_ci95(scores)
+
+
+@dataclass
+class SelfCorrectionResult:
+    num_problems: int
+    attempts: int
+    first_temperature: float
+    metrics: dict[str, float]
+    ci95: dict[str, float]
+    truncated_fraction: list[float]  # per attempt: replies cut at max_new_tokens (they score 0)
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.metrics, "num_problems": self.num_problems, "first_temperature": self.first_temperature}
+
+
+@dataclass
+class ScalingResult:
+    """Majority-vote accuracy at equal generation budgets: ``budget`` parallel samples vs
+    ``budget / 2`` samples each self-corrected once (vote over the corrected answers)."""
+
+    budgets: list[int]
+    temperature: float
+    parallel: list[float]
+    parallel_ci95: list[float]
+    self_correct: list[float]
+    self_correct_ci95: list[float]
+    num_problems: int = 0
+
+
+@dataclass
+class _Attempts:
+    """Per-problem, per-attempt record of a batch of self-correction episodes."""
+
+    texts: list[list[str]] = field(default_factory=list)
+    answers: list[list[str | None]] = field(default_factory=list)
+    correct: list[list[bool]] = field(default_factory=list)
+    finish_reasons: list[list[str]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, task: Task, episodes: Sequence[Episode]) -> _Attempts:
+        record = cls()
+        for episode in episodes:
+            record.texts.append([t.reply_text for t in episode.turns])
+            record.answers.append([task.extract(t.reply_text) for t in episode.turns])
+            record.correct.append([bool(t.info["correct"]) for t in episode.turns])
+            record.finish_reasons.append([t.finish_reason for t in episode.turns])
+        return record
+
+
+def _attempt_settings(first_temperature: float, later_temperature: float, max_new_tokens: int, batch_size: int) -> list[SamplingConfig]:
+    return [
+        SamplingConfig(temperature=first_temperature, max_new_tokens=max_new_tokens, batch_size=batch_size),
+        SamplingConfig(temperature=later_temperature, max_new_tokens=max_new_tokens, batch_size=batch_size),
+    ]
+
+
+def _run_attempts(model, tokenizer, task: Task, examples: Sequence[Example], protocol: SelfCorrectionSection,
+                  attempts: int, params: list[SamplingConfig], seed: int) -> _Attempts:
+    envs = [SelfCorrectionEnv(task, attempts=attempts, instruction=protocol.instruction) for _ in examples]
+    episodes = run_episodes(model, tokenizer, envs, examples, params, torch.Generator().manual_seed(seed))
+    return _Attempts.of(task, episodes)
+
+
+def evaluate_self_correction(
+    model: PreTrainedModel,
+    tokenizer,
+    task: Task,
+    examples: Sequence[Example],
+    protocol: SelfCorrectionSection,
+    *,
+    first_temperature: float = 0.0,
+    max_new_tokens: int = 16,
+    batch_size: int = 512,
+    seed: int = 0,
+    samples_path: str | Path | None = None,
+) -> SelfCorrectionResult:
+    """Run ``protocol.attempts`` attempts per problem (attempt 1 at ``first_temperature``, later ones greedy).
+
+    Greedy/greedy is the headline; ``first_temperature=1`` measures correcting sampled first drafts.
+    """
+    if not examples:
+        raise RedraftError("self-correction eval got no problems (check eval.split and eval.num_problems)")
+    params = _attempt_settings(first_temperature, 0.0, max_new_tokens, batch_size)
+    record = _run_attempts(model, tokenizer, task, examples, protocol, protocol.attempts, params, seed)
+    metrics = self_correction_metrics(record.correct, record.answers, record.texts)
+    truncated = [
+        sum(reasons[turn] == "length" for reasons in record.finish_reasons) / len(examples) for turn in range(protocol.attempts)
+    ]
+    if samples_path is not None:
+        with Path(samples_path).open("w") as handle:
+            for i, example in enumerate(examples):
+                row = {
+                    "prompt": task.prompt(example),
+                    "answer": example.answer,
+                    "attempts": record.texts[i],
+                    "extracted": record.answers[i],
+                    "correct": record.correct[i],
+                    "finish_reasons": record.finish_reasons[i],
+                }
+                handle.write(json.dumps(row) + "\n")
+    return SelfCorrectionResult(
+        num_problems=len(examples),
+        attempts=protocol.attempts,
+        first_temperature=first_temperature,
+        metrics={name: value for name, (value, _) in metrics.items()},
+        ci95={name: ci for name, (_, ci) in metrics.items()},
+        truncated_fraction=truncated,
+    )
+
+
+def inference_scaling(
+    model: PreTrainedModel,
+    tokenizer,
+    task: Task,
+    examples: Sequence[Example],
+    protocol: SelfCorrectionSection,
+    budgets: Sequence[int],
+    *,
+    temperature: float = 1.0,
+    max_new_tokens: int = 16,
+    batch_size: int = 512,
+    seed: int = 0,
+) -> ScalingResult:
+    """Both curves of the paper's inference-time scaling comparison, at equal generation budgets.
+
+    ``max(budgets)`` parallel samples and ``max(budgets) / 2`` two-attempt chains (attempt 1 at
+    ``temperature``, attempt 2 greedy) are drawn once per problem; a budget uses the first samples /
+    chains of those, so the curves are nested and share their randomness.
+    """
+    if not budgets or any(b < 2 or b % 2 for b in budgets):
+        raise ValueError(f"scaling budgets must be even numbers >= 2, got {list(budgets)}")
+    budgets = sorted(set(budgets))
+    top = budgets[-1]
+    params = _attempt_settings(temperature, 0.0, max_new_tokens, batch_size)
+    repeated = [ex for ex in examples for _ in range(top)]
+    # One attempt of the self-correction env is plain sampling of the task prompt.
+    parallel = _run_attempts(model, tokenizer, task, repeated, protocol, 1, params, seed)
+    chains = _run_attempts(model, tokenizer, task, [ex for ex in examples for _ in range(top // 2)], protocol, 2, params, seed + 1)
+
+    def per_problem(values: list[list[Any]], width: int, turn: int) -> list[list[Any]]:
+        flat = [v[turn] for v in values]
+        return [flat[i * width : (i + 1) * width] for i in range(len(examples))]
+
+    parallel_answers, parallel_correct = per_problem(parallel.answers, top, 0), per_problem(parallel.correct, top, 0)
+    final_answers, final_correct = per_problem(chains.answers, top // 2, -1), per_problem(chains.correct, top // 2, -1)
+    plain = [vote_accuracy(parallel_answers, parallel_correct, b) for b in budgets]
+    corrected = [vote_accuracy(final_answers, final_correct, b // 2) for b in budgets]
+    return ScalingResult(
+        budgets=budgets,
+        temperature=temperature,
+        parallel=[v for v, _ in plain],
+        parallel_ci95=[c for _, c in plain],
+        self_correct=[v for v, _ in corrected],
+        self_correct_ci95=[c for _, c in corrected],
+        num_problems=len(examples),
+    )
+
+
+def _pct(value: float, ci: float, signed: bool = False) -> str:
+    shown = f"{100 * value:+.1f}" if signed else f"{100 * value:.1f}"
+    return shown if math.isnan(ci) else f"{shown} ± {100 * ci:.1f}"  # NaN: a single problem
+
+
+def render_self_correction_section(
+    results: Mapping[str, SelfCorrectionResult],
+    scaling: Mapping[str, ScalingResult] | None = None,
+    heading: str = "## Self-correction",
+) -> str:
+    """Markdown: our rows (± 95% CI, percent of all problems), the paper's MATH500 rows, scaling numbers."""
+    columns = ("acc@t1", "acc@t2", "delta", "delta_i2c", "delta_c2i", "changed")
+    header = "| method | Acc@t1 | Acc@t2 | Δ(t1,t2) | Δ^{i→c} | Δ^{c→i} | changed |"
+    rule = "|---|---|---|---|---|---|---|"
+    lines = [heading, ""]
+    if results:
+        first = next(iter(results.values()))
+        lines += [
+            (f"{first.num_problems} problems, {first.attempts} attempts (first vs last compared); attempt 1 at "
+             f"temperature {first.first_temperature:g}, later attempts greedy. Percent of ALL problems, ± 95% CI "
+             "(normal approximation; Δ paired per problem). \"changed\": final answer differs from attempt 1's."),
+            "",
+            header,
+            rule,
+        ]
+        for name, result in results.items():
+            cells = [_pct(result.metrics[c], result.ci95[c], signed=c == "delta") for c in columns]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [
+        "For reference, the paper's published numbers (Kumar et al. 2024, **Gemini 1.5 Flash on MATH500** — not our",
+        "model or task):",
+        "",
+        header,
+        rule,
+    ]
+    for name, (t1, t2, delta, i2c, c2i) in PAPER_MATH500.items():
+        lines.append(f"| {name} (paper) | {t1:.1f} | {t2:.1f} | {delta:+.1f} | {i2c:.1f} | {c2i:.1f} | – |")
+    for name, result in (scaling or {}).items():
+        lines += [
+            "",
+            (f"Inference-time scaling ({name}, {result.num_problems} problems, majority vote, samples at temperature "
+             f"{result.temperature:g}): B parallel samples vs B/2 samples each self-corrected once (greedy correction)."),
+            "",
+            "| generations per problem | " + " | ".join(str(b) for b in result.budgets) + " |",
+            "|---" * (len(result.budgets) + 1) + "|",
+            "| parallel + vote (%) | " + " | ".join(_pct(v, c) for v, c in zip(result.parallel, result.parallel_ci95)) + " |",
+            "| self-correct + vote (%) | "
+            + " | ".join(_pct(v, c) for v, c in zip(result.self_correct, result.self_correct_ci95))
+            + " |",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def run_self_correction_eval(cfg: EvalConfig, out_dir: Path, task: Task | None = None) -> SelfCorrectionResult:
+    """The `redraft eval --self-correct` stage: self_correction.json, samples.jsonl, self_correction.md
+    (and inference_scaling.png when ``eval.scaling_budgets`` is set) in ``out_dir``."""
+    from redraft.evaluation.plots import plot_inference_scaling
+    from redraft.models import load_model
+    from redraft.tasks import build_task
+    from redraft.text.tokenizer import load_tokenizer
+
+    if not cfg.model.path:
+        raise RedraftError("eval needs model.path (use --model PATH)")
+    task = task or build_task(cfg.task)
+    model = load_model(cfg.model.path)
+    tokenizer = load_tokenizer(cfg.model.path)
+    settings = cfg.eval
+    examples = task.split(settings.split)[: settings.num_problems]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    common = {"max_new_tokens": settings.max_new_tokens, "batch_size": settings.batch_size, "seed": cfg.run.seed}
+    result = evaluate_self_correction(model, tokenizer, task, examples, cfg.self_correction,
+                                      first_temperature=settings.first_temperature,
+                                      samples_path=out_dir / "samples.jsonl", **common)
+    scaling = {}
+    if settings.scaling_budgets:
+        scaling["model"] = inference_scaling(model, tokenizer, task, examples, cfg.self_correction, settings.scaling_budgets,
+                                             temperature=settings.temperature, **common)
+        plot_inference_scaling(scaling, out_dir / "inference_scaling.png")
+    write_json_atomic(out_dir / "self_correction.json", {
+        "model": cfg.model.path,
+        **asdict(result),
+        "scaling": asdict(scaling["model"]) if scaling else None,
+    })
+    (out_dir / "self_correction.md").write_text(render_self_correction_section({"model": result}, scaling))
+    return result
