@@ -149,7 +149,7 @@ def test_report_section_has_our_rows_the_paper_rows_and_scaling():
     text = render_self_correction_section({"SCoRe (ours)": ours}, {"SCoRe (ours)": scaling})
     row = next(line for line in text.splitlines() if line.startswith("| SCoRe (ours)"))
     assert "| 60.0 ± " in row and "| +10.0 ± " in row and "| 20.0 ± " in row
-    assert "Gemini 1.5 Flash on MATH500" in text
+    assert "Gemini 1.5 Flash on MATH500" in text and "SCoRe (ours): t1 0.0%, t2 0.0%" in text
     for name, (t1, t2, delta, i2c, c2i) in PAPER_MATH500.items():
         assert f"| {name} (paper) | {t1:.1f} | {t2:.1f} | {delta:+.1f} | {i2c:.1f} | {c2i:.1f} |" in text
     assert "| self-correct + vote (%) | 55.0 ± 10.0 | 70.0 ± 10.0 |" in text

@@ -299,7 +299,11 @@ def render_self_correction_section(
         for name, result in results.items():
             cells = [_pct(result.metrics[c], result.ci95[c], signed=c == "delta") for c in columns]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        lines.append("")
+        cut = "; ".join(
+            f"{name}: " + ", ".join(f"t{i} {100 * f:.1f}%" for i, f in enumerate(result.truncated_fraction, start=1))
+            for name, result in results.items()
+        )
+        lines += ["", f"Replies cut at max_new_tokens (they score 0): {cut}.", ""]
     lines += [
         "For reference, the paper's published numbers (Kumar et al. 2024, **Gemini 1.5 Flash on MATH500** — not our",
         "model or task):",
