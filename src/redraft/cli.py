@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from redraft.errors import RedraftError
+from redraft.rlhf.cli import dpo_app, rlhf, rm_app
 
 app = typer.Typer(
     help="redraft: train language models with reinforcement learning — pretraining, SFT, RL (GRPO, RLOO, "
@@ -22,6 +23,9 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the built-in configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(rm_app, name="rm")
+app.add_typer(dpo_app, name="dpo")
+app.command("rlhf")(rlhf)
 console = Console()
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file, merged over the built-in defaults.")]

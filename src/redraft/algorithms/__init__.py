@@ -8,6 +8,7 @@ from redraft.algorithms.advantages import (
     reinforce_pp_advantages,
     rloo_advantages,
 )
+from redraft.algorithms.bradley_terry import bradley_terry_loss, pairwise_accuracy
 from redraft.algorithms.kl import AdaptiveKLController, FixedKLController, kl_penalty
 from redraft.algorithms.losses import (
     aggregate_loss,
@@ -23,6 +24,7 @@ __all__ = [
     "AdaptiveKLController",
     "FixedKLController",
     "aggregate_loss",
+    "bradley_terry_loss",
     "broadcast_to_tokens",
     "discounted_returns",
     "dpo_loss",
@@ -35,6 +37,7 @@ __all__ = [
     "masked_sum",
     "masked_var",
     "masked_whiten",
+    "pairwise_accuracy",
     "ppo_policy_loss",
     "reinforce_pp_advantages",
     "rloo_advantages",

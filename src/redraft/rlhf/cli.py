@@ -1,0 +1,117 @@
+"""`redraft rm train`, `redraft dpo train` and `redraft rlhf`.
+
+Each command reads its config (defaults in :mod:`redraft.rlhf.config` <- ``--config`` YAML <-
+``--set`` overrides), writes into ``<run.output_dir>/<run.name>/`` and ends with ``result.json``.
+Heavy imports happen inside the commands so ``redraft --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+rm_app = typer.Typer(help="Reward models: a scalar head on a causal LM, trained on preference pairs.", no_args_is_help=True)
+dpo_app = typer.Typer(help="DPO: train a policy directly on preference pairs.", no_args_is_help=True)
+console = Console()
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file, merged over the defaults.")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override one key, e.g. --set dpo.beta=0.2 (repeatable).")]
+NameOption = Annotated[str | None, typer.Option("--name", help="Run name: outputs go to <run.output_dir>/<name>/.")]
+ModelOption = Annotated[str | None, typer.Option("--model", help="HF checkpoint folder to start from (sets model.path).")]
+PairsOption = Annotated[str | None, typer.Option("--pairs", help="pairs.jsonl from the feedback export (sets pairs.train_path).")]
+ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Delete an existing run folder of the same name first.")]
+
+
+def _load(cls, config: Path | None, overrides: list[str] | None, name: str | None, **keys: str | None):
+    from redraft.rlhf.config import load_rlhf_config
+
+    sets = list(overrides or [])
+    if name:
+        sets.append(f"run.name={name}")
+    sets += [f"{key}={value}" for key, value in keys.items() if value is not None]
+    return load_rlhf_config(cls, config, sets)
+
+
+def _prepare(cfg, resume: bool, overwrite: bool):
+    from redraft.config import dump_config
+    from redraft.errors import RedraftError
+    from redraft.pipeline import prepare_run_dir
+    from redraft.rlhf.preferences import load_pair_splits
+    from redraft.training.logging import MetricsLog
+
+    if not cfg.model.path:
+        raise RedraftError("set the starting model with --model PATH (model.path)")
+    out = cfg.run.directory
+    prepare_run_dir(out, resume, overwrite)
+    dump_config(cfg, out / "config.yaml")
+    p = cfg.pairs
+    train, val = load_pair_splits(p.train_path, p.ratings_path, p.val_path, p.val_fraction, cfg.run.seed)
+    return out, MetricsLog(out / "metrics.jsonl"), train, val
+
+
+@rm_app.command("train")
+def rm_train(
+    config: ConfigOption = None, set_: SetOption = None, name: NameOption = None, model: ModelOption = None,
+    pairs: PairsOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False,
+) -> None:
+    """Train a reward model (Bradley–Terry) and report held-out pairwise accuracy."""
+    from redraft.fsutil import write_json_atomic
+    from redraft.rlhf.config import RewardModelConfig
+    from redraft.rlhf.loop import train_reward_model_from
+
+    cfg = _load(RewardModelConfig, config, set_, name, **{"model.path": model, "pairs.train_path": pairs})
+    out, log, train, val = _prepare(cfg, resume, overwrite)
+    result = train_reward_model_from(cfg.model.path, train, val, cfg.reward_model, out, cfg.run.seed, log, cfg.logging,
+                                     model_cfg=cfg.model, resume=resume)
+    write_json_atomic(out / "result.json", result)
+    accuracy = f", held-out pairwise accuracy {100 * result['val_accuracy']:.1f}%" if "val_accuracy" in result else ""
+    console.print(f"[green]done[/green]: reward model at {result['model_dir']} ({len(train)} training pairs{accuracy})")
+
+
+@dpo_app.command("train")
+def dpo_train(
+    config: ConfigOption = None, set_: SetOption = None, name: NameOption = None, model: ModelOption = None,
+    pairs: PairsOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False,
+) -> None:
+    """DPO of --model on preference pairs against a frozen copy of it."""
+    from redraft.fsutil import write_json_atomic
+    from redraft.rlhf.config import DPOConfig
+    from redraft.tasks import build_task
+    from redraft.text.tokenizer import load_tokenizer
+    from redraft.training.dpo import train_dpo
+
+    cfg = _load(DPOConfig, config, set_, name, **{"model.path": model, "pairs.train_path": pairs})
+    out, log, train, val = _prepare(cfg, resume, overwrite)
+    result = train_dpo(model_path=cfg.model.path, tokenizer=load_tokenizer(cfg.model.path), train_pairs=train, val_pairs=val,
+                       cfg=cfg.dpo, out_dir=out, seed=cfg.run.seed, log=log, logging=cfg.logging,
+                       task=build_task(cfg.task), resume=resume)
+    write_json_atomic(out / "result.json", result)
+    console.print(f"[green]done[/green]: policy at {result['model_dir']}")
+
+
+def rlhf(
+    config: ConfigOption = None, set_: SetOption = None, name: NameOption = None, model: ModelOption = None,
+    resume: ResumeOption = False, overwrite: OverwriteOption = False,
+) -> None:
+    """RLHF rounds: sample -> simulated annotators -> reward model + PPO (or DPO) -> evaluate."""
+    from redraft.pipeline import prepare_run_dir
+    from redraft.rlhf.config import RLHFConfig
+    from redraft.rlhf.loop import run_rlhf
+
+    cfg = _load(RLHFConfig, config, set_, name, **{"model.path": model})
+    prepare_run_dir(cfg.run.directory, resume, overwrite)
+    summary = run_rlhf(cfg, resume=resume)
+    start = summary["start"]["test_accuracy"]
+    console.print(f"start: greedy test accuracy {100 * start:.1f}%")
+    for index, result in enumerate(summary["rounds"], start=1):
+        evaluation = result["eval"]
+        rm = result.get("reward_model", {}).get("val_accuracy")
+        rm_text = f", reward model held-out accuracy {100 * rm:.1f}%" if rm is not None else ""
+        console.print(
+            f"round {index} ({result['method']}): greedy test accuracy {100 * evaluation['test_accuracy']:.1f}% "
+            f"± {100 * evaluation['test_accuracy_ci95']:.1f}, KL to the round's start {evaluation.get('kl', 0.0):.3f}{rm_text}"
+        )

@@ -1,0 +1,146 @@
+"""Configs for reward-model training, DPO and the RLHF loop.
+
+Loaded like every stage config: pydantic defaults <- the user's YAML <- ``--set`` overrides, with
+unknown keys and wrong types reported as one-line ConfigErrors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import Field, model_validator
+
+from redraft.config import (
+    ModelConfig,
+    OptimConfig,
+    RLSection,
+    RunSection,
+    Section,
+    StageConfig,
+    TaskConfig,
+    TrainConfig,
+    apply_override,
+    build_config,
+    deep_merge,
+    read_yaml,
+)
+
+
+class PairsSection(Section):
+    """Where preference data comes from (the feedback export's files)."""
+
+    train_path: str | None = None  # pairs.jsonl
+    ratings_path: str | None = None  # ratings.jsonl; its ratings become pairs too
+    val_path: str | None = None  # held-out pairs; without it, val_fraction of the prompts are held out
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+
+
+class RewardModelSection(Section):
+    """A scalar head on a causal LM trained with the Bradley–Terry loss."""
+
+    init: Literal["model", "fresh"] = "model"  # model.path's weights, or a fresh model.preset with its tokenizer
+    use_margins: bool = False  # subtract each pair's margin (its rating gap) inside the sigmoid
+    center_coef: float = Field(0.0, ge=0)  # c·mean((r_w + r_l)²) keeps rewards near zero
+    score_batch_size: int = Field(256, ge=1)
+    train: TrainConfig = TrainConfig(
+        max_steps=600, batch_size=64, eval_every=100, save_every=100, log_every=20,
+        optim=OptimConfig(lr=1e-3, warmup_steps=30, weight_decay=0.0),
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> RewardModelSection:
+        if self.train.lora.enabled:
+            raise ValueError("reward_model.train.lora is not supported (use train.freeze to train part of the model)")
+        return self
+
+
+class DPOSection(Section):
+    """Direct preference optimisation of the policy against a frozen copy of itself."""
+
+    beta: float = Field(0.1, gt=0)
+    loss: Literal["sigmoid", "ipo"] = "sigmoid"
+    label_smoothing: float = Field(0.0, ge=0, le=0.5)
+    kl_prompts: int = Field(128, ge=0)  # validation prompts sampled at T = 1 to estimate KL(π ‖ π_ref)
+    eval_problems: int = Field(256, ge=0)  # greedy validation accuracy on the task (0 = off)
+    max_new_tokens: int = Field(16, ge=1)
+    train: TrainConfig = TrainConfig(
+        max_steps=300, batch_size=64, eval_every=50, save_every=50, log_every=10,
+        optim=OptimConfig(lr=1e-4, warmup_steps=10, weight_decay=0.0, min_lr_ratio=1.0),
+    )
+
+
+class SimulatedSection(Section):
+    """The in-process simulated annotator: sample K completions per prompt, label them."""
+
+    noise: float = Field(0.1, ge=0, le=0.5)  # probability of flipping a judgement
+    prompts: int = Field(2000, ge=1)  # training prompts labelled per round
+    val_prompts: int = Field(256, ge=0)  # validation prompts labelled without noise (held-out pairs)
+    samples_per_prompt: int = Field(4, ge=2)
+    temperature: float = Field(1.0, gt=0)
+    max_new_tokens: int = Field(6, ge=1)
+
+
+def _default_ppo() -> RLSection:
+    return RLSection(
+        algorithm="ppo", iterations=100, prompts_per_iteration=64, samples_per_prompt=4, max_new_tokens=6,
+        kl_coef=0.05, kl_estimator="k1", epochs=2, minibatch_size=128, eval_every=20,
+        optim=OptimConfig(lr=1e-4, warmup_steps=5, weight_decay=0.0, min_lr_ratio=1.0),
+    )
+
+
+class RLHFSection(Section):
+    method: Literal["ppo", "dpo"] = "ppo"
+    rounds: int = Field(1, ge=1)
+    test_problems: int | None = Field(None, ge=1)  # greedy test accuracy after each round (None: whole split)
+    simulated: SimulatedSection = SimulatedSection()
+    reward_model: RewardModelSection = RewardModelSection()
+    dpo: DPOSection = DPOSection()
+    ppo: RLSection = Field(default_factory=_default_ppo)  # any rl.algorithm works against the reward model
+
+
+class RewardModelConfig(StageConfig):
+    """`redraft rm train`: a reward model from preference pairs."""
+
+    run: RunSection = RunSection(name="reward_model")
+    model: ModelConfig = ModelConfig()
+    pairs: PairsSection = PairsSection()
+    reward_model: RewardModelSection = RewardModelSection()
+
+
+class DPOConfig(StageConfig):
+    """`redraft dpo train`: DPO of model.path on preference pairs."""
+
+    run: RunSection = RunSection(name="dpo")
+    task: TaskConfig = TaskConfig()
+    model: ModelConfig = ModelConfig()
+    pairs: PairsSection = PairsSection()
+    dpo: DPOSection = DPOSection()
+
+
+class RLHFConfig(StageConfig):
+    """`redraft rlhf`: rounds of sample -> collect preferences -> reward model + PPO, or DPO -> evaluate."""
+
+    run: RunSection = RunSection(name="rlhf")
+    task: TaskConfig = TaskConfig()
+    model: ModelConfig = ModelConfig()
+    rlhf: RLHFSection = RLHFSection()
+
+
+C = TypeVar("C", bound=StageConfig)
+
+
+def load_rlhf_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
+    """The defaults above <- YAML file <- ``--set`` overrides, validated.
+
+    The base is the full dump of the defaults, so overriding one nested key (``--set
+    rlhf.ppo.kl_coef=0.1``) keeps this file's other defaults for that section instead of the
+    generic ones of its class.
+    """
+    data = cls().model_dump(mode="json")
+    if path is not None:
+        data = deep_merge(data, read_yaml(path))
+    for assignment in overrides or []:
+        data = apply_override(data, assignment)
+    source = str(path) if path is not None else f"{cls.__name__}"
+    return build_config(cls, data, source + (" with --set overrides" if overrides else ""))

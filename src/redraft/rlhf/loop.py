@@ -1,0 +1,205 @@
+"""One RLHF round and the loop of rounds.
+
+A round takes a policy folder and preference pairs and either trains a reward model and then PPO
+against it (KL-penalised to the round's starting policy), or runs DPO on the pairs; it returns
+the metrics of each stage and of the resulting policy. The loop repeats
+sample -> collect -> round -> evaluate, with collection as a plain callable: the in-process
+simulated annotator by default, the feedback app's export when that lands.
+
+Every stage writes ``result.json`` when it finishes, so a rerun skips what is done.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from accelerate.utils import set_seed
+
+from redraft.config import LoggingConfig, ModelConfig, SamplingConfig, dump_config
+from redraft.envs.base import SingleTurnEnv
+from redraft.errors import RedraftError
+from redraft.evaluation.evaluate import greedy_accuracy, greedy_answers
+from redraft.evaluation.metrics import mean_ci95
+from redraft.fsutil import write_json_atomic
+from redraft.models.build import load_model
+from redraft.rlhf.config import (
+    RewardModelSection,
+    RLHFConfig,
+    RLHFSection,
+    SimulatedSection,
+)
+from redraft.rlhf.preferences import PreferencePair, read_pairs, write_pairs
+from redraft.rlhf.simulated import SimulatedLabeller
+from redraft.rollout.sampler import generate
+from redraft.tasks import Task, build_task
+from redraft.tasks.base import Example
+from redraft.text.tokenizer import load_tokenizer
+from redraft.training.logging import MetricsLog
+
+Collect = Callable[[Sequence[Example], Sequence[Sequence[str]]], list[PreferencePair]]
+RESULT = "result.json"
+
+
+def _once(stage_dir: Path, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``run()``'s result, or the one a previous run saved in ``stage_dir``."""
+    path = stage_dir / RESULT
+    if path.is_file():
+        return json.loads(path.read_text())
+    result = run()
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, result)
+    return result
+
+
+def sample_completions(model, tokenizer, task: Task, examples: Sequence[Example], settings: SimulatedSection, seed: int) -> list[list[str]]:
+    """``settings.samples_per_prompt`` completions per example, sampled at ``settings.temperature``."""
+    k = settings.samples_per_prompt
+    prompts = [task.prompt(ex) for ex in examples for _ in range(k)]
+    sampling = SamplingConfig(temperature=settings.temperature, max_new_tokens=settings.max_new_tokens)
+    texts = generate(model, tokenizer, prompts, sampling, seed=seed).texts
+    return [texts[i * k : (i + 1) * k] for i in range(len(examples))]
+
+
+def evaluate_policy(policy_dir: str | Path, reference_dir: str | Path, task: Task, test_problems: int | None, max_new_tokens: int, seed: int = 0) -> dict[str, float]:
+    """Greedy test accuracy (95% CI), greedy validation accuracy and sampled KL(π ‖ π_ref) on test prompts."""
+    from redraft.training.dpo import sampled_kl
+
+    policy, tokenizer = load_model(policy_dir), load_tokenizer(policy_dir)
+    test = task.test[:test_problems]
+    _, correct = greedy_answers(policy, tokenizer, task, test, max_new_tokens)
+    accuracy, ci95 = mean_ci95(correct)
+    metrics = {"test_accuracy": accuracy, "test_accuracy_ci95": ci95, "test_problems": len(test)}
+    if task.val:
+        metrics["val_accuracy"] = greedy_accuracy(policy, tokenizer, task, task.val, max_new_tokens)
+    if Path(policy_dir).resolve() != Path(reference_dir).resolve():
+        kl_prompts = [task.prompt(ex) for ex in test[:512]]
+        metrics.update(sampled_kl(policy, load_model(reference_dir), tokenizer, kl_prompts, max_new_tokens, seed))
+    return metrics
+
+
+def train_reward_model_from(
+    model_dir: str | Path, train_pairs: list[PreferencePair], val_pairs: list[PreferencePair], cfg: RewardModelSection,
+    out_dir: Path, seed: int, log: MetricsLog, logging: LoggingConfig, model_cfg: ModelConfig | None = None, resume: bool = False,
+) -> dict[str, Any]:
+    """A reward model started from ``model_dir`` (or a fresh ``model_cfg`` preset with its tokenizer)."""
+    from redraft.models.reward import build_reward_model
+    from redraft.training.reward_model import train_reward_model
+
+    tokenizer = load_tokenizer(model_dir)
+    model_cfg = (model_cfg or ModelConfig()).model_copy(update={"path": str(model_dir)})
+    set_seed(seed)  # the head's (or a fresh model's) initial weights
+    model = build_reward_model(tokenizer, model_cfg, fresh=cfg.init == "fresh")
+    return train_reward_model(
+        model=model, tokenizer=tokenizer, train_pairs=train_pairs, val_pairs=val_pairs, cfg=cfg,
+        out_dir=out_dir, seed=seed, log=log, logging=logging, resume=resume,
+    )
+
+
+def run_rlhf_round(
+    *,
+    model_dir: str | Path,
+    train_pairs: list[PreferencePair],
+    val_pairs: list[PreferencePair],
+    task: Task,
+    cfg: RLHFSection,
+    out_dir: str | Path,
+    seed: int,
+    log: MetricsLog,
+    logging: LoggingConfig,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Reward model + PPO (``cfg.method == "ppo"``) or DPO on the pairs; returns every stage's metrics.
+
+    The new policy is at ``result["policy_dir"]``; ``result["eval"]`` holds its greedy accuracy
+    and its KL to ``model_dir``.
+    """
+    from redraft.rewards.reward_model import RewardModelScorer
+    from redraft.training.dpo import train_dpo
+    from redraft.training.rl import train_rl
+
+    out_dir = Path(out_dir)
+    result: dict[str, Any] = {"method": cfg.method, "train_pairs": len(train_pairs), "val_pairs": len(val_pairs)}
+    if cfg.method == "ppo":
+        result["reward_model"] = _once(out_dir / "reward_model", lambda: train_reward_model_from(
+            model_dir, train_pairs, val_pairs, cfg.reward_model, out_dir / "reward_model", seed, log, logging, resume=resume,
+        ))
+        scorer = RewardModelScorer(result["reward_model"]["model_dir"], batch_size=cfg.reward_model.score_batch_size)
+        result["ppo"] = _once(out_dir / "ppo", lambda: train_rl(
+            model_path=model_dir, tokenizer=load_tokenizer(model_dir), task=task, cfg=cfg.ppo, out_dir=out_dir / "ppo",
+            seed=seed, log=log, logging=logging, resume=resume, env_factory=lambda: SingleTurnEnv(task, reward_fn=scorer),
+        ))
+        policy_dir, max_new_tokens = result["ppo"]["model_dir"], cfg.ppo.max_new_tokens
+    else:
+        result["dpo"] = _once(out_dir / "dpo", lambda: train_dpo(
+            model_path=model_dir, tokenizer=load_tokenizer(model_dir), train_pairs=train_pairs, val_pairs=val_pairs,
+            cfg=cfg.dpo, out_dir=out_dir / "dpo", seed=seed, log=log, logging=logging, task=task, resume=resume,
+        ))
+        policy_dir, max_new_tokens = result["dpo"]["model_dir"], cfg.dpo.max_new_tokens
+    result["policy_dir"] = policy_dir
+    result["eval"] = _once(out_dir / "eval", lambda: evaluate_policy(policy_dir, model_dir, task, cfg.test_problems, max_new_tokens, seed))
+    return result
+
+
+def collect_pairs(
+    policy_dir: str | Path, task: Task, settings: SimulatedSection, out_dir: Path, seed: int,
+    jobs: list[tuple[Sequence[Example], Collect, str]],
+) -> dict[str, int]:
+    """For each (examples, collect, file name): sample completions from the policy, label them, write the pairs."""
+    policy, tokenizer = load_model(policy_dir), load_tokenizer(policy_dir)
+    counts = {}
+    for offset, (examples, collect, name) in enumerate(jobs):
+        pairs = collect(examples, sample_completions(policy, tokenizer, task, examples, settings, seed + offset))
+        write_pairs(out_dir / name, pairs)
+        counts[name] = len(pairs)
+    return counts
+
+
+def round_prompts(examples: Sequence[Example], count: int, round_index: int) -> list[Example]:
+    """The round's slice of the training problems, wrapping around; each round sees new prompts while they last."""
+    start = (round_index * count) % len(examples)
+    return [examples[(start + i) % len(examples)] for i in range(min(count, len(examples)))]
+
+
+def run_rlhf(
+    cfg: RLHFConfig, collect: Collect | None = None, collect_val: Collect | None = None, resume: bool = False
+) -> dict[str, Any]:
+    """``cfg.rlhf.rounds`` rounds of sample -> collect -> train -> evaluate from ``cfg.model.path``.
+
+    ``collect`` labels training pairs and ``collect_val`` held-out pairs (validation prompts).
+    Without them the simulated annotator labels both: training pairs with ``simulated.noise``,
+    held-out pairs without noise, so held-out accuracy measures the true preference.
+    """
+    if not cfg.model.path:
+        raise RedraftError("rlhf needs model.path (an SFT checkpoint; use --model PATH)")
+    settings = cfg.rlhf
+    run_dir = cfg.run.directory
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, run_dir / "config.yaml")
+    log = MetricsLog(run_dir / "metrics.jsonl")
+    task = build_task(cfg.task)
+    seed = cfg.run.seed
+    collect = collect or SimulatedLabeller(task, settings.simulated.noise, seed)
+    collect_val = collect_val or SimulatedLabeller(task, 0.0, seed + 1)
+    max_new_tokens = settings.ppo.max_new_tokens if settings.method == "ppo" else settings.dpo.max_new_tokens
+
+    policy_dir = str(cfg.model.path)
+    summary: dict[str, Any] = {"start": _once(run_dir / "eval-start", lambda: evaluate_policy(
+        policy_dir, policy_dir, task, settings.test_problems, max_new_tokens, seed)), "rounds": []}
+    for index in range(settings.rounds):
+        round_dir = run_dir / f"round-{index + 1}"
+        train_examples = round_prompts(task.train, settings.simulated.prompts, index)
+        jobs = [(train_examples, collect, "pairs.jsonl"), (task.val[: settings.simulated.val_prompts], collect_val, "val_pairs.jsonl")]
+        _once(round_dir / "collect", partial(collect_pairs, policy_dir, task, settings.simulated, round_dir, seed * 1000 + 2 * index, jobs))
+        result = run_rlhf_round(
+            model_dir=policy_dir, train_pairs=read_pairs(round_dir / "pairs.jsonl"),
+            val_pairs=read_pairs(round_dir / "val_pairs.jsonl"), task=task, cfg=settings, out_dir=round_dir,
+            seed=seed + index, log=log, logging=cfg.logging, resume=resume,
+        )
+        summary["rounds"].append(result)
+        policy_dir = result["policy_dir"]
+    write_json_atomic(run_dir / RESULT, summary)
+    return summary

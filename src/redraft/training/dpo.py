@@ -1,0 +1,159 @@
+"""DPO: the policy learns from preference pairs directly, against a frozen reference (its start).
+
+The reference's completion log-probs are computed once for every pair before training (the
+reference never changes), so each step runs only the policy: one forward over the batch's chosen
+and rejected sequences, summed log-probs of the completion tokens (EOS included, prompt
+excluded), :func:`redraft.algorithms.dpo_loss`. Logged per step: loss, implicit-reward margin and
+accuracy; per validation: the same on held-out pairs, greedy accuracy on validation problems and
+KL(π ‖ π_ref) estimated on the policy's own samples.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from redraft.algorithms import dpo_loss
+from redraft.config import LoggingConfig, SamplingConfig
+from redraft.evaluation.evaluate import greedy_accuracy
+from redraft.models.adapters import apply_freeze, apply_lora, plain_model
+from redraft.models.build import load_model, save_model
+from redraft.rlhf.config import DPOSection
+from redraft.rlhf.preferences import PreferencePair
+from redraft.rollout.sampler import generate
+from redraft.tasks.base import Task
+from redraft.training.logging import MetricsLog
+from redraft.training.pairwise import (
+    Batch,
+    PairData,
+    pair_batch,
+    pair_data,
+    split_pair_outputs,
+    train_pairwise,
+)
+from redraft.training.rl import sequence_logprobs
+
+
+def completion_logprobs(model, batch: Batch) -> torch.Tensor:
+    """(2B,) summed log-prob of each sequence's completion tokens (``loss_mask``)."""
+    logp, _ = sequence_logprobs(model, batch["input_ids"], batch["attention_mask"], 1.0)
+    return (logp * batch["loss_mask"]).sum(dim=1)
+
+
+@torch.no_grad()
+def add_reference_logprobs(reference, data: PairData, batch_size: int) -> None:
+    """Store the reference's chosen/rejected completion log-probs in ``data.extra``."""
+    reference.eval()
+    chosen, rejected = [], []
+    for start in range(0, len(data), batch_size):
+        rows = list(range(start, min(start + batch_size, len(data))))
+        c, r = split_pair_outputs(completion_logprobs(reference, pair_batch(data, rows)))
+        chosen.append(c)
+        rejected.append(r)
+    data.extra["ref_chosen"], data.extra["ref_rejected"] = torch.cat(chosen), torch.cat(rejected)
+
+
+@torch.no_grad()
+def sampled_kl(policy, reference, tokenizer, prompts: list[str], max_new_tokens: int, seed: int = 0) -> dict[str, float]:
+    """KL(π ‖ π_ref) per completion, estimated on completions sampled from π at T = 1.
+
+    ``kl`` is the mean over samples of Σ_t (log π − log π_ref) (k1: unbiased for the sequence KL);
+    ``kl_k3`` sums the low-variance k3 estimator per token instead.
+    """
+    if not prompts:
+        return {}
+    samples = generate(policy, tokenizer, prompts, SamplingConfig(temperature=1.0, max_new_tokens=max_new_tokens), seed=seed)
+    sequences = [p + t for p, t in zip(samples.prompt_ids, samples.token_ids)]
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), tokenizer.pad_token_id, dtype=torch.long)
+    attention = torch.zeros_like(ids)
+    action = torch.zeros(len(sequences), width)
+    policy_logp = torch.zeros(len(sequences), width)
+    for i, (prompt, generated, logps) in enumerate(zip(samples.prompt_ids, samples.token_ids, samples.logprobs)):
+        ids[i, : len(prompt) + len(generated)] = torch.tensor(prompt + generated)
+        attention[i, : len(prompt) + len(generated)] = 1
+        action[i, len(prompt) : len(prompt) + len(generated)] = 1.0
+        policy_logp[i, len(prompt) : len(prompt) + len(generated)] = torch.tensor(logps)
+    was_training = reference.training
+    reference.eval()
+    ref_logp, _ = sequence_logprobs(reference, ids, attention, 1.0)
+    reference.train(was_training)
+    log_ratio = (policy_logp - ref_logp) * action
+    k3 = (torch.exp(-log_ratio) - 1 + log_ratio) * action
+    return {"kl": float(log_ratio.sum(dim=1).mean()), "kl_k3": float(k3.sum(dim=1).mean())}
+
+
+def train_dpo(
+    *,
+    model_path: str | Path,
+    tokenizer,
+    train_pairs: list[PreferencePair],
+    val_pairs: list[PreferencePair],
+    cfg: DPOSection,
+    out_dir: str | Path,
+    seed: int,
+    log: MetricsLog,
+    logging: LoggingConfig,
+    task: Task | None = None,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """DPO of the policy at ``model_path``; the kept policy (lowest held-out DPO loss) goes to ``out_dir/model``."""
+    started = time.perf_counter()
+    reference = load_model(model_path).eval().requires_grad_(False)
+    policy = load_model(model_path)
+    apply_freeze(policy, cfg.train.freeze)
+    if cfg.train.lora.enabled:
+        policy = apply_lora(policy, cfg.train.lora)
+    length = cfg.train.max_length
+    train = pair_data(tokenizer, train_pairs, length)
+    add_reference_logprobs(reference, train, cfg.train.batch_size)
+    val = None
+    if val_pairs:
+        val = pair_data(tokenizer, val_pairs, length)
+        add_reference_logprobs(reference, val, cfg.train.batch_size)
+    problems = task.val[: cfg.eval_problems] if task is not None else []
+    kl_prompts = [task.prompt(ex) for ex in task.val[: cfg.kl_prompts]] if task is not None else []
+
+    def loss_fn(current, batch: Batch):
+        chosen, rejected = split_pair_outputs(completion_logprobs(current, batch))
+        return dpo_loss(chosen, rejected, batch["ref_chosen"], batch["ref_rejected"], cfg.beta, cfg.label_smoothing, cfg.loss)
+
+    @torch.no_grad()
+    def validate(current) -> dict[str, float]:
+        current.eval()
+        chosen, rejected = [], []
+        for start in range(0, len(val), cfg.train.batch_size):
+            rows = list(range(start, min(start + cfg.train.batch_size, len(val))))
+            c, r = split_pair_outputs(completion_logprobs(current, pair_batch(val, rows)))
+            chosen.append(c)
+            rejected.append(r)
+        loss, stats = dpo_loss(
+            torch.cat(chosen), torch.cat(rejected), val.extra["ref_chosen"], val.extra["ref_rejected"],
+            cfg.beta, cfg.label_smoothing, cfg.loss,
+        )
+        metrics = {"val_loss": float(loss), **{f"val_{k}": float(v) for k, v in stats.items()}}
+        plain = plain_model(current)
+        if problems:
+            metrics["val_accuracy"] = greedy_accuracy(plain, tokenizer, task, problems, max_new_tokens=cfg.max_new_tokens)
+        metrics.update({f"val_{k}": v for k, v in sampled_kl(plain, reference, tokenizer, kl_prompts, cfg.max_new_tokens, seed).items()})
+        return metrics
+
+    result = train_pairwise(
+        stage="dpo",
+        model=policy,
+        train=train,
+        cfg=cfg.train,
+        loss_fn=loss_fn,
+        export=lambda current, path: save_model(plain_model(current), tokenizer, path),
+        out_dir=out_dir,
+        seed=seed,
+        log=log,
+        logging=logging,
+        validate=validate if val is not None else None,
+        resume=resume,
+    )
+    return {**asdict(result), "model_dir": str(result.model_dir), "seconds": time.perf_counter() - started}

@@ -1,0 +1,205 @@
+"""The training loop shared by the reward model and DPO: batches of (chosen, rejected) pairs.
+
+Both trainers tokenize every pair once (``prompt ‖ completion ‖ EOS``, loss mask on the
+completion), then run the same loop as ``train_lm``: a data order that is a pure function of
+``(seed, step)``, gradient accumulation, clipping, AdamW with warmup + cosine, validation every
+``eval_every`` steps with the best model (lowest validation loss) exported, optional early
+stopping, JSONL metrics, atomic checkpoints and exact resume. They differ only in the loss of a
+batch and in what they validate, which they pass in.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate.utils import set_seed
+
+from redraft.config import LoggingConfig, TrainConfig
+from redraft.errors import TrainingError
+from redraft.rlhf.preferences import PreferencePair
+from redraft.training.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from redraft.training.data import TokenizedData, collate, micro_batch_rows, sft_data
+from redraft.training.logging import MetricsLog, make_accelerator, progress_bar
+from redraft.training.optim import build_optimizer, build_scheduler
+
+Batch = dict[str, torch.Tensor]
+PairLoss = Callable[[torch.nn.Module, Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+Validate = Callable[[torch.nn.Module], dict[str, float]]  # must return "val_loss"
+Export = Callable[[torch.nn.Module, Path], None]
+
+
+@dataclass
+class PairData:
+    """Tokenized pairs; ``extra`` holds per-pair tensors a trainer adds (DPO: reference log-probs)."""
+
+    chosen: TokenizedData
+    rejected: TokenizedData
+    margins: torch.Tensor  # (N,)
+    pad_id: int
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.margins)
+
+
+def pair_data(tokenizer, pairs: list[PreferencePair], max_length: int) -> PairData:
+    prompts = [p.prompt for p in pairs]
+    return PairData(
+        chosen=sft_data(tokenizer, prompts, [p.chosen for p in pairs], max_length),
+        rejected=sft_data(tokenizer, prompts, [p.rejected for p in pairs], max_length),
+        margins=torch.tensor([p.margin for p in pairs], dtype=torch.float32),
+        pad_id=tokenizer.pad_token_id,
+    )
+
+
+def pair_batch(data: PairData, rows: list[int] | torch.Tensor) -> Batch:
+    """Chosen rows then rejected rows stacked into one (2B, L) batch, so one forward scores both."""
+    rows = torch.as_tensor(rows, dtype=torch.long)
+    chosen, rejected = collate(data.chosen, rows), collate(data.rejected, rows)
+    width = max(chosen["input_ids"].shape[1], rejected["input_ids"].shape[1])
+    batch = {
+        key: torch.cat([_pad_right(chosen[key], width, pad), _pad_right(rejected[key], width, pad)])
+        for key, pad in (("input_ids", data.pad_id), ("attention_mask", 0), ("loss_mask", 0))
+    }
+    batch["margin"] = data.margins[rows]
+    batch.update({key: values[rows] for key, values in data.extra.items()})
+    return batch
+
+
+def _pad_right(tensor: torch.Tensor, width: int, value: int) -> torch.Tensor:
+    return torch.nn.functional.pad(tensor, (0, width - tensor.shape[1]), value=value)
+
+
+def split_pair_outputs(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The chosen half and the rejected half of a stacked pair batch's outputs."""
+    half = len(values) // 2
+    return values[:half], values[half:]
+
+
+@dataclass
+class PairwiseResult:
+    model_dir: Path
+    steps: int
+    train_loss: float
+    best_val_loss: float | None
+    stopped_early: bool
+    seconds: float
+
+
+def train_pairwise(
+    *,
+    stage: str,
+    model: torch.nn.Module,
+    train: PairData,
+    cfg: TrainConfig,
+    loss_fn: PairLoss,
+    export: Export,
+    out_dir: str | Path,
+    seed: int,
+    log: MetricsLog,
+    logging: LoggingConfig,
+    validate: Validate | None = None,
+    resume: bool = False,
+) -> PairwiseResult:
+    """Train on ``train``; the best model by validation loss (or the last, without ``validate``) goes to ``out_dir/model``."""
+    out_dir = Path(out_dir)
+    started = time.perf_counter()
+    set_seed(seed)
+    if len(train) < cfg.batch_size:
+        raise TrainingError(f"{stage}: {len(train)} training pairs, fewer than one batch of {cfg.batch_size}")
+
+    accelerator = make_accelerator(out_dir, logging, stage, cfg.model_dump(mode="json"))
+    optimizer = build_optimizer(model, cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.optim, cfg.max_steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    model_dir, checkpoints = out_dir / "model", out_dir / "checkpoints"
+
+    loop = {"best_val_loss": math.inf, "evals_without_improvement": 0, "train_loss": math.nan}
+    first_step = 1
+    latest = latest_checkpoint(checkpoints) if resume else None
+    if latest is not None:
+        loop = load_checkpoint(accelerator, latest)
+        first_step = loop.pop("step") + 1
+        log.drop_after(stage, first_step - 1)
+        accelerator.print(f"{stage}: resuming from {latest}")
+
+    stopped_early = False
+    last_step = first_step - 1
+    rank, world = accelerator.process_index, accelerator.num_processes
+    model.train()
+    with progress_bar(logging.progress and accelerator.is_main_process) as bar:
+        task = bar.add_task(stage, total=cfg.max_steps, completed=first_step - 1, info="")
+        for step in range(first_step, cfg.max_steps + 1):
+            step_loss, sums = 0.0, {}
+            for i in range(cfg.grad_accum_steps):
+                last = i == cfg.grad_accum_steps - 1
+                rows = micro_batch_rows(len(train), cfg.batch_size, seed, (step - 1) * cfg.grad_accum_steps + i)
+                batch = {k: v.to(accelerator.device) for k, v in pair_batch(train, rows[rank::world]).items()}
+                with nullcontext() if last else accelerator.no_sync(model):
+                    loss, stats = loss_fn(model, batch)
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        kept = latest_checkpoint(checkpoints)
+                        raise TrainingError(
+                            f"{stage}: loss is {value} at step {step}; stopped. Last good checkpoint: "
+                            f"{kept or 'none yet'}. Try a lower learning rate or check the pairs."
+                        )
+                    accelerator.backward(loss / cfg.grad_accum_steps)
+                step_loss += value / cfg.grad_accum_steps
+                for key, stat in stats.items():
+                    sums[key] = sums.get(key, 0.0) + float(stat) / cfg.grad_accum_steps
+            grad_norm = accelerator.clip_grad_norm_(trainable, cfg.optim.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            loop["train_loss"] = step_loss
+            last_step = step
+
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                metrics = {"loss": step_loss, "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm), **sums}
+                log.write(stage, step, **metrics)
+                accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)
+
+            stop = False
+            if validate is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
+                metrics = validate(accelerator.unwrap_model(model))
+                model.train()
+                log.write(stage, step, **metrics)
+                accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)
+                if metrics["val_loss"] < loop["best_val_loss"]:
+                    loop["best_val_loss"], loop["evals_without_improvement"] = metrics["val_loss"], 0
+                    export(accelerator.unwrap_model(model), model_dir)
+                else:
+                    loop["evals_without_improvement"] += 1
+                stop = bool(cfg.patience) and loop["evals_without_improvement"] >= cfg.patience
+                stopped_early = stop and step < cfg.max_steps
+
+            if step % cfg.save_every == 0 or step == cfg.max_steps or stop:
+                save_checkpoint(accelerator, checkpoints, step, loop, cfg.keep_checkpoints)
+            bar.update(task, completed=step, info=f"loss {step_loss:.4f}")
+            if stop:
+                break
+
+    if validate is None or not model_dir.exists():
+        export(accelerator.unwrap_model(model), model_dir)
+    accelerator.end_training()
+    best = loop["best_val_loss"]
+    return PairwiseResult(
+        model_dir=model_dir,
+        steps=last_step,
+        train_loss=loop["train_loss"],
+        best_val_loss=None if not math.isfinite(best) else best,
+        stopped_early=stopped_early,
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,110 @@
+"""Reward-model training: Bradley–Terry loss on (chosen, rejected) pairs.
+
+Each step scores a batch's chosen and rejected completions in one forward pass, takes the
+Bradley–Terry loss (optional margins and centring term) and logs the training pairwise accuracy.
+Validation reports the loss and pairwise accuracy on held-out pairs; the model with the lowest
+held-out loss is kept. At the end the kept model scores every training completion once and the
+mean/std of those scores are saved with it (``reward_stats.json``) for normalised scoring.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from redraft.algorithms import bradley_terry_loss
+from redraft.config import LoggingConfig
+from redraft.models.adapters import apply_freeze
+from redraft.models.reward import (
+    RewardStats,
+    load_reward_model,
+    raw_scores,
+    reward_inputs,
+    save_reward_model,
+)
+from redraft.rlhf.config import RewardModelSection
+from redraft.rlhf.preferences import PreferencePair
+from redraft.training.logging import MetricsLog
+from redraft.training.pairwise import (
+    Batch,
+    PairData,
+    pair_data,
+    split_pair_outputs,
+    train_pairwise,
+)
+
+
+def pair_rewards(model, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(chosen rewards, rejected rewards) of a stacked pair batch."""
+    scores = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0].float()
+    return split_pair_outputs(scores)
+
+
+@torch.no_grad()
+def evaluate_pairs(model, data: PairData, cfg: RewardModelSection) -> dict[str, float]:
+    """Held-out Bradley–Terry loss and pairwise accuracy (ties count half)."""
+    was_training = model.training
+    model.eval()
+    chosen = raw_scores(model, data.chosen, cfg.score_batch_size)
+    rejected = raw_scores(model, data.rejected, cfg.score_batch_size)
+    model.train(was_training)
+    loss, stats = bradley_terry_loss(chosen, rejected, data.margins if cfg.use_margins else None, cfg.center_coef)
+    return {"val_loss": float(loss), "val_accuracy": float(stats["accuracy"]), "val_reward_margin": float(stats["reward_margin"])}
+
+
+def train_reward_model(
+    *,
+    model,
+    tokenizer,
+    train_pairs: list[PreferencePair],
+    val_pairs: list[PreferencePair],
+    cfg: RewardModelSection,
+    out_dir: str | Path,
+    seed: int,
+    log: MetricsLog,
+    logging: LoggingConfig,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Train ``model`` (a one-output sequence classifier); the kept model + stats go to ``out_dir/model``."""
+    started = time.perf_counter()
+    apply_freeze(model, cfg.train.freeze)
+    length = cfg.train.max_length
+    train = pair_data(tokenizer, train_pairs, length)
+    val = pair_data(tokenizer, val_pairs, length) if val_pairs else None
+
+    def loss_fn(current, batch: Batch):
+        chosen, rejected = pair_rewards(current, batch)
+        return bradley_terry_loss(chosen, rejected, batch["margin"] if cfg.use_margins else None, cfg.center_coef)
+
+    def export(current, path: Path) -> None:
+        # Stats are computed once at the end, for the model that is finally kept.
+        save_reward_model(current, tokenizer, RewardStats(), path)
+
+    result = train_pairwise(
+        stage="reward_model",
+        model=model,
+        train=train,
+        cfg=cfg.train,
+        loss_fn=loss_fn,
+        export=export,
+        out_dir=out_dir,
+        seed=seed,
+        log=log,
+        logging=logging,
+        validate=(lambda current: evaluate_pairs(current, val, cfg)) if val is not None else None,
+        resume=resume,
+    )
+    kept, _ = load_reward_model(result.model_dir)
+    completions = {(p.prompt, text) for p in train_pairs for text in (p.chosen, p.rejected)}
+    prompts, texts = zip(*sorted(completions))
+    stats = RewardStats.of(raw_scores(kept, reward_inputs(tokenizer, list(prompts), list(texts), length), cfg.score_batch_size))
+    save_reward_model(kept, tokenizer, stats, result.model_dir)
+    summary = {**asdict(result), "model_dir": str(result.model_dir), "reward_stats": asdict(stats)}
+    if val is not None:
+        summary.update(evaluate_pairs(kept, val, cfg))
+    summary["seconds"] = time.perf_counter() - started
+    return summary
