@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from redraft.errors import RedraftError
+from redraft.feedback.cli import feedback_app
 from redraft.rlhf.cli import dpo_app, rlhf, rm_app
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the built-in configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(feedback_app, name="feedback")
 app.add_typer(rm_app, name="rm")
 app.add_typer(dpo_app, name="dpo")
 app.command("rlhf")(rlhf)

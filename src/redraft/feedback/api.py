@@ -1,0 +1,116 @@
+"""The JSON API (bearer token): next item, submit a label, progress, admin statistics."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from sqlalchemy.orm import sessionmaker
+
+from redraft.feedback.admin import collect_stats
+from redraft.feedback.config import FeedbackConfig
+from redraft.feedback.queue import Judgement, progress, serve_next, submit_label
+from redraft.feedback.security import authenticate
+from redraft.feedback.store import Annotator
+
+
+@dataclass
+class AppState:
+    config: FeedbackConfig
+    sessions: sessionmaker
+    secret: bytes  # signs CSRF tokens; new per process unless configured
+
+
+def app_state(request: Request) -> AppState:
+    return request.app.state.feedback
+
+
+State = Annotated[AppState, Depends(app_state)]
+bearer = HTTPBearer(auto_error=False)
+
+
+def bearer_annotator(
+    state: State, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Annotator:
+    with state.sessions() as session:
+        annotator = authenticate(session, credentials.credentials if credentials else None)
+    if annotator is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown bearer token", {"WWW-Authenticate": "Bearer"})
+    return annotator
+
+
+def bearer_admin(annotator: Annotated[Annotator, Depends(bearer_annotator)]) -> Annotator:
+    if not annotator.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this needs an admin token")
+    return annotator
+
+
+CurrentAnnotator = Annotated[Annotator, Depends(bearer_annotator)]
+
+
+class OutputView(BaseModel):
+    id: int
+    text: str
+
+
+class ItemView(BaseModel):
+    item_id: int
+    kind: str
+    prompt: str
+    reference_answer: str | None
+    outputs: list[OutputView]
+
+
+class Progress(BaseModel):
+    done: int
+    remaining: int
+
+
+class NextResponse(BaseModel):
+    item: ItemView | None  # None: nothing left for this annotator
+
+
+class LabelRequest(Judgement):
+    item_id: int
+
+
+class LabelResponse(BaseModel):
+    label_id: int
+    item_id: int
+    kind: str
+    created: bool  # False when this was a retry: the stored label is returned, nothing new is written
+    label: dict[str, Any]
+
+
+router = APIRouter(prefix="/api", tags=["labelling"])
+
+
+@router.get("/next", response_model=NextResponse)
+def next_item(state: State, annotator: CurrentAnnotator) -> dict[str, Any]:
+    """The item to label now; asking again returns the same item until it is labelled."""
+    return {"item": serve_next(state.sessions, annotator.id, state.config.queue.lease_seconds)}
+
+
+@router.post("/labels", response_model=LabelResponse, responses={200: {"description": "already labelled (retry)"}})
+def post_label(body: LabelRequest, state: State, annotator: CurrentAnnotator, response: Response) -> dict[str, Any]:
+    """Label an item served to you. 201 when stored; 200 with the stored label on a repeat."""
+    judgement = Judgement.model_validate(body.model_dump(exclude={"item_id"}))
+    result = submit_label(state.sessions, annotator.id, body.item_id, judgement, state.config.server.max_text_chars)
+    response.status_code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+    return asdict(result)
+
+
+@router.get("/progress", response_model=Progress)
+def get_progress(state: State, annotator: CurrentAnnotator) -> dict[str, int]:
+    with state.sessions() as session:
+        return progress(session, annotator.id)
+
+
+@router.get("/admin/stats")
+def admin_stats(state: State, _admin: Annotated[Annotator, Depends(bearer_admin)]) -> dict[str, Any]:
+    """Counts, per-annotator activity and inter-annotator agreement."""
+    with state.sessions() as session:
+        return collect_stats(session)

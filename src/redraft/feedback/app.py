@@ -1,0 +1,140 @@
+"""The feedback web app: FastAPI factory (pages + JSON API) and an in-process server for scripts.
+
+Errors never show tracebacks: the API answers ``{"error": ...}`` JSON, pages an HTML error page.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from http import HTTPStatus
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from redraft.errors import RedraftError
+from redraft.feedback import api, pages
+from redraft.feedback.config import FeedbackConfig
+from redraft.feedback.migrations import upgrade
+from redraft.feedback.queue import QueueError
+from redraft.feedback.store import make_engine, make_sessionmaker
+
+log = logging.getLogger(__name__)
+SECURITY_HEADERS = {
+    # Scripts only from our own static files: even text that escaped escaping could not run.
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _error(request: Request, status_code: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    if request.url.path.startswith("/api") or request.url.path == "/openapi.json":
+        return JSONResponse({"error": message}, status_code, headers=headers)
+    title = HTTPStatus(status_code).phrase
+    return pages.render(request, "error.html", status_code, code=status_code, title=title, message=message)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return _error(request, exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return _error(request, 422, f"invalid request: {where}: {first['msg']}")
+
+    @app.exception_handler(QueueError)
+    async def queue_error(request: Request, exc: QueueError) -> Response:
+        return _error(request, exc.status_code, str(exc))
+
+    @app.exception_handler(pages.PageError)
+    async def page_error(request: Request, exc: pages.PageError) -> Response:
+        return _error(request, exc.status_code, str(exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(request, 500, "internal error (details are in the server log)")
+
+
+def create_app(config: FeedbackConfig, secret: bytes | None = None) -> FastAPI:
+    """Upgrade the store's schema to head and build the app on it."""
+    engine = make_engine(config.store)
+    try:
+        upgrade(engine)
+    except Exception as exc:  # noqa: BLE001 (the URL, the server or the file is unusable: say which, briefly)
+        raise RedraftError(f"cannot open the feedback store {engine.url!r}: {exc.__class__.__name__}: {exc}") from None
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="redraft feedback",
+        summary="Label model outputs: compare, rank, rate, correct.",
+        docs_url=None,  # Swagger UI loads scripts from a CDN, which the CSP (and offline use) forbid
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.feedback = api.AppState(config, make_sessionmaker(engine), secret or secrets.token_bytes(32))
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    _install_error_handlers(app)
+    max_body = config.server.max_body_bytes
+
+    @app.middleware("http")
+    async def limits_and_headers(request: Request, call_next) -> Response:
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > max_body:
+            return _error(request, 413, f"request body larger than {max_body} bytes")
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    return app
+
+
+@contextmanager
+def running_server(
+    db_url: str | None = None,
+    config: FeedbackConfig | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    log_level: str = "warning",
+) -> Iterator[str]:
+    """Serve the app from a background thread (port 0: a free one); yields its base URL."""
+    config = config or FeedbackConfig()
+    if db_url is not None:
+        config = config.model_copy(update={"store": config.store.model_copy(update={"url": db_url})})
+    app = create_app(config)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, timeout_keep_alive=30))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="feedback-server", daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RedraftError("the feedback server failed to start (see the log above)")
+            thread.join(0.01)
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
