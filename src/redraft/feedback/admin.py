@@ -22,7 +22,7 @@ from redraft.feedback.store import (
 
 def _grouped(session: Session, key, value, *conditions) -> dict[Any, Any]:
     """{key: value} over groups of ``key``, e.g. labels per annotator."""
-    return dict(session.execute(select(key, value).where(*conditions).group_by(key)).tuples().all())
+    return dict(session.execute(select(key, value).where(*conditions).group_by(key)).all())
 
 
 def _categorical(session: Session, kind: str, value_column) -> dict[int, dict[int, Any]]:

@@ -7,6 +7,7 @@ its own; :func:`simulate_annotators` runs many annotators concurrently against a
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any, Literal
 
 import httpx
 
+from redraft.errors import RedraftError
 from redraft.feedback.store import MAX_RATING, MIN_RATING
 from redraft.tasks.base import answers_match, extract_answer
 
@@ -73,7 +75,7 @@ def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))]
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 @dataclass
@@ -124,12 +126,13 @@ async def _call(client: httpx.AsyncClient, report: SimulationReport, method: str
 async def _annotator(client, report, token, prefer, noise, max_labels, rng, match, slots: asyncio.Semaphore) -> None:
     async with slots:
         labels = report.labels.setdefault(token, [])
-        while max_labels is None or len(labels) < max_labels:
-            item = (await _call(client, report, "GET", "/api/next", token))["item"]
-            if item is None:
-                return
+        item = (await _call(client, report, "GET", "/api/next", token))["item"]
+        while item is not None and (max_labels is None or len(labels) < max_labels):
             judgement = decide(item, prefer, noise, rng, match)
-            labels.append(await _call(client, report, "POST", "/api/labels", token, {"item_id": item["item_id"], **judgement}))
+            ask_next = max_labels is None or len(labels) + 1 < max_labels
+            answer = await _call(client, report, "POST", f"/api/labels?next={str(ask_next).lower()}", token, {"item_id": item["item_id"], **judgement})
+            labels.append(answer)
+            item = answer.pop("next_item")
 
 
 async def _simulate(base_url, tokens, prefer, noise, max_labels, concurrency, seed, match, timeout_s) -> SimulationReport:
@@ -166,5 +169,5 @@ def simulate_annotators(
     Call from synchronous code (it runs its own event loop), e.g. against ``running_server``.
     """
     if not 0.0 <= noise <= 1.0:
-        raise ValueError("noise must be a probability in [0, 1]")
+        raise RedraftError("noise must be a probability in [0, 1]")
     return asyncio.run(_simulate(base_url, tokens, policy, noise, max_labels, concurrency, seed, match, timeout_s))

@@ -83,6 +83,7 @@ class LabelResponse(BaseModel):
     kind: str
     created: bool  # False when this was a retry: the stored label is returned, nothing new is written
     label: dict[str, Any]
+    next_item: ItemView | None = None  # with ?next=true: the item to label next (saves a round trip)
 
 
 router = APIRouter(prefix="/api", tags=["labelling"])
@@ -95,12 +96,18 @@ def next_item(state: State, annotator: CurrentAnnotator) -> dict[str, Any]:
 
 
 @router.post("/labels", response_model=LabelResponse, responses={200: {"description": "already labelled (retry)"}})
-def post_label(body: LabelRequest, state: State, annotator: CurrentAnnotator, response: Response) -> dict[str, Any]:
-    """Label an item served to you. 201 when stored; 200 with the stored label on a repeat."""
+def post_label(
+    body: LabelRequest, state: State, annotator: CurrentAnnotator, response: Response, next: bool = False
+) -> dict[str, Any]:
+    """Label an item served to you. 201 when stored; 200 with the stored label on a repeat.
+    With ``?next=true`` the answer also carries the next item, as GET /api/next would."""
     judgement = Judgement.model_validate(body.model_dump(exclude={"item_id"}))
     result = submit_label(state.sessions, annotator.id, body.item_id, judgement, state.config.server.max_text_chars)
     response.status_code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-    return asdict(result)
+    answer = asdict(result)
+    if next:
+        answer["next_item"] = serve_next(state.sessions, annotator.id, state.config.queue.lease_seconds)
+    return answer
 
 
 @router.get("/progress", response_model=Progress)

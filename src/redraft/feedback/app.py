@@ -19,7 +19,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from redraft.errors import RedraftError
 from redraft.feedback import api, pages
@@ -70,6 +72,34 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(request, 500, "internal error (details are in the server log)")
 
 
+class LimitsAndHeaders:
+    """Refuse oversized bodies (by Content-Length) and add the security headers to every answer.
+
+    A plain ASGI middleware: Starlette's BaseHTTPMiddleware costs a task group per request.
+    """
+
+    def __init__(self, app: ASGIApp, max_body: int):
+        self.app, self.max_body = app, max_body
+        self.headers = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.headers]
+            await send(message)
+
+        declared = Headers(scope=scope).get("content-length", "0")
+        if not declared.isdigit() or int(declared) > self.max_body:
+            response = _error(Request(scope), 413, f"request body larger than {self.max_body} bytes")
+            await response(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(config: FeedbackConfig, secret: bytes | None = None) -> FastAPI:
     """Upgrade the store's schema to head and build the app on it."""
     engine = make_engine(config.store)
@@ -95,17 +125,7 @@ def create_app(config: FeedbackConfig, secret: bytes | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     _install_error_handlers(app)
-    max_body = config.server.max_body_bytes
-
-    @app.middleware("http")
-    async def limits_and_headers(request: Request, call_next) -> Response:
-        declared = request.headers.get("content-length", "0")
-        if not declared.isdigit() or int(declared) > max_body:
-            return _error(request, 413, f"request body larger than {max_body} bytes")
-        response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
-        return response
-
+    app.add_middleware(LimitsAndHeaders, max_body=config.server.max_body_bytes)
     return app
 
 
