@@ -4,7 +4,6 @@ annotators labelling synthetic arithmetic items at once through a real server.""
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
@@ -51,9 +50,9 @@ def store_counts(sessions: sessionmaker) -> dict[str, int]:
 
 def run_load(
     db_url: str, annotators: int, labels_each: int, labels_per_item: int = 2, noise: float = 0.1, seed: int = 0
-) -> tuple[SimulationReport, dict[str, int], dict[str, Any]]:
-    """Seed exactly enough items, let the annotators label concurrently; return the client-side
-    report, the store counts and the annotators' names by token."""
+) -> tuple[SimulationReport, dict[str, int]]:
+    """Seed enough items, let the annotators label concurrently; return the client-side report
+    and the store counts."""
     config = FeedbackConfig(store=StoreConfig(url=db_url), queue=QueueConfig(labels_per_item=labels_per_item))
     engine = make_engine(config.store)
     upgrade(engine)
@@ -61,9 +60,9 @@ def run_load(
     # A little slack: the last items may still want a label only from annotators who gave theirs.
     needed = -(-annotators * labels_each // labels_per_item) + annotators
     seed_arithmetic_items(sessions, needed, labels_per_item, seed)
-    tokens = {add_annotator(sessions, f"sim-{i}"): f"sim-{i}" for i in range(annotators)}
+    tokens = [add_annotator(sessions, f"sim-{i}") for i in range(annotators)]
     with running_server(config=config) as base_url:
-        report = simulate_annotators(base_url, list(tokens), noise=noise, max_labels=labels_each, seed=seed)
+        report = simulate_annotators(base_url, tokens, noise=noise, max_labels=labels_each, seed=seed)
     counts = store_counts(sessions)
     engine.dispose()
-    return report, counts, tokens
+    return report, counts
