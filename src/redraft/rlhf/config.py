@@ -93,6 +93,7 @@ class RLHFSection(Section):
     method: Literal["ppo", "dpo"] = "ppo"
     rounds: int = Field(1, ge=1)
     test_problems: int | None = Field(None, ge=1)  # greedy test accuracy after each round (None: whole split)
+    eval_max_new_tokens: int = Field(16, ge=1)  # for every method's evaluation, so their KLs compare
     simulated: SimulatedSection = SimulatedSection()
     reward_model: RewardModelSection = RewardModelSection()
     dpo: DPOSection = DPOSection()

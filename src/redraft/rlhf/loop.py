@@ -132,15 +132,15 @@ def run_rlhf_round(
             model_path=model_dir, tokenizer=load_tokenizer(model_dir), task=task, cfg=cfg.ppo, out_dir=out_dir / "ppo",
             seed=seed, log=log, logging=logging, resume=resume, env_factory=lambda: SingleTurnEnv(task, reward_fn=scorer),
         ))
-        policy_dir, max_new_tokens = result["ppo"]["model_dir"], cfg.ppo.max_new_tokens
+        policy_dir = result["ppo"]["model_dir"]
     else:
         result["dpo"] = _once(out_dir / "dpo", lambda: train_dpo(
             model_path=model_dir, tokenizer=load_tokenizer(model_dir), train_pairs=train_pairs, val_pairs=val_pairs,
             cfg=cfg.dpo, out_dir=out_dir / "dpo", seed=seed, log=log, logging=logging, task=task, resume=resume,
         ))
-        policy_dir, max_new_tokens = result["dpo"]["model_dir"], cfg.dpo.max_new_tokens
+        policy_dir = result["dpo"]["model_dir"]
     result["policy_dir"] = policy_dir
-    result["eval"] = _once(out_dir / "eval", lambda: evaluate_policy(policy_dir, model_dir, task, cfg.test_problems, max_new_tokens, seed))
+    result["eval"] = _once(out_dir / "eval", lambda: evaluate_policy(policy_dir, model_dir, task, cfg.test_problems, cfg.eval_max_new_tokens, seed))
     return result
 
 
@@ -184,11 +184,10 @@ def run_rlhf(
     seed = cfg.run.seed
     collect = collect or SimulatedLabeller(task, settings.simulated.noise, seed)
     collect_val = collect_val or SimulatedLabeller(task, 0.0, seed + 1)
-    max_new_tokens = settings.ppo.max_new_tokens if settings.method == "ppo" else settings.dpo.max_new_tokens
 
     policy_dir = str(cfg.model.path)
     summary: dict[str, Any] = {"start": _once(run_dir / "eval-start", lambda: evaluate_policy(
-        policy_dir, policy_dir, task, settings.test_problems, max_new_tokens, seed)), "rounds": []}
+        policy_dir, policy_dir, task, settings.test_problems, settings.eval_max_new_tokens, seed)), "rounds": []}
     for index in range(settings.rounds):
         round_dir = run_dir / f"round-{index + 1}"
         train_examples = round_prompts(task.train, settings.simulated.prompts, index)

@@ -1,0 +1,43 @@
+"""One micro RLHF round per method, end to end: collect -> reward model + PPO, or DPO -> evaluate."""
+
+import json
+
+import pytest
+
+from redraft.models import save_model
+from redraft.rlhf.config import RLHFConfig, load_rlhf_config
+from redraft.rlhf.loop import run_rlhf
+from redraft.rlhf.preferences import read_pairs
+
+
+def _config(tmp_path, model_dir, method):
+    return load_rlhf_config(RLHFConfig, None, [
+        f"run.output_dir={tmp_path}", f"run.name={method}", f"model.path={model_dir}", "logging.progress=false",
+        "task.train_size=600", "task.val_size=32", "task.test_size=64", "task.max_digits=2",
+        f"rlhf.method={method}", "rlhf.simulated.prompts=64", "rlhf.simulated.val_prompts=16",
+        "rlhf.reward_model.train.max_steps=6", "rlhf.reward_model.train.batch_size=16", "rlhf.reward_model.train.eval_every=3",
+        "rlhf.ppo.iterations=2", "rlhf.ppo.prompts_per_iteration=8", "rlhf.ppo.eval_problems=8",
+        "rlhf.dpo.train.max_steps=4", "rlhf.dpo.train.batch_size=16", "rlhf.dpo.train.eval_every=2",
+        "rlhf.dpo.kl_prompts=8", "rlhf.dpo.eval_problems=8", "rlhf.dpo.max_new_tokens=6",
+    ])
+
+
+@pytest.mark.parametrize("method", ["ppo", "dpo"])
+def test_one_round_runs_and_reports(tmp_path, micro_model, tokenizer, method):
+    save_model(micro_model, tokenizer, tmp_path / "sft")
+    cfg = _config(tmp_path, tmp_path / "sft", method)
+    summary = run_rlhf(cfg)
+    run_dir = tmp_path / method
+    round_result = summary["rounds"][0]
+    assert round_result["method"] == method and round_result["train_pairs"] == len(read_pairs(run_dir / "round-1" / "pairs.jsonl"))
+    evaluation = round_result["eval"]
+    assert 0.0 <= evaluation["test_accuracy"] <= 1.0 and evaluation["test_problems"] == 64 and "kl" in evaluation
+    assert summary["start"]["test_problems"] == 64 and "kl" not in summary["start"]
+    if method == "ppo":
+        assert "val_accuracy" in round_result["reward_model"]
+        assert (run_dir / "round-1" / "reward_model" / "model" / "reward_stats.json").is_file()
+        rl_records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in rl_records if r["stage"] == "rl"] == [1, 2]
+    assert json.loads((run_dir / "result.json").read_text())["rounds"][0]["policy_dir"] == round_result["policy_dir"]
+    # A rerun finds every stage finished and returns the same summary without training again.
+    assert run_rlhf(cfg)["rounds"][0]["eval"] == evaluation
