@@ -3,16 +3,19 @@
 import json
 
 import pytest
+from sqlalchemy import func, select
 
+from redraft.feedback.config import StoreConfig
+from redraft.feedback.store import Label, make_engine, make_sessionmaker
 from redraft.models import save_model
 from redraft.rlhf.config import RLHFConfig, load_rlhf_config
 from redraft.rlhf.loop import run_rlhf
 from redraft.rlhf.preferences import read_pairs
 
 
-def _config(tmp_path, model_dir, method):
+def _config(tmp_path, model_dir, method, *extra):
     return load_rlhf_config(RLHFConfig, None, [
-        f"run.output_dir={tmp_path}", f"run.name={method}", f"model.path={model_dir}", "logging.progress=false",
+        *extra, f"run.output_dir={tmp_path}", f"run.name={method}", f"model.path={model_dir}", "logging.progress=false",
         "task.train_size=600", "task.val_size=32", "task.test_size=64", "task.max_digits=2",
         f"rlhf.method={method}", "rlhf.simulated.prompts=64", "rlhf.simulated.val_prompts=16",
         "rlhf.reward_model.train.max_steps=6", "rlhf.reward_model.train.batch_size=16", "rlhf.reward_model.train.eval_every=3",
@@ -41,3 +44,19 @@ def test_one_round_runs_and_reports(tmp_path, micro_model, tokenizer, method):
     assert json.loads((run_dir / "result.json").read_text())["rounds"][0]["policy_dir"] == round_result["policy_dir"]
     # A rerun finds every stage finished and returns the same summary without training again.
     assert run_rlhf(cfg)["rounds"][0]["eval"] == evaluation
+
+
+def test_a_round_with_the_feedback_app_in_the_loop(tmp_path, micro_model, tokenizer):
+    """sample -> queue in the feedback store -> simulated annotators label over HTTP -> export -> DPO -> evaluate."""
+    save_model(micro_model, tokenizer, tmp_path / "sft")
+    cfg = _config(tmp_path, tmp_path / "sft", "dpo", "rlhf.collect=app", "rlhf.app.annotators=4")
+    summary = run_rlhf(cfg)
+    round_dir = tmp_path / "dpo" / "round-1"
+    engine = make_engine(StoreConfig(url=f"sqlite:///{round_dir / 'feedback.db'}"))
+    with make_sessionmaker(engine)() as session:
+        labels = session.scalar(select(func.count()).select_from(Label))
+    engine.dispose()
+    assert labels == 64 + 16  # one ranking per training and per validation prompt
+    pairs = read_pairs(round_dir / "pairs.jsonl")
+    assert pairs and {p.source for p in pairs} == {"ranking"}
+    assert summary["rounds"][0]["train_pairs"] == len(pairs) and "test_accuracy" in summary["rounds"][0]["eval"]

@@ -39,7 +39,7 @@ def test_dpo_learns_the_preference_and_logs_kl(tmp_path, sft_dir, tokenizer, mic
     assert evals[-1]["val_reward_accuracy"] >= 0.9 and evals[-1]["val_loss"] < 0.5  # ln 2 = 0.69 at the start
     assert evals[-1]["val_kl"] > 0.0
     assert records[0]["reward_margin"] < evals[-1]["val_reward_margin"]
-    assert result["best_val_loss"] == min(r["val_loss"] for r in evals)
+    assert result["monitor"] == "val_accuracy" and result["best_monitored"] == max(r["val_accuracy"] for r in evals)
 
     # The exported policy really prefers the chosen completion more than the reference does.
     policy, reference = load_model(result["model_dir"]), load_model(sft_dir)

@@ -1,9 +1,17 @@
-"""Reward models: a scalar sequence-classification head on a causal LM.
+"""Reward models: a causal LM turned into a scorer of ``prompt ‖ completion ‖ EOS``.
 
-The model is transformers' ``AutoModelForSequenceClassification`` for the policy's architecture
-(``LlamaForSequenceClassification`` for the built-in presets), started from an SFT checkpoint or
-fresh. It reads its score at the last non-pad token of ``prompt ‖ completion ‖ EOS``: the EOS
-position has attended to the whole exchange. Normalisation statistics (mean/std of the raw score
+Two heads:
+
+- ``classifier``: transformers' ``AutoModelForSequenceClassification`` for the policy's
+  architecture (``LlamaForSequenceClassification`` for the built-in presets) with a fresh scalar
+  head, reading its score at the last non-pad token (EOS, which has attended to the whole exchange).
+- ``likelihood``: the causal LM itself, scoring a completion by its summed log-probability
+  (EOS included). Started from the SFT model it begins as the SFT model's own judgement of an
+  answer, which on the built-in task already ranks a correct sum above a wrong one far more often
+  than a freshly initialised head on the EOS state can learn to; Bradley–Terry training then
+  sharpens it. It is the implicit reward of DPO with a uniform reference.
+
+The head is recorded in the checkpoint's ``config.json`` (``redraft_reward_head``). Normalisation statistics (mean/std of the raw score
 over the training completions) are saved next to the weights in ``reward_stats.json`` so every
 user of the model scores on the same scale.
 """
@@ -14,11 +22,18 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    PreTrainedModel,
+)
 
+from redraft.algorithms import logprobs_from_logits
 from redraft.config import ModelConfig
 from redraft.errors import RedraftError
 from redraft.fsutil import atomic_directory
@@ -26,6 +41,8 @@ from redraft.models.build import build_model
 from redraft.training.data import TokenizedData, collate, sft_data
 
 STATS_FILE = "reward_stats.json"
+HEAD_KEY = "redraft_reward_head"
+RewardHead = Literal["classifier", "likelihood"]
 
 
 @dataclass(frozen=True)
@@ -43,23 +60,47 @@ class RewardStats:
         return (scores - self.mean) / self.std
 
 
-def build_reward_model(tokenizer, model_cfg: ModelConfig, fresh: bool = False) -> PreTrainedModel:
-    """A one-output sequence classifier: ``model_cfg.path``'s body (its LM head dropped) or a fresh preset.
+def build_reward_model(tokenizer, model_cfg: ModelConfig, fresh: bool = False, head: RewardHead = "classifier") -> PreTrainedModel:
+    """A reward model from ``model_cfg.path`` or a fresh preset.
 
-    The head starts as N(0, 1/√(d+1)) (the reference RLHF recipe), so initial scores are small but
-    not identical.
+    ``classifier``: a one-output sequence classifier (the LM head dropped) whose head starts as
+    N(0, 1/√(d+1)) (the reference RLHF recipe), so initial scores are small but not identical.
+    ``likelihood``: the causal LM as it is.
     """
+    if head == "likelihood":
+        if not fresh:
+            _require_checkpoint(model_cfg)
+        model = build_model(model_cfg if not fresh else model_cfg.model_copy(update={"path": None}), tokenizer)
+        setattr(model.config, HEAD_KEY, "likelihood")
+        return model
     if fresh:
         body_config = build_model(model_cfg.model_copy(update={"path": None}), tokenizer).config
         model = AutoModelForSequenceClassification.from_config(_scalar_head(body_config, tokenizer))
     else:
-        if not model_cfg.path or not (Path(model_cfg.path) / "config.json").is_file():
-            raise RedraftError(f"reward model: no HF checkpoint at {model_cfg.path!r} (set model.path)")
+        _require_checkpoint(model_cfg)
         config = _scalar_head(AutoConfig.from_pretrained(model_cfg.path), tokenizer)
         model = AutoModelForSequenceClassification.from_pretrained(model_cfg.path, config=config, dtype=torch.float32)
     head = model.score
     nn.init.normal_(head.weight, std=1.0 / math.sqrt(head.in_features + 1))
     return model
+
+
+def _require_checkpoint(model_cfg: ModelConfig) -> None:
+    if not model_cfg.path or not (Path(model_cfg.path) / "config.json").is_file():
+        raise RedraftError(f"reward model: no HF checkpoint at {model_cfg.path!r} (set model.path)")
+
+
+def reward_head(model: PreTrainedModel) -> RewardHead:
+    return getattr(model.config, HEAD_KEY, "classifier")
+
+
+def sequence_scores(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B,) raw scores of a collated batch (``input_ids``, ``attention_mask``, ``loss_mask`` on the completion)."""
+    outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    if reward_head(model) == "classifier":
+        return outputs.logits[:, 0].float()
+    token_logp = logprobs_from_logits(outputs.logits[:, :-1], batch["input_ids"][:, 1:])
+    return (token_logp * batch["loss_mask"][:, 1:]).sum(dim=1)
 
 
 def _scalar_head(config, tokenizer):
@@ -82,7 +123,7 @@ def raw_scores(model: PreTrainedModel, data: TokenizedData, batch_size: int = 25
     scores = []
     for start in range(0, len(data), batch_size):
         batch = collate(data, list(range(start, min(start + batch_size, len(data)))))
-        scores.append(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0].float())
+        scores.append(sequence_scores(model, batch))
     model.train(was_training)
     return torch.cat(scores) if scores else torch.zeros(0)
 
@@ -101,6 +142,8 @@ def load_reward_model(path: str | Path) -> tuple[PreTrainedModel, RewardStats]:
     stats_path = path / STATS_FILE
     if not stats_path.is_file():
         raise RedraftError(f"{path} has no {STATS_FILE}: train it with `redraft rm train`")
+    if getattr(AutoConfig.from_pretrained(str(path)), HEAD_KEY, "classifier") == "likelihood":
+        return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval(), RewardStats(**json.loads(stats_path.read_text()))
     model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32)
     if model.config.num_labels != 1:
         raise RedraftError(f"{path} is not a reward model (num_labels is {model.config.num_labels}, expected 1)")

@@ -93,16 +93,25 @@ def dpo_train(
     console.print(f"[green]done[/green]: policy at {result['model_dir']}")
 
 
+CollectOption = Annotated[str | None, typer.Option(
+    "--collect", help="Who labels each round: 'simulated' (in-process) or 'app' (the feedback web app, over HTTP); sets rlhf.collect.",
+)]
+WaitOption = Annotated[bool, typer.Option(
+    "--wait", help="With --collect app: people label in the browser (`redraft feedback serve`); wait for every item.",
+)]
+
+
 def rlhf(
     config: ConfigOption = None, set_: SetOption = None, name: NameOption = None, model: ModelOption = None,
-    resume: ResumeOption = False, overwrite: OverwriteOption = False,
+    collect: CollectOption = None, wait: WaitOption = False, resume: ResumeOption = False, overwrite: OverwriteOption = False,
 ) -> None:
-    """RLHF rounds: sample -> simulated annotators -> reward model + PPO (or DPO) -> evaluate."""
+    """RLHF rounds: sample -> collect preferences (simulated, or the feedback app) -> reward model + PPO (or DPO) -> evaluate."""
     from redraft.pipeline import prepare_run_dir
     from redraft.rlhf.config import RLHFConfig
     from redraft.rlhf.loop import run_rlhf
 
-    cfg = _load(RLHFConfig, config, set_, name, **{"model.path": model})
+    keys = {"model.path": model, "rlhf.collect": collect, "rlhf.app.wait": "true" if wait else None}
+    cfg = _load(RLHFConfig, config, set_, name, **keys)
     prepare_run_dir(cfg.run.directory, resume, overwrite)
     summary = run_rlhf(cfg, resume=resume)
     start = summary["start"]["test_accuracy"]

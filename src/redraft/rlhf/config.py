@@ -40,6 +40,10 @@ class RewardModelSection(Section):
     """A scalar head on a causal LM trained with the Bradley–Terry loss."""
 
     init: Literal["model", "fresh"] = "model"  # model.path's weights, or a fresh model.preset with its tokenizer
+    # classifier: a scalar head on the last token; likelihood: the LM's summed log-prob of the completion
+    head: Literal["classifier", "likelihood"] = "classifier"
+    # The kept checkpoint: best held-out pairwise accuracy (what a reward model is for) or lowest held-out loss.
+    select_by: Literal["accuracy", "loss"] = "accuracy"
     use_margins: bool = False  # subtract each pair's margin (its rating gap) inside the sigmoid
     center_coef: float = Field(0.0, ge=0)  # c·mean((r_w + r_l)²) keeps rewards near zero
     score_batch_size: int = Field(256, ge=1)
@@ -61,6 +65,12 @@ class DPOSection(Section):
     beta: float = Field(0.1, gt=0)
     loss: Literal["sigmoid", "ipo"] = "sigmoid"
     label_smoothing: float = Field(0.0, ge=0, le=0.5)
+    # RPO: + sft_coef · per-token NLL of the chosen completions, which keeps DPO from lowering the
+    # chosen log-probs along with the rejected ones.
+    sft_coef: float = Field(0.0, ge=0)
+    # The kept checkpoint: best greedy validation accuracy, or lowest held-out DPO loss (which keeps
+    # falling while a policy drifts off both completions, so it is a poor criterion on its own).
+    select_by: Literal["accuracy", "loss"] = "accuracy"
     kl_prompts: int = Field(128, ge=0)  # validation prompts sampled at T = 1 to estimate KL(π ‖ π_ref)
     eval_problems: int = Field(256, ge=0)  # greedy validation accuracy on the task (0 = off)
     max_new_tokens: int = Field(16, ge=1)
@@ -68,6 +78,12 @@ class DPOSection(Section):
         max_steps=300, batch_size=64, eval_every=50, save_every=50, log_every=10,
         optim=OptimConfig(lr=1e-4, warmup_steps=10, weight_decay=0.0, min_lr_ratio=1.0),
     )
+
+    @model_validator(mode="after")
+    def _check(self) -> DPOSection:
+        if self.select_by == "accuracy" and self.eval_problems == 0:
+            raise ValueError("dpo.select_by=accuracy needs dpo.eval_problems > 0 (or use select_by=loss)")
+        return self
 
 
 class SimulatedSection(Section):
@@ -81,6 +97,17 @@ class SimulatedSection(Section):
     max_new_tokens: int = Field(6, ge=1)
 
 
+class AppCollectSection(Section):
+    """`rlhf.collect: app`: each round's completions go through the feedback store and its HTTP API."""
+
+    store_url: str | None = None  # None: a SQLite file in the round's folder (feedback.db)
+    kinds: list[Literal["compare", "rank", "rate", "correct"]] = Field(default_factory=lambda: ["rank"], min_length=1)
+    labels_per_item: int = Field(1, ge=1, le=50)
+    annotators: int = Field(8, ge=1)  # simulated annotators labelling at once over HTTP
+    wait: bool = False  # people label in the browser (`redraft feedback serve`); wait until every item is labelled
+    poll_seconds: float = Field(10.0, gt=0)
+
+
 def _default_ppo() -> RLSection:
     return RLSection(
         algorithm="ppo", iterations=100, prompts_per_iteration=64, samples_per_prompt=4, max_new_tokens=6,
@@ -91,6 +118,9 @@ def _default_ppo() -> RLSection:
 
 class RLHFSection(Section):
     method: Literal["ppo", "dpo"] = "ppo"
+    # simulated: the in-process labeller; app: the feedback web app (simulated annotators over HTTP, or people)
+    collect: Literal["simulated", "app"] = "simulated"
+    app: AppCollectSection = AppCollectSection()
     rounds: int = Field(1, ge=1)
     test_problems: int | None = Field(None, ge=1)  # greedy test accuracy after each round (None: whole split)
     eval_max_new_tokens: int = Field(16, ge=1)  # for every method's evaluation, so their KLs compare
@@ -98,6 +128,12 @@ class RLHFSection(Section):
     reward_model: RewardModelSection = RewardModelSection()
     dpo: DPOSection = DPOSection()
     ppo: RLSection = Field(default_factory=_default_ppo)  # any rl.algorithm works against the reward model
+
+    @model_validator(mode="after")
+    def _check(self) -> RLHFSection:
+        if self.app.wait and self.collect != "app":
+            raise ValueError("rlhf.app.wait (--wait) needs rlhf.collect=app (--collect app)")
+        return self
 
 
 class RewardModelConfig(StageConfig):

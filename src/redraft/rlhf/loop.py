@@ -4,7 +4,9 @@ A round takes a policy folder and preference pairs and either trains a reward mo
 against it (KL-penalised to the round's starting policy), or runs DPO on the pairs; it returns
 the metrics of each stage and of the resulting policy. The loop repeats
 sample -> collect -> round -> evaluate, with collection as a plain callable: the in-process
-simulated annotator by default, the feedback app's export when that lands.
+simulated annotator (``rlhf.collect: simulated``) or the feedback web app (``rlhf.collect: app``:
+the completions are queued in the feedback store, labelled over HTTP by simulated annotators or
+by people in the browser, and exported as pairs).
 
 Every stage writes ``result.json`` when it finishes, so a rerun skips what is done.
 """
@@ -92,7 +94,7 @@ def train_reward_model_from(
     tokenizer = load_tokenizer(model_dir)
     model_cfg = (model_cfg or ModelConfig()).model_copy(update={"path": str(model_dir)})
     set_seed(seed)  # the head's (or a fresh model's) initial weights
-    model = build_reward_model(tokenizer, model_cfg, fresh=cfg.init == "fresh")
+    model = build_reward_model(tokenizer, model_cfg, fresh=cfg.init == "fresh", head=cfg.head)
     return train_reward_model(
         model=model, tokenizer=tokenizer, train_pairs=train_pairs, val_pairs=val_pairs, cfg=cfg,
         out_dir=out_dir, seed=seed, log=log, logging=logging, resume=resume,
@@ -164,14 +166,33 @@ def round_prompts(examples: Sequence[Example], count: int, round_index: int) -> 
     return [examples[(start + i) % len(examples)] for i in range(min(count, len(examples)))]
 
 
+def round_collectors(cfg: RLHFConfig, task: Task, round_dir: Path, index: int) -> tuple[Collect, Collect]:
+    """(training collector, held-out collector) of round ``index``, as ``rlhf.collect`` says.
+
+    Simulated labellers label training pairs with ``simulated.noise`` and held-out pairs without
+    noise, so held-out accuracy measures the true preference, not agreement with noise.
+    """
+    from redraft.rlhf.collect import FeedbackAppCollector
+
+    settings, seed = cfg.rlhf, cfg.run.seed + 2 * index
+    noises = {"train": settings.simulated.noise, "val": 0.0}
+    if settings.collect == "simulated":
+        return SimulatedLabeller(task, noises["train"], seed), SimulatedLabeller(task, noises["val"], seed + 1)
+    url = settings.app.store_url or f"sqlite:///{round_dir / 'feedback.db'}"
+    train, val = (
+        FeedbackAppCollector(task, url, f"round-{index + 1}-{name}", settings.app, noises[name], seed + offset, cfg.task.match)
+        for offset, name in enumerate(("train", "val"))
+    )
+    return train, val
+
+
 def run_rlhf(
     cfg: RLHFConfig, collect: Collect | None = None, collect_val: Collect | None = None, resume: bool = False
 ) -> dict[str, Any]:
     """``cfg.rlhf.rounds`` rounds of sample -> collect -> train -> evaluate from ``cfg.model.path``.
 
-    ``collect`` labels training pairs and ``collect_val`` held-out pairs (validation prompts).
-    Without them the simulated annotator labels both: training pairs with ``simulated.noise``,
-    held-out pairs without noise, so held-out accuracy measures the true preference.
+    ``collect`` labels training pairs and ``collect_val`` held-out pairs (validation prompts);
+    without them each round uses :func:`round_collectors`.
     """
     if not cfg.model.path:
         raise RedraftError("rlhf needs model.path (an SFT checkpoint; use --model PATH)")
@@ -182,16 +203,19 @@ def run_rlhf(
     log = MetricsLog(run_dir / "metrics.jsonl")
     task = build_task(cfg.task)
     seed = cfg.run.seed
-    collect = collect or SimulatedLabeller(task, settings.simulated.noise, seed)
-    collect_val = collect_val or SimulatedLabeller(task, 0.0, seed + 1)
 
     policy_dir = str(cfg.model.path)
     summary: dict[str, Any] = {"start": _once(run_dir / "eval-start", lambda: evaluate_policy(
         policy_dir, policy_dir, task, settings.test_problems, settings.eval_max_new_tokens, seed)), "rounds": []}
     for index in range(settings.rounds):
         round_dir = run_dir / f"round-{index + 1}"
+        round_dir.mkdir(exist_ok=True)
         train_examples = round_prompts(task.train, settings.simulated.prompts, index)
-        jobs = [(train_examples, collect, "pairs.jsonl"), (task.val[: settings.simulated.val_prompts], collect_val, "val_pairs.jsonl")]
+        default_train, default_val = round_collectors(cfg, task, round_dir, index)
+        jobs = [
+            (train_examples, collect or default_train, "pairs.jsonl"),
+            (task.val[: settings.simulated.val_prompts], collect_val or default_val, "val_pairs.jsonl"),
+        ]
         _once(round_dir / "collect", partial(collect_pairs, policy_dir, task, settings.simulated, round_dir, seed * 1000 + 2 * index, jobs))
         result = run_rlhf_round(
             model_dir=policy_dir, train_pairs=read_pairs(round_dir / "pairs.jsonl"),

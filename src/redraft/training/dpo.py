@@ -3,7 +3,8 @@
 The reference's completion log-probs are computed once for every pair before training (the
 reference never changes), so each step runs only the policy: one forward over the batch's chosen
 and rejected sequences, summed log-probs of the completion tokens (EOS included, prompt
-excluded), :func:`redraft.algorithms.dpo_loss`. Logged per step: loss, implicit-reward margin and
+excluded), :func:`redraft.algorithms.dpo_loss`, plus optionally (``sft_coef``, RPO) the
+per-token NLL of the chosen completions. Logged per step: loss, implicit-reward margin and
 accuracy; per validation: the same on held-out pairs, greedy accuracy on validation problems and
 KL(π ‖ π_ref) estimated on the policy's own samples.
 """
@@ -19,6 +20,7 @@ import torch
 
 from redraft.algorithms import dpo_loss
 from redraft.config import LoggingConfig, SamplingConfig
+from redraft.errors import RedraftError
 from redraft.evaluation.evaluate import greedy_accuracy
 from redraft.models.adapters import apply_freeze, apply_lora, plain_model
 from redraft.models.build import load_model, save_model
@@ -29,6 +31,7 @@ from redraft.tasks.base import Task
 from redraft.training.logging import MetricsLog
 from redraft.training.pairwise import (
     Batch,
+    Monitor,
     PairData,
     pair_batch,
     pair_data,
@@ -101,7 +104,7 @@ def train_dpo(
     task: Task | None = None,
     resume: bool = False,
 ) -> dict[str, Any]:
-    """DPO of the policy at ``model_path``; the kept policy (lowest held-out DPO loss) goes to ``out_dir/model``."""
+    """DPO of the policy at ``model_path``; the kept policy (``cfg.select_by``) goes to ``out_dir/model``."""
     started = time.perf_counter()
     reference = load_model(model_path).eval().requires_grad_(False)
     policy = load_model(model_path)
@@ -117,10 +120,18 @@ def train_dpo(
         add_reference_logprobs(reference, val, cfg.train.batch_size)
     problems = task.val[: cfg.eval_problems] if task is not None else []
     kl_prompts = [task.prompt(ex) for ex in task.val[: cfg.kl_prompts]] if task is not None else []
+    if cfg.select_by == "accuracy" and not (problems and val is not None):
+        raise RedraftError("dpo.select_by=accuracy needs the task's validation problems and held-out pairs (or use select_by=loss)")
 
     def loss_fn(current, batch: Batch):
         chosen, rejected = split_pair_outputs(completion_logprobs(current, batch))
-        return dpo_loss(chosen, rejected, batch["ref_chosen"], batch["ref_rejected"], cfg.beta, cfg.label_smoothing, cfg.loss)
+        loss, stats = dpo_loss(chosen, rejected, batch["ref_chosen"], batch["ref_rejected"], cfg.beta, cfg.label_smoothing, cfg.loss)
+        if cfg.sft_coef:
+            chosen_tokens, _ = split_pair_outputs(batch["loss_mask"].sum(dim=1))
+            nll = -chosen.sum() / chosen_tokens.sum()
+            loss = loss + cfg.sft_coef * nll
+            stats = {**stats, "chosen_nll": nll.detach()}
+        return loss, stats
 
     @torch.no_grad()
     def validate(current) -> dict[str, float]:
@@ -154,6 +165,7 @@ def train_dpo(
         log=log,
         logging=logging,
         validate=validate if val is not None else None,
+        monitor=Monitor("val_accuracy", maximize=True) if cfg.select_by == "accuracy" else Monitor(),
         resume=resume,
     )
     return {**asdict(result), "model_dir": str(result.model_dir), "seconds": time.perf_counter() - started}

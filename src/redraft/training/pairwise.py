@@ -3,8 +3,8 @@
 Both trainers tokenize every pair once (``prompt ‖ completion ‖ EOS``, loss mask on the
 completion), then run the same loop as ``train_lm``: a data order that is a pure function of
 ``(seed, step)``, gradient accumulation, clipping, AdamW with warmup + cosine, validation every
-``eval_every`` steps with the best model (lowest validation loss) exported, optional early
-stopping, JSONL metrics, atomic checkpoints and exact resume. They differ only in the loss of a
+``eval_every`` steps with the best model exported (by a monitored validation metric: the loss by
+default; the trainers monitor accuracy, which is what they are for), optional early stopping, JSONL metrics, atomic checkpoints and exact resume. They differ only in the loss of a
 batch and in what they validate, which they pass in.
 """
 
@@ -34,7 +34,7 @@ from redraft.training.optim import build_optimizer, build_scheduler
 
 Batch = dict[str, torch.Tensor]
 PairLoss = Callable[[torch.nn.Module, Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
-Validate = Callable[[torch.nn.Module], dict[str, float]]  # must return "val_loss"
+Validate = Callable[[torch.nn.Module], dict[str, float]]  # must return the monitored metric
 Export = Callable[[torch.nn.Module, Path], None]
 
 
@@ -86,12 +86,24 @@ def split_pair_outputs(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return values[:half], values[half:]
 
 
+@dataclass(frozen=True)
+class Monitor:
+    """The validation metric that picks the exported model and drives early stopping."""
+
+    metric: str = "val_loss"
+    maximize: bool = False
+
+    def improves(self, value: float, best: float | None) -> bool:
+        return best is None or (value > best if self.maximize else value < best)
+
+
 @dataclass
 class PairwiseResult:
     model_dir: Path
     steps: int
     train_loss: float
-    best_val_loss: float | None
+    monitor: str
+    best_monitored: float | None  # the exported model's value of the monitored metric
     stopped_early: bool
     seconds: float
 
@@ -109,9 +121,10 @@ def train_pairwise(
     log: MetricsLog,
     logging: LoggingConfig,
     validate: Validate | None = None,
+    monitor: Monitor = Monitor(),
     resume: bool = False,
 ) -> PairwiseResult:
-    """Train on ``train``; the best model by validation loss (or the last, without ``validate``) goes to ``out_dir/model``."""
+    """Train on ``train``; the best model by ``monitor`` (or the last, without ``validate``) goes to ``out_dir/model``."""
     out_dir = Path(out_dir)
     started = time.perf_counter()
     set_seed(seed)
@@ -125,7 +138,7 @@ def train_pairwise(
     trainable = [p for p in model.parameters() if p.requires_grad]
     model_dir, checkpoints = out_dir / "model", out_dir / "checkpoints"
 
-    loop = {"best_val_loss": math.inf, "evals_without_improvement": 0, "train_loss": math.nan}
+    loop = {"best_monitored": None, "evals_without_improvement": 0, "train_loss": math.nan}
     first_step = 1
     latest = latest_checkpoint(checkpoints) if resume else None
     if latest is not None:
@@ -177,8 +190,8 @@ def train_pairwise(
                 model.train()
                 log.write(stage, step, **metrics)
                 accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)
-                if metrics["val_loss"] < loop["best_val_loss"]:
-                    loop["best_val_loss"], loop["evals_without_improvement"] = metrics["val_loss"], 0
+                if monitor.improves(metrics[monitor.metric], loop["best_monitored"]):
+                    loop["best_monitored"], loop["evals_without_improvement"] = metrics[monitor.metric], 0
                     export(accelerator.unwrap_model(model), model_dir)
                 else:
                     loop["evals_without_improvement"] += 1
@@ -194,12 +207,12 @@ def train_pairwise(
     if validate is None or not model_dir.exists():
         export(accelerator.unwrap_model(model), model_dir)
     accelerator.end_training()
-    best = loop["best_val_loss"]
     return PairwiseResult(
         model_dir=model_dir,
         steps=last_step,
         train_loss=loop["train_loss"],
-        best_val_loss=None if not math.isfinite(best) else best,
+        monitor=monitor.metric,
+        best_monitored=loop["best_monitored"],
         stopped_early=stopped_early,
         seconds=time.perf_counter() - started,
     )

@@ -2,8 +2,8 @@
 
 Each step scores a batch's chosen and rejected completions in one forward pass, takes the
 Bradley–Terry loss (optional margins and centring term) and logs the training pairwise accuracy.
-Validation reports the loss and pairwise accuracy on held-out pairs; the model with the lowest
-held-out loss is kept. At the end the kept model scores every training completion once and the
+Validation reports the loss and pairwise accuracy on held-out pairs; the model with the best
+held-out accuracy (or the lowest held-out loss: ``select_by``) is kept. At the end the kept model scores every training completion once and the
 mean/std of those scores are saved with it (``reward_stats.json``) for normalised scoring.
 """
 
@@ -25,12 +25,14 @@ from redraft.models.reward import (
     raw_scores,
     reward_inputs,
     save_reward_model,
+    sequence_scores,
 )
 from redraft.rlhf.config import RewardModelSection
 from redraft.rlhf.preferences import PreferencePair
 from redraft.training.logging import MetricsLog
 from redraft.training.pairwise import (
     Batch,
+    Monitor,
     PairData,
     pair_data,
     split_pair_outputs,
@@ -40,8 +42,7 @@ from redraft.training.pairwise import (
 
 def pair_rewards(model, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """(chosen rewards, rejected rewards) of a stacked pair batch."""
-    scores = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0].float()
-    return split_pair_outputs(scores)
+    return split_pair_outputs(sequence_scores(model, batch))
 
 
 @torch.no_grad()
@@ -96,6 +97,7 @@ def train_reward_model(
         log=log,
         logging=logging,
         validate=(lambda current: evaluate_pairs(current, val, cfg)) if val is not None else None,
+        monitor=Monitor("val_accuracy", maximize=True) if cfg.select_by == "accuracy" else Monitor(),
         resume=resume,
     )
     kept, _ = load_reward_model(result.model_dir)
