@@ -16,6 +16,12 @@ MICRO = [
     "--set", "sft.eval_accuracy_problems=16", "--set", "eval.k=4", "--set", "logging.progress=false",
     "--set", "rl.iterations=3", "--set", "rl.prompts_per_iteration=8", "--set", "rl.samples_per_prompt=4",
     "--set", "rl.max_new_tokens=4", "--set", "rl.eval_every=2", "--set", "rl.eval_problems=16",
+    # SCoRe and its baselines, a couple of steps each
+    "--set", "score.pair_sft.max_steps=3", "--set", "score.pair_sft.batch_size=16", "--set", "score.stage1_iterations=2",
+    "--set", "score.stage2_iterations=2", "--set", "score.rl.prompts_per_iteration=4", "--set", "score.rl.samples_per_prompt=2",
+    "--set", "score.rl.max_new_tokens=3", "--set", "score.star_problems=64", "--set", "score.star_iterations=1",
+    "--set", "score.star.max_steps=2", "--set", "score.star.batch_size=2", "--set", "score.eval.num_problems=16",
+    "--set", "score.eval.max_new_tokens=3", "--set", "score.eval.scaling_budgets=[2,4]",
 ]
 
 
@@ -39,7 +45,8 @@ def test_main_job_writes_a_complete_run_folder(micro_run):
     for plot in ("loss.png", "accuracy.png", "rl.png"):
         assert Image.open(micro_run / plot).size[0] > 300
     records = [json.loads(line) for line in (micro_run / "metrics.jsonl").read_text().splitlines()]
-    assert {r["stage"] for r in records} == {"pretrain", "sft", "rl"}
+    assert {"pretrain", "sft", "rl", "pair_sft", "score_stage1", "score_stage2", "single_turn_rl", "multiturn_rl",
+            "control"} <= {r["stage"] for r in records}
     assert [r["step"] for r in records if r["stage"] == "rl"] == [1, 2, 3]
     result = json.loads((micro_run / "eval" / "sft" / "eval.json").read_text())
     assert result["num_problems"] == 48 and set(result["pass_at_k"]) == {"1", "2", "4"}
@@ -47,6 +54,39 @@ def test_main_job_writes_a_complete_run_folder(micro_run):
     assert "greedy accuracy" in report and "pass@4" in report and "![loss.png](loss.png)" in report
     assert "| sft |" in report and "| rl |" in report and "RL changed greedy accuracy by" in report
     assert AutoModelForCausalLM.from_pretrained(str(micro_run / "sft" / "model")).config.num_hidden_layers == 1
+
+
+def test_main_job_ends_with_the_self_correction_table(micro_run):
+    summary = json.loads((micro_run / "score" / "score.json").read_text())
+    methods = ["prompting", "pair_sft", "star", "single_turn_rl", "multiturn_rl", "control", "score"]
+    assert list(summary["evaluations"]) == methods
+    for method in methods:
+        test = summary["evaluations"][method]["test"]
+        assert test["num_problems"] == 16
+        m = test["metrics"]
+        assert abs(m["delta"] - (m["delta_i2c"] - m["delta_c2i"])) < 1e-9
+    assert summary["evaluations"]["score"]["scaling"]["budgets"] == [2, 4]
+    # The control's budget is SCoRe's wall-clock time (it stops after the iteration that reaches it).
+    assert summary["stages"]["control"]["seconds"] >= summary["score_pipeline_seconds"]
+    for name in ("pair_sft", "stage1", "stage2", "star", "single_turn_rl", "multiturn_rl", "control"):
+        assert (micro_run / "score" / name / "result.json").is_file()
+    report = (micro_run / "report.md").read_text()
+    assert "## Self-correction (SCoRe)" in report and "| score |" in report and "| multiturn_rl |" in report
+    assert "(paper)" in report and "![self_correction.png](self_correction.png)" in report
+    assert Image.open(micro_run / "self_correction.png").size[0] > 300
+    assert (micro_run / "inference_scaling.png").is_file()
+
+
+def test_score_command_on_the_sft_model(micro_run):
+    root = micro_run.parent.parent
+    model = str(micro_run / "sft" / "model")
+    args = [a for a in MICRO if a.startswith(("task.", "score.", "logging."))]
+    sets = [x for a in args for x in ("--set", a)]
+    out = redraft("score", "--model", model, "--name", "sc", *sets, "--set", "score.baselines=[prompting]", cwd=root)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((root / "runs" / "sc" / "score.json").read_text())
+    assert list(summary["evaluations"]) == ["prompting", "score"]
+    assert "| score |" in (root / "runs" / "sc" / "report.md").read_text()
 
 
 def test_existing_run_needs_resume_or_overwrite(micro_run):
@@ -78,7 +118,7 @@ def test_stage_commands_on_the_trained_model(micro_run):
 def test_help_explains_commands(tmp_path):
     out = redraft("--help", cwd=tmp_path)
     assert out.returncode == 0
-    for command in ("run", "pretrain", "sft", "eval", "generate", "config"):
+    for command in ("run", "pretrain", "sft", "rl", "score", "eval", "generate", "config"):
         assert command in out.stdout
     shown = redraft("config", "show", "run", "--set", "sft.max_steps=5", cwd=tmp_path)
     assert "max_steps: 5" in shown.stdout

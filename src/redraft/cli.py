@@ -117,6 +117,33 @@ def rl(
     _train_stage(run_rl, _load("rl", config, set_, name, **{"model.path": model}), resume, overwrite)
 
 
+@app.command()
+def score(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    name: NameOption = None,
+    model: Annotated[Optional[str], typer.Option(help="Single-attempt SFT checkpoint to start from (sets model.path).")] = None,
+    resume: ResumeOption = False,
+    overwrite: OverwriteOption = False,
+) -> None:
+    """SCoRe self-correction: Pair-SFT on the model's own drafts -> Stage I -> Stage II, plus the baselines
+    (prompting, Pair-SFT, STaR, single-turn RL, naive multi-turn RL, single-attempt control); writes report.md."""
+    from redraft.config import dump_config
+    from redraft.pipeline import prepare_run_dir
+    from redraft.score import run_score, score_report
+    from redraft.training.logging import MetricsLog
+
+    cfg = _load("score", config, set_, name, **{"model.path": model})
+    out = cfg.run.directory
+    prepare_run_dir(out, resume, overwrite)
+    dump_config(cfg, out / "config.yaml")
+    log = MetricsLog(out / "metrics.jsonl")
+    summary = run_score(cfg, out, log, resume)
+    report = out / "report.md"
+    report.write_text(f"# redraft score run `{cfg.run.name}`\n\n" + score_report(summary, log.read(), out, heading="## Results"))
+    console.print(f"[green]done[/green]: report at {report}")
+
+
 @app.command("eval")
 def eval_(
     config: ConfigOption = None,

@@ -177,6 +177,7 @@ class RLSection(Section):
     value_clip_eps: float | None = Field(0.2, gt=0)
     critic_lr: float = Field(1e-4, gt=0)
     truncation_penalty: float = Field(0.0, ge=0)  # subtracted from replies cut at max_new_tokens
+    max_seconds: float | None = Field(None, gt=0)  # wall-clock budget: stop after the iteration that reaches it
     eval_every: int = Field(10, ge=1)
     eval_problems: int = Field(256, ge=0)
     save_every: int = Field(20, ge=1)
@@ -205,6 +206,43 @@ class SelfCorrectionSection(Section):
 
     attempts: int = Field(2, ge=2, le=8)
     instruction: str = DEFAULT_INSTRUCTION
+
+
+SCORE_BASELINES = ("prompting", "pair_sft", "star", "single_turn_rl", "multiturn_rl", "control")
+
+
+class ScoreSection(Section):
+    """SCoRe after Pair-SFT on the model's own drafts, and the baselines it is compared with.
+
+    Every RL run here (Stage I, Stage II, the RL baselines) uses the settings of ``rl`` (its
+    ``iterations`` is set per run): the single-turn and naive multi-turn RL baselines get
+    ``stage1_iterations + stage2_iterations`` iterations, the single-attempt control gets the
+    wall-clock time that Pair-SFT + Stage I + Stage II took.
+    """
+
+    enabled: bool = True
+    protocol: SelfCorrectionSection = SelfCorrectionSection()
+    draft_temperature: float = Field(1.0, gt=0)  # Pair-SFT drafts: the model's own samples at this temperature
+    pair_sft: TrainConfig = TrainConfig(
+        max_steps=300, batch_size=128, eval_every=100, save_every=100, eval_accuracy_problems=0,
+        optim=OptimConfig(lr=1e-3, warmup_steps=20),
+    )
+    rl: RLSection = RLSection(algorithm="rloo", max_new_tokens=8, eval_problems=0, save_every=50)
+    stage1_iterations: int = Field(60, ge=0)
+    stage2_iterations: int = Field(60, ge=0)
+    alpha: float = Field(10.0, ge=0)  # Stage II shaping bonus α·(r2 − r1) on attempt 2
+    beta1: float = Field(0.01, ge=0)  # KL on attempt 2 (Stage I) and on every attempt (Stage II)
+    beta2: float = Field(0.1, ge=0)  # Stage I: strong KL keeping attempt 1 at the base model
+    star_iterations: int = Field(2, ge=1)
+    star_problems: int = Field(4096, ge=1)  # problems sampled per STaR iteration
+    star: TrainConfig = TrainConfig(
+        max_steps=100, batch_size=64, eval_every=50, save_every=50, eval_accuracy_problems=0,
+        optim=OptimConfig(lr=5e-4, warmup_steps=10),
+    )
+    baselines: list[Literal["prompting", "pair_sft", "star", "single_turn_rl", "multiturn_rl", "control"]] = list(
+        SCORE_BASELINES
+    )
+    eval: EvalSettings = EvalSettings(max_new_tokens=8, scaling_budgets=[2, 4, 8, 16])
 
 
 class LoggingConfig(Section):
@@ -246,6 +284,14 @@ class RLConfig(StageConfig):
     rl: RLSection = RLSection()
 
 
+class ScoreConfig(StageConfig):
+    """``redraft score``: model.path is the single-attempt SFT model to start from."""
+
+    task: TaskConfig = TaskConfig()
+    model: ModelConfig = ModelConfig()
+    score: ScoreSection = ScoreSection()
+
+
 class GenerateConfig(StageConfig):
     model: ModelConfig = ModelConfig()
     sampling: SamplingConfig = SamplingConfig()
@@ -261,6 +307,7 @@ class PipelineConfig(StageConfig):
     sft: TrainConfig = TrainConfig()
     rl: RLSection = RLSection()
     eval: EvalSettings = EvalSettings()
+    score: ScoreSection = ScoreSection(enabled=False)
 
 
 STAGES: dict[str, type[StageConfig]] = {
@@ -269,6 +316,7 @@ STAGES: dict[str, type[StageConfig]] = {
     "sft": SFTConfig,
     "rl": RLConfig,
     "eval": EvalConfig,
+    "score": ScoreConfig,
     "generate": GenerateConfig,
 }
 

@@ -20,11 +20,17 @@ from redraft.config import (
     PipelineConfig,
     PretrainConfig,
     RLConfig,
+    ScoreConfig,
     SFTConfig,
     dump_config,
 )
 from redraft.errors import RedraftError
-from redraft.evaluation.evaluate import EvalResult, evaluate, greedy_accuracy, save_result
+from redraft.evaluation.evaluate import (
+    EvalResult,
+    evaluate,
+    greedy_accuracy,
+    save_result,
+)
 from redraft.evaluation.plots import plot_accuracy, plot_losses, plot_rl
 from redraft.evaluation.report import write_report
 from redraft.fsutil import write_json_atomic
@@ -38,12 +44,13 @@ from redraft.training.logging import MetricsLog
 RESULT = "result.json"
 
 
-def _finished(stage_dir: Path) -> dict[str, Any] | None:
+def stage_result(stage_dir: Path) -> dict[str, Any] | None:
     path = stage_dir / RESULT
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _finish(stage_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
+def finish_stage(stage_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
+    stage_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(stage_dir / RESULT, result)
     return result
 
@@ -71,7 +78,7 @@ def tokenizer_for(cfg: PretrainConfig, task: Task, out_dir: Path):
 
 
 def run_pretrain(cfg: PretrainConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None) -> dict[str, Any]:
-    if done := _finished(out_dir):
+    if done := stage_result(out_dir):
         return done
     task = task or build_task(cfg.task)
     tokenizer = tokenizer_for(cfg, task, out_dir / "tokenizer")
@@ -92,11 +99,11 @@ def run_pretrain(cfg: PretrainConfig, out_dir: Path, log: MetricsLog, resume: bo
         logging=cfg.logging,
         resume=resume,
     )
-    return _finish(out_dir, {**asdict(result), "model_dir": str(result.model_dir), "parameters": model.num_parameters()})
+    return finish_stage(out_dir, {**asdict(result), "model_dir": str(result.model_dir), "parameters": model.num_parameters()})
 
 
 def run_sft(cfg: SFTConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None) -> dict[str, Any]:
-    if done := _finished(out_dir):
+    if done := stage_result(out_dir):
         return done
     if not cfg.model.path and not cfg.tokenizer.path:
         raise RedraftError("sft needs model.path (a pretrained checkpoint) or tokenizer.path with a model preset")
@@ -130,13 +137,13 @@ def run_sft(cfg: SFTConfig, out_dir: Path, log: MetricsLog, resume: bool = False
         resume=resume,
         val_metrics=val_accuracy,
     )
-    return _finish(out_dir, {**asdict(result), "model_dir": str(result.model_dir)})
+    return finish_stage(out_dir, {**asdict(result), "model_dir": str(result.model_dir)})
 
 
 def run_rl(cfg: RLConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None) -> dict[str, Any]:
     from redraft.training.rl import train_rl
 
-    if done := _finished(out_dir):
+    if done := stage_result(out_dir):
         return done
     if not cfg.model.path:
         raise RedraftError("rl needs model.path (an SFT checkpoint; use --model PATH)")
@@ -152,7 +159,7 @@ def run_rl(cfg: RLConfig, out_dir: Path, log: MetricsLog, resume: bool = False, 
         logging=cfg.logging,
         resume=resume,
     )
-    return _finish(out_dir, result)
+    return finish_stage(out_dir, result)
 
 
 def run_eval(cfg: EvalConfig, out_dir: Path, task: Task | None = None) -> EvalResult:
@@ -168,7 +175,7 @@ def run_eval(cfg: EvalConfig, out_dir: Path, task: Task | None = None) -> EvalRe
 
 
 def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = False) -> Path:
-    """The main job. Returns the path of the written report."""
+    """The main job (SCoRe and its baselines last, when ``score.enabled``). Returns the path of the written report."""
     run_dir = cfg.run.directory
     prepare_run_dir(run_dir, resume, overwrite)
     dump_config(cfg, run_dir / "config.yaml")
@@ -178,7 +185,7 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
     started = time.perf_counter()
     task = build_task(cfg.task)
 
-    shared = dict(run=cfg.run, task=cfg.task, logging=cfg.logging)
+    shared = {"run": cfg.run, "task": cfg.task, "logging": cfg.logging}
     pretrain_cfg = PretrainConfig(**shared, tokenizer=cfg.tokenizer, model=cfg.model, train=cfg.pretrain)
     pretrain = run_pretrain(pretrain_cfg, run_dir / "pretrain", log, resume, task)
 
@@ -196,12 +203,19 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
     results = {}
     for stage, model_dir in models.items():
         eval_dir = run_dir / "eval" / stage
-        if done := _finished(eval_dir):
+        if done := stage_result(eval_dir):
             results[stage] = EvalResult(**{**done, "pass_at_k": {int(k): v for k, v in done["pass_at_k"].items()}})
             continue
         eval_cfg = EvalConfig(run=cfg.run, task=cfg.task, model=sft_model.model_copy(update={"path": model_dir}), eval=cfg.eval)
         results[stage] = run_eval(eval_cfg, eval_dir, task)
-        _finish(eval_dir, asdict(results[stage]))
+        finish_stage(eval_dir, asdict(results[stage]))
+
+    score_summary = None
+    if cfg.score.enabled:
+        from redraft.score import run_score
+
+        score_cfg = ScoreConfig(**shared, model=sft_model.model_copy(update={"path": sft["model_dir"]}), score=cfg.score)
+        score_summary = run_score(score_cfg, run_dir / "score", log, resume, task)
     timings["main_job_seconds"] = timings.get("main_job_seconds", 0.0) + time.perf_counter() - started
     write_json_atomic(timing_path, timings)
 
@@ -214,6 +228,12 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
     plots.append(plot_accuracy(records, "sft", bars, run_dir / "accuracy.png").name)
     if "rl" in stages:
         plots.append(plot_rl(records, run_dir / "rl.png").name)
+    sections = []
+    if score_summary is not None:
+        from redraft.score import score_report
+
+        sections.append(score_report(score_summary, records, run_dir))
     return write_report(
-        run_dir, cfg=cfg, task=task, stages=stages, results=results, seconds=timings["main_job_seconds"], plots=plots
+        run_dir, cfg=cfg, task=task, stages=stages, results=results, seconds=timings["main_job_seconds"], plots=plots,
+        sections=sections,
     )

@@ -151,3 +151,25 @@ def test_reinforce_pp_baseline_needs_both_arguments():
         reinforce_pp_advantages(TOKEN_REWARDS, MASK, group_size=2)
     with pytest.raises(ValueError):
         reinforce_pp_advantages(TOKEN_REWARDS, MASK, scores=SCORES)
+
+
+def test_per_turn_advantages_score_stages_by_hand():
+    from redraft.algorithms import per_turn_advantages
+
+    # One group of two episodes: (wrong → right) and (right → wrong).
+    rewards = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    # Stage I: attempt 1 has no reward term; attempt 2 gets r2 minus the other sample's r2.
+    stage1 = per_turn_advantages(rewards, 2, (0.0, 1.0))
+    assert torch.equal(stage1, torch.tensor([[0.0, 1.0], [0.0, -1.0]]))
+    # Stage II, α = 10: attempt 2 is paid r2 + 10·(r2 − r1) = [11, −10]; leave-one-out → ±21.
+    stage2 = per_turn_advantages(rewards, 2, (1.0, 1.0), shaping_alpha=10.0)
+    assert torch.equal(stage2, torch.tensor([[-1.0, 21.0], [1.0, -21.0]]))
+
+
+def test_turns_to_tokens_places_each_turns_value_on_its_action_tokens():
+    from redraft.algorithms import turns_to_tokens
+
+    per_turn = torch.tensor([[2.0, -3.0]])
+    turn_ids = torch.tensor([[0, 0, 0, 1, 1, 1, 0]])  # trailing padding carries turn id 0
+    mask = torch.tensor([[0, 1, 1, 0, 1, 1, 0]])
+    assert torch.equal(turns_to_tokens(per_turn, turn_ids, mask), torch.tensor([[0.0, 2.0, 2.0, 0.0, -3.0, -3.0, 0.0]]))

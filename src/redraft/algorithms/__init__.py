@@ -5,8 +5,10 @@ from redraft.algorithms.advantages import (
     discounted_returns,
     gae,
     group_advantages,
+    per_turn_advantages,
     reinforce_pp_advantages,
     rloo_advantages,
+    turns_to_tokens,
 )
 from redraft.algorithms.bradley_terry import bradley_terry_loss, pairwise_accuracy
 from redraft.algorithms.kl import AdaptiveKLController, FixedKLController, kl_penalty
@@ -38,8 +40,10 @@ __all__ = [
     "masked_var",
     "masked_whiten",
     "pairwise_accuracy",
+    "per_turn_advantages",
     "ppo_policy_loss",
     "reinforce_pp_advantages",
     "rloo_advantages",
+    "turns_to_tokens",
     "value_loss",
 ]

@@ -16,6 +16,9 @@ token-level output is 0 there. Outputs are targets, so inputs are detached.
 - ``reinforce_pp_advantages`` (REINFORCE++): G_t as above, whitened over all action tokens of
   the batch; the "-baseline" variant subtracts the group's mean score from G_t first
 - ``broadcast_to_tokens``: a per-sequence value copied onto each action token of its row
+- ``per_turn_advantages`` (SCoRe, discount 0): turn k's reward w_k·r_k, plus α·(r_K − r_1) on the
+  last turn, each given its own leave-one-out baseline; ``turns_to_tokens`` puts a per-turn value
+  on that turn's action tokens
 
 Groups are ``group_size`` consecutive entries (the samples of one prompt).
 """
@@ -97,6 +100,29 @@ def broadcast_to_tokens(per_sequence: torch.Tensor, mask: torch.Tensor) -> torch
             f"expected per_sequence (N,) and mask (N, T), got {tuple(per_sequence.shape)} and {tuple(mask.shape)}"
         )
     return torch.where(mask.bool(), per_sequence.unsqueeze(-1), 0.0)
+
+
+def per_turn_advantages(
+    turn_rewards: torch.Tensor, group_size: int, weights: list[float] | tuple[float, ...], shaping_alpha: float = 0.0
+) -> torch.Tensor:
+    """(N, K) per-turn rewards → (N, K) per-turn advantages with separate credit per attempt.
+
+    Turn k is paid ``weights[k]·r_k`` (a weight of 0 gives that turn no reward term at all); the
+    last turn additionally gets ``shaping_alpha·(r_K − r_1)``. Each turn's payment gets its own
+    RLOO baseline over the group, so one attempt's reward never moves another attempt's tokens.
+    """
+    if turn_rewards.dim() != 2 or turn_rewards.shape[1] != len(weights):
+        raise ValueError(f"turn_rewards (N, K) with K = len(weights) = {len(weights)}, got {tuple(turn_rewards.shape)}")
+    rewards = turn_rewards.detach()
+    paid = rewards * rewards.new_tensor(list(weights))
+    paid[:, -1] += shaping_alpha * (rewards[:, -1] - rewards[:, 0])
+    return torch.stack([rloo_advantages(paid[:, k], group_size) for k in range(paid.shape[1])], dim=1)
+
+
+def turns_to_tokens(per_turn: torch.Tensor, turn_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N, K) per-turn values → (N, T): each action token gets its own turn's value, 0 elsewhere."""
+    gathered = per_turn.gather(1, turn_ids.clamp(0, per_turn.shape[1] - 1))
+    return torch.where(mask.bool(), gathered, 0.0)
 
 
 def reinforce_pp_advantages(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ def write_report(
     results: dict[str, EvalResult],
     seconds: float,
     plots: list[str],
+    sections: Sequence[str] = (),
 ) -> Path:
     lines = [
         f"# redraft run `{cfg.run.name}`",
@@ -77,6 +79,7 @@ def write_report(
         lines += ["", f"RL changed greedy accuracy by **{gain:+.1f} points** over SFT."]
     else:
         lines += ["", "The gap between greedy accuracy and pass@k is the headroom an RL stage can claim."]
+    lines += ["", *sections]
     lines += ["", "## Plots", "", *[f"![{p}]({p})" for p in plots], ""]
     last = list(results)[-1]
     samples_path = run_dir / "eval" / last / "samples.jsonl"

@@ -25,7 +25,8 @@ class TokenizedData:
         return len(self.lengths)
 
 
-def _pack(sequences: list[list[int]], masks: list[list[int]], pad_id: int, max_length: int) -> TokenizedData:
+def pack_sequences(sequences: list[list[int]], masks: list[list[int]], pad_id: int, max_length: int) -> TokenizedData:
+    """Token sequences and their loss masks (1 = target), cut to ``max_length`` and right-padded."""
     sequences = [s[:max_length] for s in sequences]
     masks = [m[:max_length] for m in masks]
     width = max((len(s) for s in sequences), default=1)
@@ -42,7 +43,7 @@ def _pack(sequences: list[list[int]], masks: list[list[int]], pad_id: int, max_l
 def pretraining_data(tokenizer, texts: list[str], max_length: int) -> TokenizedData:
     eos = [tokenizer.eos_token_id]
     sequences = [ids + eos for ids in encode_prompts(tokenizer, texts)]
-    return _pack(sequences, [[1] * len(s) for s in sequences], tokenizer.pad_token_id, max_length)
+    return pack_sequences(sequences, [[1] * len(s) for s in sequences], tokenizer.pad_token_id, max_length)
 
 
 def sft_data(tokenizer, prompts: list[str], completions: list[str], max_length: int) -> TokenizedData:
@@ -52,7 +53,7 @@ def sft_data(tokenizer, prompts: list[str], completions: list[str], max_length: 
     completion_ids = tokenizer(completions, add_special_tokens=False)["input_ids"]
     sequences = [p + c + eos for p, c in zip(prompt_ids, completion_ids)]
     masks = [[0] * len(p) + [1] * (len(c) + 1) for p, c in zip(prompt_ids, completion_ids)]
-    return _pack(sequences, masks, tokenizer.pad_token_id, max_length)
+    return pack_sequences(sequences, masks, tokenizer.pad_token_id, max_length)
 
 
 def collate(data: TokenizedData, rows: list[int] | torch.Tensor) -> dict[str, torch.Tensor]:

@@ -8,6 +8,10 @@ the clipped policy loss (+ the critic's clipped value loss for PPO) -> log, eval
 Where the KL to the reference goes: GRPO adds it to the loss (k-estimator on sampled tokens);
 RLOO folds the sequence's summed KL into its score; REINFORCE++ and PPO put −β·KL on every token's
 reward. The math lives in :mod:`redraft.algorithms`; this file only wires it together.
+
+Multi-turn episodes (SCoRe self-correction) can instead take a :class:`TurnCredit`: each attempt's
+tokens are credited with that attempt's own reward (discount 0, leave-one-out baseline, optional
+shaping bonus on the last attempt) and carry their own KL coefficient in the loss.
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ from redraft.algorithms import (
     logprobs_from_logits,
     masked_mean,
     masked_whiten,
+    per_turn_advantages,
     ppo_policy_loss,
     reinforce_pp_advantages,
     rloo_advantages,
+    turns_to_tokens,
     value_loss,
 )
 from redraft.config import LoggingConfig, RLSection, SamplingConfig
@@ -47,12 +53,35 @@ from redraft.models.build import load_model, save_model
 from redraft.models.value import ValueModel
 from redraft.rollout.episodes import run_episodes
 from redraft.tasks.base import Task
-from redraft.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from redraft.training.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from redraft.training.data import micro_batch_rows
 from redraft.training.logging import MetricsLog, make_accelerator, progress_bar
 from redraft.training.optim import build_optimizer, build_scheduler
 
 EnvFactory = Callable[[], Environment]
+
+
+@dataclass(frozen=True)
+class TurnCredit:
+    """Per-attempt credit for multi-turn episodes, replacing the algorithm's own advantages.
+
+    Attempt k's tokens get the leave-one-out advantage of ``reward_weights[k]·r_k`` (the last
+    attempt also ``shaping_alpha·(r_K − r_1)``) and a k3-style KL term to the reference in the loss
+    with coefficient ``kl_coefs[k]``. SCoRe Stage I: weights (0, 1), KL (β2, β1); Stage II:
+    weights (1, 1), KL (β1, β1), α > 0.
+    """
+
+    reward_weights: tuple[float, ...]
+    kl_coefs: tuple[float, ...]
+    shaping_alpha: float = 0.0
+
+    def __post_init__(self):
+        if len(self.reward_weights) != len(self.kl_coefs):
+            raise ValueError("TurnCredit needs one reward weight and one KL coefficient per attempt")
 
 
 @dataclass
@@ -67,10 +96,14 @@ class RolloutBatch:
     scores: torch.Tensor  # (N,) episode reward
     truncated: torch.Tensor  # (N,) any reply cut at max_new_tokens
     correct: torch.Tensor  # (N,) the last turn's checker verdict
+    turn_ids: torch.Tensor  # (N, L) long: the turn of every token (0 on padding)
+    turn_rewards: torch.Tensor  # (N, K) each turn's reward (0 for turns an episode did not reach)
+    turn_correct: torch.Tensor  # (N, K) each turn's checker verdict
 
 
 def collate_episodes(episodes: list[Episode], pad_id: int, truncation_penalty: float = 0.0) -> RolloutBatch:
     width = max(len(e.token_ids()) for e in episodes)
+    turns = max(len(e.turns) for e in episodes)
     n = len(episodes)
     input_ids = torch.full((n, width), pad_id, dtype=torch.long)
     attention = torch.zeros((n, width), dtype=torch.long)
@@ -78,22 +111,29 @@ def collate_episodes(episodes: list[Episode], pad_id: int, truncation_penalty: f
     old_logp = torch.zeros((n, width))
     token_rewards = torch.zeros((n, width))
     scores, truncated, correct = torch.zeros(n), torch.zeros(n, dtype=torch.bool), torch.zeros(n)
+    turn_ids = torch.zeros((n, width), dtype=torch.long)
+    turn_rewards, turn_correct = torch.zeros((n, turns)), torch.zeros((n, turns))
     for i, episode in enumerate(episodes):
         ids = episode.token_ids()
         input_ids[i, : len(ids)] = torch.tensor(ids)
         attention[i, : len(ids)] = 1
         action[i, : len(ids)] = torch.tensor(episode.action_mask(), dtype=torch.float32)
         old_logp[i, : len(ids)] = torch.tensor(episode.logprobs())
+        turn_ids[i, : len(ids)] = torch.tensor(episode.turn_ids())
         position = 0
-        for turn in episode.turns:
+        for k, turn in enumerate(episode.turns):
             position += len(turn.observation_ids) + len(turn.reply_ids)
             penalty = truncation_penalty if turn.finish_reason == "length" else 0.0
             # An empty reply has no token to carry its reward; it lands on the last context token.
             token_rewards[i, max(position - 1, 0)] += turn.reward - penalty
             scores[i] += turn.reward - penalty
+            turn_rewards[i, k] = turn.reward - penalty
+            turn_correct[i, k] = float(bool(turn.info.get("correct", turn.reward > 0)))
         truncated[i] = any(t.finish_reason == "length" for t in episode.turns)
         correct[i] = float(bool(episode.turns[-1].info.get("correct", episode.turns[-1].reward > 0)))
-    return RolloutBatch(input_ids, attention, action, old_logp, token_rewards, scores, truncated, correct)
+    return RolloutBatch(
+        input_ids, attention, action, old_logp, token_rewards, scores, truncated, correct, turn_ids, turn_rewards, turn_correct
+    )
 
 
 def sequence_logprobs(model, input_ids, attention_mask, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,10 +144,18 @@ def sequence_logprobs(model, input_ids, attention_mask, temperature: float) -> t
 
 
 def compute_advantages(
-    cfg: RLSection, batch: RolloutBatch, kl_tokens: torch.Tensor, kl_coef: float, values: torch.Tensor | None
+    cfg: RLSection,
+    batch: RolloutBatch,
+    kl_tokens: torch.Tensor,
+    kl_coef: float,
+    values: torch.Tensor | None,
+    credit: TurnCredit | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(advantages per token, returns per token for the critic or None)."""
     mask, group = batch.action_mask, cfg.samples_per_prompt
+    if credit is not None:
+        per_turn = per_turn_advantages(batch.turn_rewards, group, credit.reward_weights, credit.shaping_alpha)
+        return turns_to_tokens(per_turn, batch.turn_ids, mask), None
     if cfg.algorithm == "grpo":
         return broadcast_to_tokens(group_advantages(batch.scores, group, scale=cfg.scale_rewards), mask), None
     if cfg.algorithm == "rloo":
@@ -118,6 +166,21 @@ def compute_advantages(
         return reinforce_pp_advantages(token_rewards, mask, cfg.gamma), None
     advantages, returns = gae(token_rewards, values, mask, cfg.gamma, cfg.lam)
     return masked_whiten(advantages, mask), returns
+
+
+def per_turn_metrics(batch: RolloutBatch, kl_tokens: torch.Tensor) -> dict[str, float]:
+    """Each attempt's mean reward, checker accuracy and summed KL; ``delta`` = last − first accuracy."""
+    turns = batch.turn_rewards.shape[1]
+    if turns < 2:
+        return {}
+    metrics: dict[str, float] = {}
+    for k in range(turns):
+        on_turn = (batch.turn_ids == k).float() * batch.action_mask
+        metrics[f"reward_t{k + 1}"] = float(batch.turn_rewards[:, k].mean())
+        metrics[f"accuracy_t{k + 1}"] = float(batch.turn_correct[:, k].mean())
+        metrics[f"kl_t{k + 1}"] = float((kl_tokens * on_turn).sum(dim=1).mean())
+    metrics["delta"] = metrics[f"accuracy_t{turns}"] - metrics["accuracy_t1"]
+    return metrics
 
 
 def _check_finite(value: float, what: str, iteration: int, checkpoints: Path) -> None:
@@ -141,20 +204,27 @@ def train_rl(
     logging: LoggingConfig,
     resume: bool = False,
     env_factory: EnvFactory | None = None,
+    credit: TurnCredit | None = None,
+    reference_path: str | Path | None = None,
+    stage: str = "rl",
 ) -> dict[str, Any]:
-    """Train the policy at ``model_path``; the final policy goes to ``out_dir/model`` (critic: ``out_dir/critic``)."""
+    """Train the policy at ``model_path``; the final policy goes to ``out_dir/model`` (critic: ``out_dir/critic``).
+
+    The KL reference is ``reference_path`` (default: the starting policy). ``stage`` names the
+    run in metrics.jsonl and the progress bar.
+    """
     out_dir = Path(out_dir)
     started = time.perf_counter()
     set_seed(seed)
     env_factory = env_factory or (lambda: SingleTurnEnv(task))
     policy = load_model(model_path)
     # The reference is scored even when β = 0: KL to it is the first thing to watch for drift.
-    reference = load_model(model_path).eval().requires_grad_(False)
+    reference = load_model(reference_path or model_path).eval().requires_grad_(False)
     group = cfg.samples_per_prompt
     rollouts = cfg.prompts_per_iteration * group
     updates_per_iteration = cfg.epochs * math.ceil(rollouts / cfg.minibatch_size)
 
-    accelerator = make_accelerator(out_dir, logging, "rl", cfg.model_dump(mode="json"))
+    accelerator = make_accelerator(out_dir, logging, stage, cfg.model_dump(mode="json"))
     optimizer = build_optimizer(policy, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.iterations * updates_per_iteration)
     policy, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
@@ -177,13 +247,15 @@ def train_rl(
         state = load_checkpoint(accelerator, latest)
         first = state["step"] + 1
         controller.value = state["kl_coef"]
-        log.drop_after("rl", first - 1)
-        accelerator.print(f"rl: resuming from {latest}")
+        log.drop_after(stage, first - 1)
+        accelerator.print(f"{stage}: resuming from {latest}")
 
     unwrapped = accelerator.unwrap_model(policy)
     last_accuracy = None
     with progress_bar(logging.progress and accelerator.is_main_process) as bar:
-        progress = bar.add_task(f"rl ({cfg.algorithm})", total=cfg.iterations, completed=first - 1, info="")
+        label = f"{stage} ({cfg.algorithm})" if credit is None else stage
+        progress = bar.add_task(label, total=cfg.iterations, completed=first - 1, info="")
+        iteration = first - 1
         for iteration in range(first, cfg.iterations + 1):
             t0 = time.perf_counter()
             rows = micro_batch_rows(len(task.train), cfg.prompts_per_iteration, seed, iteration - 1)
@@ -199,7 +271,12 @@ def train_rl(
                 ref_logp, _ = sequence_logprobs(reference, batch.input_ids, batch.attention_mask, cfg.temperature)
                 kl_tokens = kl_penalty(batch.old_logp, ref_logp, cfg.kl_estimator) * mask
                 old_values = critic(batch.input_ids, batch.attention_mask) if critic is not None else None
-            advantages, returns = compute_advantages(cfg, batch, kl_tokens, controller.value, old_values)
+                token_kl_coefs = (
+                    turns_to_tokens(mask.new_tensor(credit.kl_coefs).expand(len(mask), -1), batch.turn_ids, mask)
+                    if credit is not None
+                    else None
+                )
+            advantages, returns = compute_advantages(cfg, batch, kl_tokens, controller.value, old_values, credit)
             t2 = time.perf_counter()
 
             stats: dict[str, list[float]] = {}
@@ -215,7 +292,10 @@ def train_rl(
                         logp, batch.old_logp[idx, :width], advantages[idx, :width], mb_mask,
                         cfg.clip_eps, cfg.clip_eps_high, cfg.loss_agg,
                     )
-                    if cfg.algorithm == "grpo" and controller.value > 0:
+                    if token_kl_coefs is not None:
+                        kl_terms = token_kl_coefs[idx, :width] * kl_penalty(logp, ref_logp[idx, :width], cfg.kl_estimator)
+                        loss = loss + aggregate_loss(kl_terms, mb_mask, cfg.loss_agg)
+                    elif cfg.algorithm == "grpo" and controller.value > 0:
                         kl_loss = aggregate_loss(kl_penalty(logp, ref_logp[idx, :width], cfg.kl_estimator), mb_mask, cfg.loss_agg)
                         loss = loss + controller.value * kl_loss
                     _check_finite(loss.item(), "policy loss", iteration, checkpoints)
@@ -250,6 +330,7 @@ def train_rl(
                 "kl_coef": float(controller.value),
                 "response_length": float(mask.sum(dim=1).mean()),
                 "truncated_fraction": float(batch.truncated.float().mean()),
+                **per_turn_metrics(batch, kl_tokens),
                 **{key: sum(values) / len(values) for key, values in stats.items()},
                 "generate_s": t1 - t0,
                 "logprob_s": t2 - t1,
@@ -260,11 +341,14 @@ def train_rl(
                 last_accuracy = greedy_accuracy(unwrapped, tokenizer, task, val_problems, max_new_tokens=cfg.max_new_tokens)
                 metrics["val_accuracy"] = last_accuracy
             if iteration % cfg.log_every == 0 or "val_accuracy" in metrics:
-                log.write("rl", iteration, **metrics)
-                accelerator.log({f"rl/{k}": v for k, v in metrics.items()}, step=iteration)
-            if iteration % cfg.save_every == 0 or iteration == cfg.iterations:
+                log.write(stage, iteration, **metrics)
+                accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=iteration)
+            out_of_time = cfg.max_seconds is not None and time.perf_counter() - started >= cfg.max_seconds
+            if iteration % cfg.save_every == 0 or iteration == cfg.iterations or out_of_time:
                 save_checkpoint(accelerator, checkpoints, iteration, {"kl_coef": float(controller.value)}, cfg.keep_checkpoints)
             bar.update(progress, completed=iteration, info=f"reward {metrics['reward']:.3f} kl {kl_per_sequence:.3f}")
+            if out_of_time:
+                break
 
     save_model(unwrapped, tokenizer, out_dir / "model")
     if critic is not None:
@@ -273,7 +357,7 @@ def train_rl(
     return {
         "model_dir": str(out_dir / "model"),
         "algorithm": cfg.algorithm,
-        "iterations": cfg.iterations,
+        "iterations": iteration,
         "final_val_accuracy": last_accuracy,
         "seconds": time.perf_counter() - started,
     }

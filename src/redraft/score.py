@@ -1,0 +1,511 @@
+"""The SCoRe job (`redraft score`, and the main job's last stage): from a single-attempt SFT model,
+Pair-SFT → Stage I → Stage II, the baselines, and their self-correction table.
+
+Methods (rows of the table), all evaluated with the same protocol, decoding and token budget:
+
+- prompting: the SFT model asked twice, never trained on the two-attempt format
+- pair_sft: SFT on the model's own drafts followed by the correct answer (the base of every RL run)
+- star: fine-tuned on its own successful corrections, a few iterations (from pair_sft: the SFT model
+  alone cannot produce the two-attempt format to sample corrections from)
+- single_turn_rl: RL on attempt 1 only (from pair_sft)
+- multiturn_rl: RL rewarding attempt 2 with one score for the whole episode (from pair_sft)
+- control: the SFT model + single-turn RL for the wall-clock time SCoRe's pipeline took
+- score: pair_sft → Stage I → Stage II
+
+Each sub-stage writes ``result.json`` when done, so an interrupted job resumes where it stopped.
+Hyper-parameters are meant to be chosen on the validation split (``val`` metrics per method).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from accelerate.utils import set_seed
+
+from redraft.config import ScoreConfig
+from redraft.evaluation.self_correction import (
+    ScalingResult,
+    SelfCorrectionResult,
+    evaluate_self_correction,
+    inference_scaling,
+)
+from redraft.fsutil import write_json_atomic
+from redraft.models import load_model
+from redraft.pipeline import finish_stage, stage_result
+from redraft.tasks import Task, build_task
+from redraft.text.tokenizer import load_tokenizer
+from redraft.training.data import TokenizedData
+from redraft.training.lm import train_lm
+from redraft.training.logging import MetricsLog
+from redraft.training.rl import train_rl
+from redraft.training.score import (
+    episodes_to_sft,
+    first_attempt_correct_or_later,
+    pair_sft_episodes,
+    stage_credit,
+    star_episodes,
+    train_self_correction_rl,
+)
+
+VAL_PROBLEMS = 256
+
+
+def _sft_stage(
+    name: str,
+    model_path: str,
+    data: TokenizedData,
+    val: TokenizedData | None,
+    train_cfg,
+    cfg: ScoreConfig,
+    out_dir: Path,
+    log: MetricsLog,
+    resume: bool,
+    tokenizer,
+) -> dict[str, Any]:
+    set_seed(cfg.run.seed)
+    result = train_lm(
+        stage=name,
+        model=load_model(model_path),
+        tokenizer=tokenizer,
+        train=data,
+        val=val,
+        cfg=train_cfg,
+        out_dir=out_dir,
+        seed=cfg.run.seed,
+        log=log,
+        logging=cfg.logging,
+        resume=resume,
+    )
+    return {**asdict(result), "model_dir": str(result.model_dir)}
+
+
+def _pair_sft(
+    cfg: ScoreConfig,
+    task: Task,
+    tokenizer,
+    out_dir: Path,
+    log: MetricsLog,
+    resume: bool,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    s = cfg.score
+    base = load_model(cfg.model.path)
+    max_new = s.rl.max_new_tokens
+
+    def data(examples, seed) -> TokenizedData:
+        episodes = pair_sft_episodes(
+            base,
+            tokenizer,
+            task,
+            examples,
+            s.protocol,
+            s.draft_temperature,
+            max_new,
+            seed,
+        )
+        return episodes_to_sft(
+            episodes,
+            first_attempt_correct_or_later,
+            tokenizer.pad_token_id,
+            s.pair_sft.max_length,
+        )
+
+    train, val = (
+        data(task.train, cfg.run.seed),
+        data(task.val, cfg.run.seed + 1) if task.val else None,
+    )
+    result = _sft_stage(
+        "pair_sft",
+        cfg.model.path,
+        train,
+        val,
+        s.pair_sft,
+        cfg,
+        out_dir,
+        log,
+        resume,
+        tokenizer,
+    )
+    return {**result, "seconds": time.perf_counter() - started}
+
+
+def _star(
+    cfg: ScoreConfig,
+    task: Task,
+    tokenizer,
+    base: str,
+    out_dir: Path,
+    log: MetricsLog,
+    resume: bool,
+) -> dict[str, Any]:
+    s = cfg.score
+    model_path, kept = base, []
+    started = time.perf_counter()
+    for iteration in range(1, s.star_iterations + 1):
+        step_dir = out_dir / f"iteration_{iteration}"
+        if not (done := stage_result(step_dir)):
+            start = (iteration - 1) * s.star_problems
+            problems = [
+                task.train[(start + i) % len(task.train)]
+                for i in range(s.star_problems)
+            ]
+            episodes = star_episodes(
+                load_model(model_path),
+                tokenizer,
+                task,
+                problems,
+                s.protocol,
+                s.rl.temperature,
+                s.rl.max_new_tokens,
+                cfg.run.seed + iteration,
+            )
+            if len(episodes) < s.star.batch_size:
+                done = {
+                    "model_dir": model_path,
+                    "successful_corrections": len(episodes),
+                    "skipped": True,
+                }
+            else:
+                data = episodes_to_sft(
+                    episodes,
+                    lambda _episode, turn: turn > 0,
+                    tokenizer.pad_token_id,
+                    s.star.max_length,
+                )
+                done = _sft_stage(
+                    f"star_{iteration}",
+                    model_path,
+                    data,
+                    None,
+                    s.star,
+                    cfg,
+                    step_dir,
+                    log,
+                    resume,
+                    tokenizer,
+                )
+                done["successful_corrections"] = len(episodes)
+            finish_stage(step_dir, done)
+        model_path = done["model_dir"]
+        kept.append(done["successful_corrections"])
+    return {
+        "model_dir": model_path,
+        "successful_corrections": kept,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _rl(
+    cfg: ScoreConfig,
+    task: Task,
+    tokenizer,
+    out_dir: Path,
+    log: MetricsLog,
+    resume: bool,
+    *,
+    stage: str,
+    model_path: str,
+    iterations: int,
+    multi_turn: bool,
+    credit=None,
+    reward_turns: str = "all",
+    reference_path: str | None = None,
+    max_seconds: float | None = None,
+) -> dict[str, Any]:
+    s = cfg.score
+    rl_cfg = s.rl.model_copy(
+        update={"iterations": iterations, "max_seconds": max_seconds}
+    )
+    common = {
+        "model_path": model_path,
+        "tokenizer": tokenizer,
+        "task": task,
+        "cfg": rl_cfg,
+        "out_dir": out_dir,
+        "seed": cfg.run.seed,
+        "log": log,
+        "logging": cfg.logging,
+        "resume": resume,
+    }
+    if not multi_turn:
+        return train_rl(**common, stage=stage)
+    return train_self_correction_rl(
+        **common,
+        reference_path=reference_path,
+        protocol=s.protocol,
+        stage=stage,
+        credit=credit,
+        reward_turns=reward_turns,
+    )
+
+
+def _evaluate(
+    cfg: ScoreConfig, task: Task, model_dir: str, out_dir: Path, scaling: bool
+) -> dict[str, Any]:
+    s = cfg.score
+    model, tokenizer = load_model(model_dir), load_tokenizer(model_dir)
+    common = {
+        "max_new_tokens": s.eval.max_new_tokens,
+        "batch_size": s.eval.batch_size,
+        "seed": cfg.run.seed,
+    }
+    test = task.split(s.eval.split)[: s.eval.num_problems]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = {
+        "test": evaluate_self_correction(
+            model,
+            tokenizer,
+            task,
+            test,
+            s.protocol,
+            samples_path=out_dir / "samples.jsonl",
+            **common,
+        ),
+        "test_sampled_t1": evaluate_self_correction(
+            model, tokenizer, task, test, s.protocol, first_temperature=1.0, **common
+        ),
+        "val": evaluate_self_correction(
+            model, tokenizer, task, task.val[:VAL_PROBLEMS], s.protocol, **common
+        )
+        if task.val
+        else None,
+    }
+    if scaling and s.eval.scaling_budgets:
+        out["scaling"] = inference_scaling(
+            model,
+            tokenizer,
+            task,
+            test,
+            s.protocol,
+            s.eval.scaling_budgets,
+            temperature=s.eval.temperature,
+            **common,
+        )
+    return {
+        key: asdict(value) if value is not None else None for key, value in out.items()
+    }
+
+
+def run_score(
+    cfg: ScoreConfig,
+    out_dir: Path,
+    log: MetricsLog,
+    resume: bool = False,
+    task: Task | None = None,
+) -> dict[str, Any]:
+    """Train SCoRe and the configured baselines from ``cfg.model.path``; evaluate all of them.
+
+    Returns ``{"stages": {name: result}, "evaluations": {method: {...}}}`` and writes it to
+    ``out_dir/score.json``.
+    """
+    from redraft.errors import RedraftError
+
+    if not cfg.model.path:
+        raise RedraftError(
+            "score needs model.path (a single-attempt SFT checkpoint; use --model PATH)"
+        )
+    s = cfg.score
+    task = task or build_task(cfg.task)
+    tokenizer = load_tokenizer(cfg.model.path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stages: dict[str, dict[str, Any]] = {}
+
+    def stage(name: str, train) -> dict[str, Any]:
+        stage_dir = out_dir / name
+        if not (done := stage_result(stage_dir)):
+            done = finish_stage(stage_dir, train(stage_dir))
+        stages[name] = done
+        return done
+
+    pair = stage("pair_sft", lambda d: _pair_sft(cfg, task, tokenizer, d, log, resume))
+    base = pair["model_dir"]
+    rl = {
+        "cfg": cfg,
+        "task": task,
+        "tokenizer": tokenizer,
+        "log": log,
+        "resume": resume,
+    }
+    stage1 = stage(
+        "stage1",
+        lambda d: _rl(
+            **rl,
+            out_dir=d,
+            stage="score_stage1",
+            model_path=base,
+            reference_path=base,
+            iterations=s.stage1_iterations,
+            multi_turn=True,
+            credit=stage_credit(1, s.protocol.attempts, s.alpha, s.beta1, s.beta2),
+        ),
+    )
+    stage2 = stage(
+        "stage2",
+        lambda d: _rl(
+            **rl,
+            out_dir=d,
+            stage="score_stage2",
+            model_path=stage1["model_dir"],
+            reference_path=base,
+            iterations=s.stage2_iterations,
+            multi_turn=True,
+            credit=stage_credit(2, s.protocol.attempts, s.alpha, s.beta1, s.beta2),
+        ),
+    )
+    score_seconds = pair["seconds"] + stage1["seconds"] + stage2["seconds"]
+    both = s.stage1_iterations + s.stage2_iterations
+    models = {"prompting": cfg.model.path, "pair_sft": base}
+    if "star" in s.baselines:
+        models["star"] = stage(
+            "star", lambda d: _star(cfg, task, tokenizer, base, d, log, resume)
+        )["model_dir"]
+    if "single_turn_rl" in s.baselines:
+        models["single_turn_rl"] = stage(
+            "single_turn_rl",
+            lambda d: _rl(
+                **rl,
+                out_dir=d,
+                stage="single_turn_rl",
+                model_path=base,
+                iterations=both,
+                multi_turn=False,
+            ),
+        )["model_dir"]
+    if "multiturn_rl" in s.baselines:
+        models["multiturn_rl"] = stage(
+            "multiturn_rl",
+            lambda d: _rl(
+                **rl,
+                out_dir=d,
+                stage="multiturn_rl",
+                model_path=base,
+                iterations=both,
+                multi_turn=True,
+                reward_turns="last",
+            ),
+        )["model_dir"]
+    if "control" in s.baselines:
+        # Iterations are a ceiling only: the wall-clock budget is what stops the control.
+        models["control"] = stage(
+            "control",
+            lambda d: _rl(
+                **rl,
+                out_dir=d,
+                stage="control",
+                model_path=cfg.model.path,
+                iterations=100 * max(both, 1),
+                multi_turn=False,
+                max_seconds=score_seconds,
+            ),
+        )["model_dir"]
+    models = {name: path for name, path in models.items() if name in s.baselines}
+    models["score"] = stage2["model_dir"]
+
+    evaluations = {}
+    for method, model_dir in models.items():
+        eval_dir = out_dir / "eval" / method
+        if not (done := stage_result(eval_dir)):
+            done = finish_stage(
+                eval_dir,
+                _evaluate(
+                    cfg,
+                    task,
+                    model_dir,
+                    eval_dir,
+                    scaling=method in ("score", "pair_sft"),
+                ),
+            )
+        evaluations[method] = done
+    summary = {
+        "stages": stages,
+        "evaluations": evaluations,
+        "score_pipeline_seconds": score_seconds,
+    }
+    write_json_atomic(out_dir / "score.json", summary)
+    return summary
+
+
+def results_of(
+    evaluations: dict[str, Any], key: str = "test"
+) -> dict[str, SelfCorrectionResult]:
+    return {
+        method: SelfCorrectionResult(**ev[key])
+        for method, ev in evaluations.items()
+        if ev.get(key)
+    }
+
+
+def scaling_of(evaluations: dict[str, Any]) -> dict[str, ScalingResult]:
+    return {
+        method: ScalingResult(**ev["scaling"])
+        for method, ev in evaluations.items()
+        if ev.get("scaling")
+    }
+
+
+def score_report(
+    summary: dict[str, Any],
+    records: list[dict[str, Any]],
+    out_dir: Path,
+    heading: str = "## Self-correction (SCoRe)",
+) -> str:
+    """Markdown for report.md: the methods' table (test, greedy/greedy), the sampled-attempt-1 variant,
+    validation rows, training time per stage, and the training-curve / scaling PNGs (written to ``out_dir``)."""
+    from redraft.evaluation.plots import plot_inference_scaling, plot_self_correction
+    from redraft.evaluation.self_correction import render_self_correction_section
+
+    evaluations = summary["evaluations"]
+    scaling = scaling_of(evaluations)
+    lines = [
+        render_self_correction_section(
+            results_of(evaluations), scaling, heading=heading
+        )
+    ]
+    lines += [
+        render_self_correction_section(
+            results_of(evaluations, "test_sampled_t1"),
+            None,
+            heading="### Attempt 1 sampled (T = 1), attempt 2 greedy",
+        ).split("For reference")[0]
+    ]
+    lines += [
+        render_self_correction_section(
+            results_of(evaluations, "val"),
+            None,
+            heading="### Validation split (for choosing hyper-parameters)",
+        ).split("For reference")[0]
+    ]
+    lines += [
+        "### Training time",
+        "",
+        "| stage | seconds | iterations / steps |",
+        "|---|---|---|",
+    ]
+    for name, stage in summary["stages"].items():
+        count = stage.get(
+            "iterations", stage.get("steps", stage.get("successful_corrections", ""))
+        )
+        lines.append(f"| {name} | {stage.get('seconds', 0):.0f} | {count} |")
+    lines.append(
+        f"\nSCoRe pipeline (Pair-SFT + Stage I + Stage II): {summary['score_pipeline_seconds']:.0f} s — the "
+        "single-attempt control's wall-clock budget.\n"
+    )
+    stages = [
+        s
+        for s in ("score_stage1", "score_stage2", "multiturn_rl")
+        if any(r["stage"] == s for r in records)
+    ]
+    plots = []
+    if stages:
+        plots.append(
+            plot_self_correction(records, stages, out_dir / "self_correction.png").name
+        )
+    if scaling:
+        plots.append(
+            plot_inference_scaling(scaling, out_dir / "inference_scaling.png").name
+        )
+    lines += [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,201 @@
+"""SCoRe's training pieces: two-attempt SFT data (Pair-SFT, STaR) and the two RL stages.
+
+Every two-attempt sequence is built from the exact tokens the model sees at run time (prompt,
+attempt 1, correction instruction, attempt 2), so SFT and RL train the context that evaluation
+decodes from.
+
+- Pair-SFT: attempt 1 is the model's own sample (on-policy draft); attempt 2 is the correct
+  answer. Attempt-2 tokens always carry loss; attempt-1 tokens carry loss when the draft is
+  correct, so attempt 1 keeps being trained on right answers only (never on the wrong drafts, and
+  not masked out entirely, which would handicap attempt 1 and inflate Δ).
+- STaR: the model's own two-attempt samples, kept when attempt 1 was wrong and attempt 2 right;
+  loss on attempt 2.
+- Stage I: reward on attempt 2 only, strong KL (β2) on attempt 1, small KL (β1) on attempt 2.
+- Stage II: reward on both attempts, bonus α·(r2 − r1) on attempt 2, KL β1 on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from redraft.config import (
+    LoggingConfig,
+    RLSection,
+    SamplingConfig,
+    SelfCorrectionSection,
+)
+from redraft.envs import Episode, SelfCorrectionEnv, Turn
+from redraft.rollout.episodes import run_episodes
+from redraft.rollout.sampler import encode_prompts, generate_ids
+from redraft.tasks.base import Example, Task
+from redraft.training.data import TokenizedData, pack_sequences
+from redraft.training.logging import MetricsLog
+from redraft.training.rl import TurnCredit, train_rl
+
+TrainedTurns = Callable[[Episode, int], bool]
+
+
+def episodes_to_sft(
+    episodes: list[Episode], trained: TrainedTurns, pad_id: int, max_length: int
+) -> TokenizedData:
+    """Episodes as SFT rows: loss on the reply tokens of the turns ``trained(episode, k)`` selects."""
+    sequences, masks = [], []
+    for episode in episodes:
+        sequences.append(episode.token_ids())
+        masks.append(
+            [
+                m
+                for k, turn in enumerate(episode.turns)
+                for m in [0] * len(turn.observation_ids)
+                + [int(trained(episode, k))] * len(turn.reply_ids)
+            ]
+        )
+    return pack_sequences(sequences, masks, pad_id, max_length)
+
+
+def pair_sft_episodes(
+    model,
+    tokenizer,
+    task: Task,
+    examples: list[Example],
+    protocol: SelfCorrectionSection,
+    draft_temperature: float,
+    max_new_tokens: int,
+    seed: int,
+) -> list[Episode]:
+    """One on-policy draft per problem as attempt 1, then the instruction and the correct answer."""
+    prompts = encode_prompts(tokenizer, [task.prompt(ex) for ex in examples])
+    drafts = generate_ids(
+        model,
+        tokenizer,
+        prompts,
+        SamplingConfig(temperature=draft_temperature, max_new_tokens=max_new_tokens),
+        seed=seed,
+    )
+    envs = [
+        SelfCorrectionEnv(task, protocol.attempts, protocol.instruction)
+        for _ in examples
+    ]
+    episodes = []
+    for env, example, prompt_ids, draft_ids, draft_text, reason in zip(
+        envs, examples, prompts, drafts.token_ids, drafts.texts, drafts.finish_reasons
+    ):
+        env.reset(example)
+        correct = task.check(draft_text, example)
+        instruction_ids = tokenizer(env.correction_prompt(), add_special_tokens=False)[
+            "input_ids"
+        ]
+        answer_ids = tokenizer(example.target, add_special_tokens=False)[
+            "input_ids"
+        ] + [tokenizer.eos_token_id]
+        episodes.append(
+            Episode(
+                example,
+                [
+                    Turn(
+                        prompt_ids,
+                        draft_ids,
+                        [],
+                        draft_text,
+                        reason,
+                        float(correct),
+                        {"correct": correct},
+                    ),
+                    Turn(
+                        instruction_ids,
+                        answer_ids,
+                        [],
+                        example.target,
+                        "eos",
+                        1.0,
+                        {"correct": True},
+                    ),
+                ],
+            )
+        )
+    return episodes
+
+
+def first_attempt_correct_or_later(episode: Episode, turn: int) -> bool:
+    """Pair-SFT's loss: every correction, and attempt 1 only where the draft was right."""
+    return turn > 0 or bool(episode.turns[0].info["correct"])
+
+
+def successful_corrections(episode: Episode) -> bool:
+    return not episode.turns[0].info["correct"] and bool(
+        episode.turns[-1].info["correct"]
+    )
+
+
+def star_episodes(
+    model,
+    tokenizer,
+    task: Task,
+    examples: list[Example],
+    protocol: SelfCorrectionSection,
+    temperature: float,
+    max_new_tokens: int,
+    seed: int,
+) -> list[Episode]:
+    """The model's own two-attempt samples that turned a wrong attempt 1 into a right attempt 2."""
+    envs = [
+        SelfCorrectionEnv(task, protocol.attempts, protocol.instruction)
+        for _ in examples
+    ]
+    params = SamplingConfig(temperature=temperature, max_new_tokens=max_new_tokens)
+    episodes = run_episodes(
+        model, tokenizer, envs, examples, params, torch.Generator().manual_seed(seed)
+    )
+    return [episode for episode in episodes if successful_corrections(episode)]
+
+
+def stage_credit(
+    stage: int, attempts: int, alpha: float, beta1: float, beta2: float
+) -> TurnCredit:
+    """SCoRe's per-attempt credit: Stage I rewards only the last attempt and anchors the first with β2."""
+    if stage == 1:
+        return TurnCredit(
+            (0.0,) * (attempts - 1) + (1.0,), (beta2,) + (beta1,) * (attempts - 1)
+        )
+    return TurnCredit((1.0,) * attempts, (beta1,) * attempts, shaping_alpha=alpha)
+
+
+def train_self_correction_rl(
+    *,
+    model_path: str | Path,
+    reference_path: str | Path | None,
+    tokenizer,
+    task: Task,
+    cfg: RLSection,
+    protocol: SelfCorrectionSection,
+    out_dir: str | Path,
+    seed: int,
+    log: MetricsLog,
+    logging: LoggingConfig,
+    stage: str,
+    credit: TurnCredit | None,
+    reward_turns: str = "all",
+    resume: bool = False,
+) -> dict[str, Any]:
+    """RL on two-attempt episodes: SCoRe stages (with ``credit``) or naive multi-turn RL (``reward_turns="last"``)."""
+    return train_rl(
+        model_path=model_path,
+        tokenizer=tokenizer,
+        task=task,
+        cfg=cfg,
+        out_dir=out_dir,
+        seed=seed,
+        log=log,
+        logging=logging,
+        resume=resume,
+        credit=credit,
+        reference_path=reference_path,
+        stage=stage,
+        env_factory=lambda: SelfCorrectionEnv(
+            task, protocol.attempts, protocol.instruction, reward_turns=reward_turns
+        ),
+    )

@@ -1,0 +1,184 @@
+"""SCoRe training pieces: two-attempt SFT data, per-attempt credit, and Stage I's anchor on attempt 1."""
+
+import pytest
+
+from redraft.config import LoggingConfig, RLSection, SelfCorrectionSection
+from redraft.models import save_model
+from redraft.rollout.sampler import encode_prompts
+from redraft.training.logging import MetricsLog
+from redraft.training.score import (
+    episodes_to_sft,
+    first_attempt_correct_or_later,
+    pair_sft_episodes,
+    stage_credit,
+    successful_corrections,
+    train_self_correction_rl,
+)
+
+PROTOCOL = SelfCorrectionSection(instruction="\nfix: {prompt}")
+
+
+def test_pair_sft_rows_are_the_runtime_context_with_loss_on_right_answers_only(
+    micro_model, tokenizer, micro_task
+):
+    examples = micro_task.train[:16]
+    episodes = pair_sft_episodes(
+        micro_model, tokenizer, micro_task, examples, PROTOCOL, 1.0, 4, seed=0
+    )
+    data = episodes_to_sft(
+        episodes, first_attempt_correct_or_later, tokenizer.pad_token_id, 128
+    )
+    for row, (episode, example) in enumerate(zip(episodes, examples)):
+        draft, _correction = episode.turns
+        prompt = encode_prompts(tokenizer, [micro_task.prompt(example)])[0]
+        instruction = tokenizer(
+            PROTOCOL.instruction.format(prompt=micro_task.prompt(example)),
+            add_special_tokens=False,
+        )["input_ids"]
+        answer = tokenizer(example.answer, add_special_tokens=False)["input_ids"] + [
+            tokenizer.eos_token_id
+        ]
+        expected = prompt + draft.reply_ids + instruction + answer
+        n = int(data.lengths[row])
+        assert data.input_ids[row, :n].tolist() == expected
+        draft_loss = [int(micro_task.check(draft.reply_text, example))] * len(
+            draft.reply_ids
+        )
+        assert data.loss_mask[row, :n].tolist() == [0] * len(prompt) + draft_loss + [
+            0
+        ] * len(instruction) + [1] * len(answer)
+    # A random model's drafts are wrong: none of their tokens may be trained on.
+    assert not any(e.turns[0].info["correct"] for e in episodes)
+
+
+def test_stage_credits_follow_the_paper():
+    one = stage_credit(1, 2, alpha=10.0, beta1=0.01, beta2=0.1)
+    assert (
+        one.reward_weights == (0.0, 1.0)
+        and one.kl_coefs == (0.1, 0.01)
+        and one.shaping_alpha == 0.0
+    )
+    two = stage_credit(2, 2, alpha=10.0, beta1=0.01, beta2=0.1)
+    assert (
+        two.reward_weights == (1.0, 1.0)
+        and two.kl_coefs == (0.01, 0.01)
+        and two.shaping_alpha == 10.0
+    )
+
+
+def digit_reward(prompts, completions, **fields):
+    """1 when the reply starts with a digit: rare for a random model, quick to learn."""
+    return [1.0 if c[:1].isdigit() else 0.0 for c in completions]
+
+
+def _stage_one(tmp_path, model, tokenizer, task, beta2):
+    save_model(model, tokenizer, tmp_path / "start")
+    cfg = RLSection(
+        algorithm="rloo",
+        iterations=12,
+        prompts_per_iteration=16,
+        samples_per_prompt=8,
+        max_new_tokens=2,
+        eval_problems=0,
+        optim={"lr": 1e-2, "warmup_steps": 0},
+    )
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    from redraft.envs import SelfCorrectionEnv
+    from redraft.training.rl import train_rl
+
+    train_rl(
+        model_path=tmp_path / "start",
+        tokenizer=tokenizer,
+        task=task,
+        cfg=cfg,
+        out_dir=tmp_path / "rl",
+        seed=0,
+        log=log,
+        logging=LoggingConfig(progress=False),
+        stage="score_stage1",
+        credit=stage_credit(1, 2, alpha=0.0, beta1=0.0, beta2=beta2),
+        env_factory=lambda: SelfCorrectionEnv(
+            task, 2, PROTOCOL.instruction, reward_fn=digit_reward
+        ),
+    )
+    return log.read("score_stage1")
+
+
+@pytest.mark.slow
+def test_stage_one_keeps_attempt_one_near_the_base(
+    tmp_path, micro_model, tokenizer, micro_task
+):
+    free = _stage_one(tmp_path / "free", micro_model, tokenizer, micro_task, beta2=0.0)
+    anchored = _stage_one(
+        tmp_path / "anchored", micro_model, tokenizer, micro_task, beta2=1.0
+    )
+    assert all(
+        k in free[-1]
+        for k in (
+            "reward_t1",
+            "reward_t2",
+            "accuracy_t1",
+            "accuracy_t2",
+            "delta",
+            "kl_t1",
+            "kl_t2",
+        )
+    )
+    # Attempt 2 learns either way (rewarded); only the β2 anchor holds attempt 1 where it was.
+    for run in (free, anchored):
+        early, late = (
+            sum(r["reward_t2"] for r in run[:3]) / 3,
+            sum(r["reward_t2"] for r in run[-3:]) / 3,
+        )
+        assert late > early + 0.1, [r["reward_t2"] for r in run]
+    drift_free = sum(r["kl_t1"] for r in free[-3:]) / 3
+    drift_anchored = sum(r["kl_t1"] for r in anchored[-3:]) / 3
+    assert drift_anchored < 0.5 * drift_free, (drift_anchored, drift_free)
+
+
+def test_successful_corrections_selects_wrong_then_right():
+    from redraft.envs import Episode, Turn
+    from redraft.tasks.base import Example
+
+    def episode(first, last):
+        turns = [
+            Turn([], [], [], "", "eos", info={"correct": first}),
+            Turn([], [], [], "", "eos", info={"correct": last}),
+        ]
+        return Episode(Example("1+1", "2"), turns)
+
+    assert [
+        successful_corrections(episode(a, b))
+        for a, b in ((False, True), (True, True), (False, False), (True, False))
+    ] == [True, False, False, False]
+
+
+def test_naive_multiturn_rl_runs(tmp_path, micro_model, tokenizer, micro_task):
+    save_model(micro_model, tokenizer, tmp_path / "start")
+    cfg = RLSection(
+        algorithm="rloo",
+        iterations=2,
+        prompts_per_iteration=4,
+        samples_per_prompt=2,
+        max_new_tokens=2,
+        eval_problems=0,
+    )
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    result = train_self_correction_rl(
+        model_path=tmp_path / "start",
+        reference_path=None,
+        tokenizer=tokenizer,
+        task=micro_task,
+        cfg=cfg,
+        protocol=PROTOCOL,
+        out_dir=tmp_path / "rl",
+        seed=0,
+        log=log,
+        logging=LoggingConfig(progress=False),
+        stage="multiturn_rl",
+        credit=None,
+        reward_turns="last",
+    )
+    assert result["iterations"] == 2 and [
+        r["step"] for r in log.read("multiturn_rl")
+    ] == [1, 2]
