@@ -362,45 +362,30 @@ def run_score(
         models["star"] = stage(
             "star", lambda d: _star(cfg, task, tokenizer, base, d, log, resume)
         )["model_dir"]
-    if "single_turn_rl" in s.baselines:
-        models["single_turn_rl"] = stage(
-            "single_turn_rl",
-            lambda d: _rl(
-                **rl,
-                out_dir=d,
-                stage="single_turn_rl",
-                model_path=base,
-                iterations=both,
-                multi_turn=False,
-            ),
-        )["model_dir"]
-    if "multiturn_rl" in s.baselines:
-        models["multiturn_rl"] = stage(
-            "multiturn_rl",
-            lambda d: _rl(
-                **rl,
-                out_dir=d,
-                stage="multiturn_rl",
-                model_path=base,
-                iterations=both,
-                multi_turn=True,
-                reward_turns="last",
-            ),
-        )["model_dir"]
-    if "control" in s.baselines:
+    rl_baselines = {
+        "single_turn_rl": {"model_path": base, "iterations": both, "multi_turn": False},
+        "multiturn_rl": {
+            "model_path": base,
+            "iterations": both,
+            "multi_turn": True,
+            "reward_turns": "last",
+        },
         # Iterations are a ceiling only: the wall-clock budget is what stops the control.
-        models["control"] = stage(
-            "control",
-            lambda d: _rl(
-                **rl,
-                out_dir=d,
-                stage="control",
-                model_path=cfg.model.path,
-                iterations=100 * max(both, 1),
-                multi_turn=False,
-                max_seconds=score_seconds,
-            ),
-        )["model_dir"]
+        "control": {
+            "model_path": cfg.model.path,
+            "iterations": 100 * max(both, 1),
+            "multi_turn": False,
+            "max_seconds": score_seconds,
+        },
+    }
+    for name, settings in rl_baselines.items():
+        if name in s.baselines:
+            models[name] = stage(
+                name,
+                lambda d, name=name, settings=settings: _rl(
+                    **rl, out_dir=d, stage=name, **settings
+                ),
+            )["model_dir"]
     models = {name: path for name, path in models.items() if name in s.baselines}
     models["score"] = stage2["model_dir"]
 
@@ -464,20 +449,14 @@ def score_report(
             results_of(evaluations), scaling, heading=heading
         )
     ]
-    lines += [
-        render_self_correction_section(
-            results_of(evaluations, "test_sampled_t1"),
-            None,
-            heading="### Attempt 1 sampled (T = 1), attempt 2 greedy",
-        ).split("For reference")[0]
-    ]
-    lines += [
-        render_self_correction_section(
-            results_of(evaluations, "val"),
-            None,
-            heading="### Validation split (for choosing hyper-parameters)",
-        ).split("For reference")[0]
-    ]
+    for key, title in (
+        ("test_sampled_t1", "### Attempt 1 sampled (T = 1), attempt 2 greedy"),
+        ("val", "### Validation split (for choosing hyper-parameters)"),
+    ):
+        section = render_self_correction_section(
+            results_of(evaluations, key), None, heading=title
+        )
+        lines.append(section.split("For reference")[0])
     lines += [
         "### Training time",
         "",

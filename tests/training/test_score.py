@@ -71,37 +71,52 @@ def digit_reward(prompts, completions, **fields):
     return [1.0 if c[:1].isdigit() else 0.0 for c in completions]
 
 
-def _stage_one(tmp_path, model, tokenizer, task, beta2):
-    save_model(model, tokenizer, tmp_path / "start")
-    cfg = RLSection(
+def _micro_rl(iterations: int, prompts: int, samples: int) -> RLSection:
+    return RLSection(
         algorithm="rloo",
-        iterations=12,
-        prompts_per_iteration=16,
-        samples_per_prompt=8,
+        iterations=iterations,
+        prompts_per_iteration=prompts,
+        samples_per_prompt=samples,
         max_new_tokens=2,
         eval_problems=0,
         optim={"lr": 1e-2, "warmup_steps": 0},
     )
-    log = MetricsLog(tmp_path / "metrics.jsonl")
-    from redraft.envs import SelfCorrectionEnv
-    from redraft.training.rl import train_rl
 
-    train_rl(
+
+def _self_correction_rl(tmp_path, model, tokenizer, task, cfg, stage, credit, **kwargs):
+    save_model(model, tokenizer, tmp_path / "start")
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    result = train_self_correction_rl(
         model_path=tmp_path / "start",
+        reference_path=None,
         tokenizer=tokenizer,
         task=task,
         cfg=cfg,
+        protocol=PROTOCOL,
         out_dir=tmp_path / "rl",
         seed=0,
         log=log,
         logging=LoggingConfig(progress=False),
-        stage="score_stage1",
-        credit=stage_credit(1, 2, alpha=0.0, beta1=0.0, beta2=beta2),
-        env_factory=lambda: SelfCorrectionEnv(
-            task, 2, PROTOCOL.instruction, reward_fn=digit_reward
-        ),
+        stage=stage,
+        credit=credit,
+        **kwargs,
     )
-    return log.read("score_stage1")
+    return result, log.read(stage)
+
+
+def _stage_one(tmp_path, model, tokenizer, task, beta2):
+    credit = stage_credit(1, 2, alpha=0.0, beta1=0.0, beta2=beta2)
+    cfg = _micro_rl(iterations=12, prompts=16, samples=8)
+    return _self_correction_rl(
+        tmp_path,
+        model,
+        tokenizer,
+        task,
+        cfg,
+        "score_stage1",
+        credit,
+        reward_fn=digit_reward,
+    )[1]
 
 
 @pytest.mark.slow
@@ -154,31 +169,15 @@ def test_successful_corrections_selects_wrong_then_right():
 
 
 def test_naive_multiturn_rl_runs(tmp_path, micro_model, tokenizer, micro_task):
-    save_model(micro_model, tokenizer, tmp_path / "start")
-    cfg = RLSection(
-        algorithm="rloo",
-        iterations=2,
-        prompts_per_iteration=4,
-        samples_per_prompt=2,
-        max_new_tokens=2,
-        eval_problems=0,
-    )
-    log = MetricsLog(tmp_path / "metrics.jsonl")
-    result = train_self_correction_rl(
-        model_path=tmp_path / "start",
-        reference_path=None,
-        tokenizer=tokenizer,
-        task=micro_task,
-        cfg=cfg,
-        protocol=PROTOCOL,
-        out_dir=tmp_path / "rl",
-        seed=0,
-        log=log,
-        logging=LoggingConfig(progress=False),
-        stage="multiturn_rl",
-        credit=None,
+    cfg = _micro_rl(iterations=2, prompts=4, samples=2)
+    result, records = _self_correction_rl(
+        tmp_path,
+        micro_model,
+        tokenizer,
+        micro_task,
+        cfg,
+        "multiturn_rl",
+        None,
         reward_turns="last",
     )
-    assert result["iterations"] == 2 and [
-        r["step"] for r in log.read("multiturn_rl")
-    ] == [1, 2]
+    assert result["iterations"] == 2 and [r["step"] for r in records] == [1, 2]

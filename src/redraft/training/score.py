@@ -179,9 +179,12 @@ def train_self_correction_rl(
     stage: str,
     credit: TurnCredit | None,
     reward_turns: str = "all",
+    reward_fn=None,
     resume: bool = False,
 ) -> dict[str, Any]:
-    """RL on two-attempt episodes: SCoRe stages (with ``credit``) or naive multi-turn RL (``reward_turns="last"``)."""
+    """RL on two-attempt episodes: SCoRe stages (with ``credit``) or naive multi-turn RL (``reward_turns="last"``).
+
+    Each attempt is scored by the task's checker, or by ``reward_fn`` when given."""
     return train_rl(
         model_path=model_path,
         tokenizer=tokenizer,
@@ -196,6 +199,10 @@ def train_self_correction_rl(
         reference_path=reference_path,
         stage=stage,
         env_factory=lambda: SelfCorrectionEnv(
-            task, protocol.attempts, protocol.instruction, reward_turns=reward_turns
+            task,
+            protocol.attempts,
+            protocol.instruction,
+            reward_fn=reward_fn,
+            reward_turns=reward_turns,
         ),
     )
