@@ -68,3 +68,25 @@ def test_freezing_applies_to_the_reward_model(sft_dir, tokenizer):
     assert not reward_model.model.embed_tokens.weight.requires_grad
     assert not any(p.requires_grad for p in reward_model.model.layers[0].parameters())
     assert reward_model.score.weight.requires_grad
+
+
+def test_likelihood_head_scores_a_completion_by_its_log_probability(tmp_path, sft_dir, micro_model, tokenizer):
+    reward_model = build_reward_model(tokenizer, ModelConfig(path=str(sft_dir)), head="likelihood")
+    prompts, completions = ["1+2=", "13+45="], ["3", "58 and more text"]
+    data = reward_inputs(tokenizer, prompts, completions)
+    scores = raw_scores(reward_model, data, batch_size=2)
+    # By hand: Σ log p(token | prefix) over the completion's tokens and EOS, under the SFT model.
+    expected = []
+    for prompt, completion in zip(prompts, completions):
+        alone = reward_inputs(tokenizer, [prompt], [completion])
+        ids, targets = alone.input_ids[0].tolist(), alone.loss_mask[0].nonzero().flatten().tolist()
+        with torch.no_grad():
+            logp = torch.log_softmax(micro_model.eval()(torch.tensor([ids])).logits[0], dim=-1)
+        assert len(targets) == len(tokenizer(completion, add_special_tokens=False)["input_ids"]) + 1  # + EOS
+        expected.append(sum(logp[t - 1, ids[t]] for t in targets))
+    torch.testing.assert_close(scores, torch.stack(expected), atol=1e-4, rtol=1e-4)
+
+    save_reward_model(reward_model, tokenizer, RewardStats(), tmp_path / "rm")
+    loaded, _ = load_reward_model(tmp_path / "rm")
+    assert type(loaded).__name__ == "LlamaForCausalLM"
+    torch.testing.assert_close(raw_scores(loaded, data), scores)

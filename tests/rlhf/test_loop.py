@@ -41,6 +41,8 @@ def test_one_round_runs_and_reports(tmp_path, micro_model, tokenizer, method):
         assert (run_dir / "round-1" / "reward_model" / "model" / "reward_stats.json").is_file()
         rl_records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         assert [r["step"] for r in rl_records if r["stage"] == "rl"] == [1, 2]
+        watch = [r for r in rl_records if r["stage"] == "ppo_watch"]  # the checker's view of the PPO samples
+        assert len(watch) >= 2 and all(0.0 <= r["checker_accuracy"] <= 1.0 for r in watch)
     assert json.loads((run_dir / "result.json").read_text())["rounds"][0]["policy_dir"] == round_result["policy_dir"]
     # A rerun finds every stage finished and returns the same summary without training again.
     assert run_rlhf(cfg)["rounds"][0]["eval"] == evaluation

@@ -21,12 +21,12 @@ def preference_pairs(task, examples):
     return [PreferencePair(task.prompt(ex), ex.answer, ex.answer + "00", answer=ex.answer) for ex in examples]
 
 
-def _train(tmp_path, sft_dir, tokenizer, task, **train):
-    cfg = RewardModelSection.model_validate({"train": {
+def _train(tmp_path, sft_dir, tokenizer, task, head="classifier", **train):
+    cfg = RewardModelSection.model_validate({"head": head, "train": {
         "max_steps": 40, "batch_size": 32, "eval_every": 20, "save_every": 20, "log_every": 10,
         "optim": {"lr": 3e-3, "warmup_steps": 0}, **train}})
     torch.manual_seed(0)  # the head's initial weights
-    model = build_reward_model(tokenizer, ModelConfig(path=str(sft_dir)))
+    model = build_reward_model(tokenizer, ModelConfig(path=str(sft_dir)), head=head)
     log = MetricsLog(tmp_path / "metrics.jsonl")
     return train_reward_model(
         model=model, tokenizer=tokenizer, train_pairs=preference_pairs(task, task.train[:300]),
@@ -41,11 +41,14 @@ def sft_dir(tmp_path, micro_model, tokenizer):
     return tmp_path / "sft"
 
 
-def test_learns_the_preference_and_saves_stats(tmp_path, sft_dir, tokenizer, micro_task):
-    result, records = _train(tmp_path, sft_dir, tokenizer, micro_task)
+@pytest.mark.parametrize("head", ["classifier", "likelihood"])
+def test_learns_the_preference_and_saves_stats(tmp_path, sft_dir, tokenizer, micro_task, head):
+    result, records = _train(tmp_path, sft_dir, tokenizer, micro_task, head=head)
     evals = [r for r in records if "val_accuracy" in r]
     assert [r["step"] for r in evals] == [20, 40]
     assert result["val_accuracy"] >= 0.95, evals
+    # The kept model is the one with the best held-out accuracy, and the final summary re-measures it.
+    assert result["monitor"] == "val_accuracy" and result["best_monitored"] == max(r["val_accuracy"] for r in evals)
     # The fresh head scores near 0 (loss ≈ ln 2); the kept model separates the pairs by a wide margin.
     assert result["val_loss"] < 0.2 and result["val_reward_margin"] > 2.0
     stats = json.loads((tmp_path / "rm" / "model" / "reward_stats.json").read_text())

@@ -19,7 +19,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from rich.console import Console
 from sqlalchemy import exists, func, select
@@ -56,7 +55,6 @@ class FeedbackAppCollector:
     settings: AppCollectSection
     noise: float  # simulated annotators' flip probability
     seed: int = 0
-    match: Literal["exact", "numeric"] = "numeric"
 
     def __call__(self, examples: Sequence[Example], completions: Sequence[Sequence[str]]) -> list[PreferencePair]:
         if len(examples) != len(completions):
@@ -99,7 +97,7 @@ class FeedbackAppCollector:
         suffix = uuid.uuid4().hex[:6]
         tokens = [add_annotator(sessions, f"simulated-{self.batch}-{i}-{suffix}") for i in range(self.settings.annotators)]
         with running_server(config=config) as base_url:
-            report = simulate_annotators(base_url, tokens, noise=self.noise, seed=self.seed, match=self.match)
+            report = simulate_annotators(base_url, tokens, noise=self.noise, seed=self.seed, match=self.task.match)
         summary = report.summary()
         console.print(
             f"{self.batch}: {summary['labels']} labels from {summary['annotators']} simulated annotators over HTTP "

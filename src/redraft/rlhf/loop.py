@@ -38,12 +38,32 @@ from redraft.rlhf.preferences import PreferencePair, read_pairs, write_pairs
 from redraft.rlhf.simulated import SimulatedLabeller
 from redraft.rollout.sampler import generate
 from redraft.tasks import Task, build_task
-from redraft.tasks.base import Example
+from redraft.tasks.base import Example, answers_match
 from redraft.text.tokenizer import load_tokenizer
 from redraft.training.logging import MetricsLog
 
 Collect = Callable[[Sequence[Example], Sequence[Sequence[str]]], list[PreferencePair]]
 RESULT = "result.json"
+
+
+class CheckerWatch:
+    """The reward model's reward, with the task checker's verdict on the same samples logged beside it.
+
+    PPO never sees the checker; the log (stage ``ppo_watch``, one record per reward call) shows
+    reward hacking as it happens: the reward-model score rising while the samples' checker
+    accuracy falls.
+    """
+
+    def __init__(self, reward_fn, task: Task, log: MetricsLog):
+        self.reward_fn, self.task, self.log, self.calls = reward_fn, task, log, 0
+        self.__name__ = getattr(reward_fn, "__name__", "reward_model")
+
+    def __call__(self, prompts: list[str], completions: list[str], **fields: Any) -> list[float]:
+        scores = self.reward_fn(prompts, completions, **fields)
+        correct = [answers_match(self.task.extract(c), a, self.task.match) for c, a in zip(completions, fields["answer"])]
+        self.calls += 1
+        self.log.write("ppo_watch", self.calls, reward_model_score=sum(scores) / len(scores), checker_accuracy=sum(correct) / len(correct))
+        return scores
 
 
 def _once(stage_dir: Path, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -129,7 +149,9 @@ def run_rlhf_round(
         result["reward_model"] = _once(out_dir / "reward_model", lambda: train_reward_model_from(
             model_dir, train_pairs, val_pairs, cfg.reward_model, out_dir / "reward_model", seed, log, logging, resume=resume,
         ))
-        scorer = RewardModelScorer(result["reward_model"]["model_dir"], batch_size=cfg.reward_model.score_batch_size)
+        scorer = CheckerWatch(
+            RewardModelScorer(result["reward_model"]["model_dir"], batch_size=cfg.reward_model.score_batch_size), task, log
+        )
         result["ppo"] = _once(out_dir / "ppo", lambda: train_rl(
             model_path=model_dir, tokenizer=load_tokenizer(model_dir), task=task, cfg=cfg.ppo, out_dir=out_dir / "ppo",
             seed=seed, log=log, logging=logging, resume=resume, env_factory=lambda: SingleTurnEnv(task, reward_fn=scorer),
@@ -180,7 +202,7 @@ def round_collectors(cfg: RLHFConfig, task: Task, round_dir: Path, index: int) -
         return SimulatedLabeller(task, noises["train"], seed), SimulatedLabeller(task, noises["val"], seed + 1)
     url = settings.app.store_url or f"sqlite:///{round_dir / 'feedback.db'}"
     train, val = (
-        FeedbackAppCollector(task, url, f"round-{index + 1}-{name}", settings.app, noises[name], seed + offset, cfg.task.match)
+        FeedbackAppCollector(task, url, f"round-{index + 1}-{name}", settings.app, noises[name], seed + offset)
         for offset, name in enumerate(("train", "val"))
     )
     return train, val

@@ -79,7 +79,13 @@ def train_reward_model(
 
     def loss_fn(current, batch: Batch):
         chosen, rejected = pair_rewards(current, batch)
-        return bradley_terry_loss(chosen, rejected, batch["margin"] if cfg.use_margins else None, cfg.center_coef)
+        loss, stats = bradley_terry_loss(chosen, rejected, batch["margin"] if cfg.use_margins else None, cfg.center_coef)
+        if cfg.sft_coef:
+            # The likelihood head's score is the chosen completion's log-prob: this is its per-token NLL.
+            chosen_tokens, _ = split_pair_outputs(batch["loss_mask"].sum(dim=1))
+            nll = -chosen.sum() / chosen_tokens.sum()
+            loss, stats = loss + cfg.sft_coef * nll, {**stats, "chosen_nll": nll.detach()}
+        return loss, stats
 
     def export(current, path: Path) -> None:
         # Stats are computed once at the end, for the model that is finally kept.
