@@ -1,15 +1,21 @@
 """Training checkpoints: accelerate's full state (model, optimizer, scheduler, RNG) + loop position.
 
 Each checkpoint is a folder written under a temporary name and renamed into place, so a crash
-mid-write leaves the previous checkpoint intact.
+mid-write leaves the previous checkpoint intact. Under several processes the state is written once,
+by the main process (DDP replicas are identical; accelerate saves only rank 0's RNG state, and
+the trainers draw their batches and samples from explicit seeds, so a run may resume with a
+different process count).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
+
+from accelerate.utils import broadcast_object_list
 
 from redraft.fsutil import atomic_directory
 
@@ -30,12 +36,19 @@ def latest_checkpoint(root: str | Path) -> Path | None:
 
 
 def save_checkpoint(accelerator, root: str | Path, step: int, loop_state: dict[str, Any], keep: int) -> Path:
+    """Write one checkpoint; with several processes every rank joins ``save_state`` and the main one renames it."""
     target = Path(root) / f"step-{step:07d}"
-    with atomic_directory(target) as staging:
+    main = accelerator.is_main_process
+    with atomic_directory(target) if main else nullcontext() as staging:
+        staging = Path(broadcast_object_list([staging])[0]) if accelerator.num_processes > 1 else staging
         accelerator.save_state(str(staging), safe_serialization=True)
-        (staging / STATE_FILE).write_text(json.dumps({"step": step, **loop_state}, indent=2))
-    for old in checkpoint_dirs(root)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        if main:
+            (staging / STATE_FILE).write_text(json.dumps({"step": step, **loop_state}, indent=2))
+        accelerator.wait_for_everyone()  # every rank's files are in before the rename
+    if main:
+        for old in checkpoint_dirs(root)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
     return target
 
 

@@ -19,6 +19,7 @@ from accelerate.utils import set_seed
 from transformers import PreTrainedModel
 
 from redraft.config import LoggingConfig, TrainConfig
+from redraft.distributed import global_sum, require_divisible
 from redraft.errors import TrainingError
 from redraft.models.adapters import apply_freeze, apply_lora, plain_model
 from redraft.models.build import save_model
@@ -97,12 +98,15 @@ def train_lm(
         accelerator.print(f"{stage}: resuming from {latest}")
 
     def export() -> None:
-        save_model(plain_model(accelerator.unwrap_model(model)), tokenizer, model_dir)
+        if accelerator.is_main_process:
+            save_model(plain_model(accelerator.unwrap_model(model)), tokenizer, model_dir)
+        accelerator.wait_for_everyone()
 
     stopped_early = False
     last_step = first_step - 1
     model.train()
     rank, world = accelerator.process_index, accelerator.num_processes
+    require_divisible("train.batch_size", cfg.batch_size, world)
     window_tokens, window_start = 0, time.perf_counter()
     with progress_bar(logging.progress and accelerator.is_main_process) as bar:
         task = bar.add_task(stage, total=cfg.max_steps, completed=first_step - 1, info="")
@@ -111,15 +115,17 @@ def train_lm(
             for i in range(cfg.grad_accum_steps):
                 rows = micro_batch_rows(len(train), cfg.batch_size, seed, (step - 1) * cfg.grad_accum_steps + i)
                 micro_batches.append(collate(train, rows[rank::world]))
-            step_tokens = sum(b["loss_mask"][:, 1:].sum() for b in micro_batches).clamp(min=1.0)
+            # Normalise by the global token count; DDP averages gradients over ranks, hence the
+            # factor ``world``: the update is then the one a single process makes on the whole batch.
+            step_tokens = global_sum(accelerator, sum(b["loss_mask"][:, 1:].sum() for b in micro_batches)).clamp(min=1.0)
             step_loss = 0.0
             for i, batch in enumerate(micro_batches):
                 last = i == len(micro_batches) - 1
                 with nullcontext() if last else accelerator.no_sync(model):
                     batch = {k: v.to(accelerator.device) for k, v in batch.items()}
                     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                    loss = masked_lm_loss_sum(logits, batch["input_ids"], batch["loss_mask"]) / step_tokens
-                    value = loss.item()
+                    loss = masked_lm_loss_sum(logits, batch["input_ids"], batch["loss_mask"]) * world / step_tokens.item()
+                    value = loss.item() / world
                     if not math.isfinite(value):
                         kept = latest_checkpoint(checkpoints)
                         raise TrainingError(
@@ -133,6 +139,7 @@ def train_lm(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            step_loss = float(global_sum(accelerator, step_loss))
             loop["train_loss"] = step_loss
             last_step = step
 
@@ -142,7 +149,7 @@ def train_lm(
                     "loss": step_loss,
                     "lr": scheduler.get_last_lr()[0],
                     "grad_norm": float(grad_norm),
-                    "tokens_per_s": window_tokens / max(elapsed, 1e-9),
+                    "tokens_per_s": float(global_sum(accelerator, window_tokens)) / max(elapsed, 1e-9),
                 }
                 log.write(stage, step, **metrics)
                 accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 
+def is_main_launch_process() -> bool:
+    """False on every process but rank 0 of a multi-process launch (torchrun / accelerate launch set RANK)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 class MetricsLog:
-    """Appends one JSON object per record to ``metrics.jsonl``."""
+    """Appends one JSON object per record to ``metrics.jsonl``.
+
+    Under a multi-process launch only rank 0 writes: trainers log metrics already reduced over ranks.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.writes = is_main_launch_process()
 
     def write(self, stage: str, step: int, **metrics: Any) -> None:
+        if not self.writes:
+            return
         record = {"stage": stage, "step": step, "time": round(time.time(), 3), **metrics}
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
@@ -28,6 +40,8 @@ class MetricsLog:
 
     def drop_after(self, stage: str, step: int) -> None:
         """Forget records a crashed run wrote after its last checkpoint (they are redone on resume)."""
+        if not self.writes:
+            return
         kept = [r for r in self.read() if not (r["stage"] == stage and r["step"] > step)]
         self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
@@ -97,8 +111,11 @@ def make_accelerator(out_dir, logging_cfg, run_name: str, hparams: dict[str, Any
     """The Accelerator every trainer uses, with the trackers the logging config asks for."""
     from accelerate import Accelerator
 
+    # Batch sizes in redraft configs are global (split over processes), so the schedule advances
+    # once per optimizer step, not once per process as accelerate does by default.
     accelerator = Accelerator(
-        log_with=trackers(logging_cfg.tensorboard, logging_cfg.wandb) or None, project_dir=str(out_dir)
+        log_with=trackers(logging_cfg.tensorboard, logging_cfg.wandb) or None, project_dir=str(out_dir),
+        step_scheduler_with_optimizer=False,
     )
     if accelerator.log_with:
         accelerator.init_trackers(run_name, config=flat_hparams(hparams))

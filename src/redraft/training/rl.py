@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast_object_list, set_seed
 
 from redraft.algorithms import (
     AdaptiveKLController,
@@ -46,6 +46,12 @@ from redraft.algorithms import (
     value_loss,
 )
 from redraft.config import LoggingConfig, RLSection, SamplingConfig
+from redraft.distributed import (
+    gather_all,
+    mean_across_ranks,
+    rank_share,
+    require_divisible,
+)
 from redraft.envs.base import Environment, Episode, SingleTurnEnv
 from redraft.errors import TrainingError
 from redraft.evaluation.evaluate import greedy_accuracy
@@ -225,6 +231,12 @@ def train_rl(
     updates_per_iteration = cfg.epochs * math.ceil(rollouts / cfg.minibatch_size)
 
     accelerator = make_accelerator(out_dir, logging, stage, cfg.model_dump(mode="json"))
+    # Under N processes each rank samples, scores and trains on its own 1/N of the prompts (with all
+    # of their samples, so group advantages stay local); DDP averages the gradients.
+    rank, world = accelerator.process_index, accelerator.num_processes
+    require_divisible("rl.prompts_per_iteration", cfg.prompts_per_iteration, world)
+    require_divisible("rl.minibatch_size", cfg.minibatch_size, world)
+    local_rollouts, local_minibatch = rollouts // world, cfg.minibatch_size // world
     optimizer = build_optimizer(policy, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.iterations * updates_per_iteration)
     policy, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
@@ -236,7 +248,7 @@ def train_rl(
     controller = (
         AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl else FixedKLController(cfg.kl_coef)
     )
-    sampling = SamplingConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, batch_size=rollouts)
+    sampling = SamplingConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, batch_size=local_rollouts)
     pad_id = tokenizer.pad_token_id
     checkpoints = out_dir / "checkpoints"
     val_problems = task.val[: cfg.eval_problems]
@@ -259,9 +271,9 @@ def train_rl(
         for iteration in range(first, cfg.iterations + 1):
             t0 = time.perf_counter()
             rows = micro_batch_rows(len(task.train), cfg.prompts_per_iteration, seed, iteration - 1)
-            examples = [task.train[r] for r in rows for _ in range(group)]
+            examples = [task.train[r] for r in rank_share(rows, rank, world) for _ in range(group)]
             envs = [env_factory() for _ in examples]
-            generator = torch.Generator().manual_seed(seed * 1_000_003 + iteration)
+            generator = torch.Generator().manual_seed(seed * 1_000_003 + iteration + rank * 2_000_000_011)
             episodes = run_episodes(unwrapped, tokenizer, envs, examples, sampling, generator)
             batch = collate_episodes(episodes, pad_id, cfg.truncation_penalty)
             mask = batch.action_mask
@@ -281,9 +293,11 @@ def train_rl(
 
             stats: dict[str, list[float]] = {}
             for epoch in range(cfg.epochs):
-                order = torch.randperm(rollouts, generator=torch.Generator().manual_seed(seed + 7919 * iteration + epoch))
-                for start in range(0, rollouts, cfg.minibatch_size):
-                    idx = order[start : start + cfg.minibatch_size]
+                order = torch.randperm(
+                    local_rollouts, generator=torch.Generator().manual_seed(seed + 7919 * iteration + epoch + 104_729 * rank)
+                )
+                for start in range(0, local_rollouts, local_minibatch):
+                    idx = order[start : start + local_minibatch]
                     ids, attn, mb_mask = batch.input_ids[idx], batch.attention_mask[idx], mask[idx]
                     width = int(attn.sum(dim=1).max())
                     ids, attn, mb_mask = ids[:, :width], attn[:, :width], mb_mask[:, :width]
@@ -320,22 +334,28 @@ def train_rl(
                             stats.setdefault(key, []).append(float(value.detach() if torch.is_tensor(value) else value))
             t3 = time.perf_counter()
 
-            kl_per_sequence = float((kl_tokens * mask).sum(dim=1).mean())
+            # Per-sequence numbers of the whole global batch (every rank's share, in rank order).
+            scores, correct, truncated, kl_sums, lengths = gather_all(accelerator, torch.stack([
+                batch.scores, batch.correct, batch.truncated.float(), (kl_tokens * mask).sum(dim=1), mask.sum(dim=1)
+            ], dim=1)).unbind(dim=1)
+            kl_per_sequence = float(kl_sums.mean())
             controller.update(kl_per_sequence, rollouts)
             metrics = {
-                "reward": float(batch.scores.mean()),
-                "reward_std": float(batch.scores.std()),
-                "accuracy": float(batch.correct.mean()),
+                "reward": float(scores.mean()),
+                "reward_std": float(scores.std()),
+                "accuracy": float(correct.mean()),
                 "kl": kl_per_sequence,
                 "kl_coef": float(controller.value),
-                "response_length": float(mask.sum(dim=1).mean()),
-                "truncated_fraction": float(batch.truncated.float().mean()),
-                **per_turn_metrics(batch, kl_tokens),
-                **{key: sum(values) / len(values) for key, values in stats.items()},
-                "generate_s": t1 - t0,
-                "logprob_s": t2 - t1,
-                "update_s": t3 - t2,
-                "iteration_s": t3 - t0,
+                "response_length": float(lengths.mean()),
+                "truncated_fraction": float(truncated.mean()),
+                **mean_across_ranks(accelerator, {
+                    **per_turn_metrics(batch, kl_tokens),
+                    **{key: sum(values) / len(values) for key, values in stats.items()},
+                    "generate_s": t1 - t0,
+                    "logprob_s": t2 - t1,
+                    "update_s": t3 - t2,
+                    "iteration_s": t3 - t0,
+                }),
             }
             if val_problems and (iteration % cfg.eval_every == 0 or iteration == cfg.iterations):
                 last_accuracy = greedy_accuracy(unwrapped, tokenizer, task, val_problems, max_new_tokens=cfg.max_new_tokens)
@@ -344,15 +364,19 @@ def train_rl(
                 log.write(stage, iteration, **metrics)
                 accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=iteration)
             out_of_time = cfg.max_seconds is not None and time.perf_counter() - started >= cfg.max_seconds
+            if world > 1:  # rank 0's clock decides, so all ranks stop (and checkpoint) together
+                out_of_time = broadcast_object_list([out_of_time])[0]
             if iteration % cfg.save_every == 0 or iteration == cfg.iterations or out_of_time:
                 save_checkpoint(accelerator, checkpoints, iteration, {"kl_coef": float(controller.value)}, cfg.keep_checkpoints)
             bar.update(progress, completed=iteration, info=f"reward {metrics['reward']:.3f} kl {kl_per_sequence:.3f}")
             if out_of_time:
                 break
 
-    save_model(unwrapped, tokenizer, out_dir / "model")
-    if critic is not None:
-        accelerator.unwrap_model(critic).save_pretrained(out_dir / "critic")
+    if accelerator.is_main_process:
+        save_model(unwrapped, tokenizer, out_dir / "model")
+        if critic is not None:
+            accelerator.unwrap_model(critic).save_pretrained(out_dir / "critic")
+    accelerator.wait_for_everyone()
     accelerator.end_training()
     return {
         "model_dir": str(out_dir / "model"),

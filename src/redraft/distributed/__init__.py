@@ -1,0 +1,55 @@
+"""Rank-aware helpers for trainers launched with ``accelerate launch`` (DDP/FSDP over N processes).
+
+Every rank must run the same number of collective steps (forward/backward under DDP, reductions),
+so work is split into equal shares; metrics computed on a rank's share are reduced so the logged
+numbers describe the global batch, exactly as one process would have logged them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+import torch
+
+from redraft.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def require_divisible(what: str, count: int, world: int) -> None:
+    """Raise a clear error when ``count`` cannot be split evenly over ``world`` processes."""
+    if count % world:
+        raise ConfigError(f"{what} is {count}; with {world} processes it must be a multiple of {world}")
+
+
+def rank_share(items: Sequence[T], rank: int, world: int) -> list[T]:
+    """The contiguous ``rank``-th of ``world`` equal shares of ``items`` (its length must divide by ``world``).
+
+    Splitting a list of prompts (before expanding each into its samples) keeps every prompt's
+    group on one rank, so group-relative advantages need no communication.
+    """
+    share = len(items) // world
+    return list(items[rank * share : (rank + 1) * share])
+
+
+def global_sum(accelerator, value: torch.Tensor | float) -> torch.Tensor:
+    """Sum of ``value`` over all processes (the value itself with one process)."""
+    tensor = torch.as_tensor(value, dtype=torch.float64, device=accelerator.device).detach().clone()
+    return accelerator.reduce(tensor, reduction="sum") if accelerator.num_processes > 1 else tensor
+
+
+def mean_across_ranks(accelerator, metrics: dict[str, float]) -> dict[str, float]:
+    """Average each metric over processes: with equal shares, the mean of rank means is the global mean."""
+    if accelerator.num_processes == 1 or not metrics:
+        return dict(metrics)
+    keys = sorted(metrics)
+    stacked = global_sum(accelerator, torch.tensor([float(metrics[k]) for k in keys], dtype=torch.float64))
+    return {k: float(v) / accelerator.num_processes for k, v in zip(keys, stacked.tolist())}
+
+
+def gather_all(accelerator, tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate every process's (equal-length) ``tensor`` in rank order."""
+    if accelerator.num_processes == 1:
+        return tensor
+    return accelerator.gather(tensor.to(accelerator.device).contiguous()).cpu()
