@@ -71,7 +71,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -638,7 +638,10 @@ def extract_code(completion: str) -> str:
     return found.group(1) if found else completion
 
 
-def code_reward(*, prepend_prompt: bool = False, workers: int | None = None, **limits: Any) -> RewardFn:
+def code_reward(
+    *, prepend_prompt: bool = False, workers: int | None = None, runner: Callable[..., list[SandboxResult]] | None = None,
+    **limits: Any,
+) -> RewardFn:
     """A reward that runs each completion against its tests in the sandbox: 1.0 passed, else 0.0.
 
     Fields: ``tests`` (test code; a list of assert lines is joined), optional ``entry_point``
@@ -647,6 +650,7 @@ def code_reward(*, prepend_prompt: bool = False, workers: int | None = None, **l
     The program is the completion's code (fences stripped) followed by the tests; with
     ``prepend_prompt`` it is prompt + completion verbatim, for completions that continue a
     HumanEval-style prompt (signature and docstring). ``limits`` go to ``run_python``.
+    ``runner`` replaces :func:`run_many` (same signature), e.g. ``RaySandboxPool(...).run_many``.
     """
     try:
         inspect.signature(run_python).bind("", **limits)
@@ -665,7 +669,7 @@ def code_reward(*, prepend_prompt: bool = False, workers: int | None = None, **l
             code = prompts[i] + completion if prepend[i] else extract_code(completion)
             test = "\n".join(tests[i]) if isinstance(tests[i], (list, tuple)) else str(tests[i])
             programs.append(f"{code}\n\n{test}\n")
-        results = run_many(programs, workers, entry_points=[e or None for e in entry_points], **limits)
+        results = (runner or run_many)(programs, workers, entry_points=[e or None for e in entry_points], **limits)
         return [1.0 if result.passed else 0.0 for result in results]
 
     return code_passes
