@@ -1,0 +1,124 @@
+"""Scale-out costs on this machine, as JSON.
+
+1. Code-sandbox reward throughput (HumanEval-sized programs/s): the in-process thread pool
+   (``sandbox.run_many``) vs the Ray backend (``RaySandboxPool``) on a local Ray cluster.
+2. Data-parallel step time on CPU: ``accelerate launch`` with 2 gloo processes vs 1 process,
+   same global batch (the micro SFT run of ``redraft.distributed.smoke``).
+
+    python bench/scale.py --programs 64 --steps 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from redraft.rewards.sandbox import run_many
+
+# A HumanEval-sized task: a ~20-line solution and a check() with several asserts.
+PROGRAM = '''
+def below_zero_prefix(operations: list[int]) -> int:
+    """Index of the first operation after which the balance drops below zero, or -1."""
+    balance = 0
+    for index, amount in enumerate(operations):
+        balance += amount
+        if balance < 0:
+            return index
+    return -1
+
+
+def check(candidate):
+    assert candidate([]) == -1
+    assert candidate([1, 2, -4, 5]) == 2
+    assert candidate([1, 2, -3, 1, 2, -3]) == -1
+    assert candidate([1, -1, 2, -2, 5, -5, 4, -{seed}]) == 7
+    assert candidate([-{seed}]) == 0
+'''
+
+
+def sandbox_throughput(count: int, workers: int) -> dict[str, float]:
+    programs = [PROGRAM.replace("{seed}", str(5 + i)) for i in range(count)]
+    entry_points = ["below_zero_prefix"] * count
+    run_many(programs[:workers], workers, entry_points=entry_points[:workers])  # warm the isolation probe
+    started = time.perf_counter()
+    local = run_many(programs, workers, entry_points=entry_points)
+    local_s = time.perf_counter() - started
+
+    import ray
+
+    from redraft.rewards.ray_backend import RaySandboxPool
+
+    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    try:
+        pool = RaySandboxPool(workers=workers)
+        pool.run_many(programs[:workers], entry_points=entry_points[:workers])  # actors started
+        started = time.perf_counter()
+        remote = pool.run_many(programs, entry_points=entry_points)
+        ray_s = time.perf_counter() - started
+    finally:
+        ray.shutdown()
+    assert [r.status for r in remote] == [r.status for r in local], "Ray and in-process results differ"
+    return {
+        "programs": count,
+        "workers": workers,
+        "passed": sum(r.passed for r in local),
+        "in_process_programs_per_s": count / local_s,
+        "ray_programs_per_s": count / ray_s,
+        "ray_over_in_process": local_s / ray_s,
+    }
+
+
+def _step_seconds(processes: int, steps: int, out_dir: Path) -> float:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // processes))  # same cores in total
+    args = ["-m", "redraft.distributed.smoke", "lm", str(out_dir), str(steps)]
+    if processes == 1:
+        command = [sys.executable, *args]
+    else:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env["ACCELERATE_USE_CPU"] = "true"  # torchrun + this flag: accelerate's MULTI_CPU (gloo) mode
+        command = [
+            sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
+            "--master_port", str(port), *args,
+        ]  # fmt: skip
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    records = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+    logged = {r["step"]: r["time"] for r in records if "loss" in r}
+    # The smoke run evaluates and checkpoints after every even step, so the time from an odd step's
+    # record to the next even step's is one plain training step (steps 1-2 skipped: warm-up).
+    return statistics.median(logged[s] - logged[s - 1] for s in range(4, steps + 1, 2))
+
+
+def ddp_step_time(steps: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        one = _step_seconds(1, steps, Path(tmp) / "one")
+        two = _step_seconds(2, steps, Path(tmp) / "two")
+    return {"steps": steps, "one_process_step_s": one, "two_process_step_s": two, "two_over_one": two / one}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--programs", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--steps", type=int, default=12)
+    args = parser.parse_args()
+    result = {
+        "cpus": os.cpu_count(),
+        "sandbox": sandbox_throughput(args.programs, args.workers),
+        "ddp_cpu": ddp_step_time(args.steps),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
