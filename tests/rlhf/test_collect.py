@@ -4,6 +4,7 @@ import threading
 import time
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from redraft.feedback.annotators import simulate_annotators
 from redraft.feedback.app import running_server
@@ -26,6 +27,14 @@ def _count(url, what):
             return session.scalar(select(func.count()).select_from(what))
     finally:
         engine.dispose()
+
+
+def _queued_items(url):
+    """Items in the store so far (0 while the collector is still creating it)."""
+    try:
+        return _count(url, Item)
+    except OperationalError:  # the schema is not there yet
+        return 0
 
 
 def test_simulated_annotators_label_through_the_app(tmp_path, micro_task):
@@ -56,7 +65,7 @@ def test_waits_for_people_labelling_in_the_app(tmp_path, micro_task):
     loop.start()
 
     deadline = time.monotonic() + 20
-    while not (tmp_path / "feedback.db").exists() or _count(url, Item) < len(examples):
+    while _queued_items(url) < len(examples):
         assert time.monotonic() < deadline, "the items were never queued"
         time.sleep(0.05)
     time.sleep(0.2)
