@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from redraft.errors import DataError
+from redraft.tasks.files import iter_jsonl
 
 MIN_RATING, MAX_RATING = 1, 7
 
@@ -105,27 +106,8 @@ def load_pair_splits(
     return split_by_prompt(pairs, val_fraction, seed)
 
 
-def numbered_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, JSON object) for every non-blank line; a bad line raises DataError naming file:line."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-        rows.append((number, row))
-    return rows
-
-
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    return [row for _, row in numbered_jsonl(path)]
+    return [row for _, row in iter_jsonl(path)]
 
 
 def _require_text(row: dict[str, Any], key: str, where: str) -> str:
@@ -137,7 +119,7 @@ def _require_text(row: dict[str, Any], key: str, where: str) -> str:
 
 def read_pairs(path: str | Path) -> list[PreferencePair]:
     pairs = []
-    for number, row in numbered_jsonl(path):
+    for number, row in iter_jsonl(path):
         where = f"{path}:{number}"
         chosen, rejected = _require_text(row, "chosen", where), _require_text(row, "rejected", where)
         answer = row.get("answer")
@@ -161,7 +143,7 @@ def read_pairs(path: str | Path) -> list[PreferencePair]:
 
 def read_ratings(path: str | Path) -> list[dict[str, Any]]:
     rows = []
-    for number, row in numbered_jsonl(path):
+    for number, row in iter_jsonl(path):
         where = f"{path}:{number}"
         _require_text(row, "prompt", where)
         _require_text(row, "completion", where)

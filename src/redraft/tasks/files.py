@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,11 @@ from redraft.errors import DataError
 from redraft.tasks.base import Example, Task
 
 
-def _validate_jsonl(path: Path, required: list[str]) -> None:
-    """Check every line before `datasets` sees the file, so errors name the line."""
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, JSON object) for every non-blank line, streamed; a bad line raises DataError naming file:line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -30,7 +34,13 @@ def _validate_jsonl(path: Path, required: list[str]) -> None:
                 raise DataError(f"{path}:{number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
             if not isinstance(record, dict):
                 raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            _check_record(record, required, f"{path}:{number}")
+            yield number, record
+
+
+def _validate_jsonl(path: Path, required: list[str]) -> None:
+    """Check every line before `datasets` sees the file, so errors name the line."""
+    for number, record in iter_jsonl(path):
+        _check_record(record, required, f"{path}:{number}")
 
 
 def _check_record(record: dict[str, Any], required: list[str], where: str) -> None:
