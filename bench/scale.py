@@ -4,8 +4,10 @@
    (``sandbox.run_many``) vs the Ray backend (``RaySandboxPool``) on a local Ray cluster.
 2. Data-parallel step time on CPU: ``accelerate launch`` with 2 gloo processes vs 1 process,
    same global batch (the micro SFT run of ``redraft.distributed.smoke``).
+3. Sampling throughput (generated tokens/s): in-process ``generate_sharded`` (one process, all
+   cores) vs ``RayGenerationPool`` (one single-threaded actor per core), same shards and seeds.
 
-    python bench/scale.py --programs 64 --steps 12
+    python bench/scale.py --programs 64 --steps 12 --gen-prompts 128 --new-tokens 32
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import bench_setup
+
+from redraft.config import SamplingConfig
 from redraft.rewards.sandbox import run_many
+from redraft.rollout.sampler import encode_prompts
+from redraft.rollout.sharded import generate_sharded
 
 # A HumanEval-sized task: a ~20-line solution and a check() with several asserts.
 PROGRAM = '''
@@ -106,16 +113,57 @@ def ddp_step_time(steps: int) -> dict[str, float]:
     return {"steps": steps, "one_process_step_s": one, "two_process_step_s": two, "two_over_one": two / one}
 
 
+def generation_throughput(prompts: int, new_tokens: int, shard_size: int, workers: int, preset: str) -> dict[str, float]:
+    task, tokenizer, model = bench_setup(preset)
+    prompt_ids = encode_prompts(tokenizer, [task.prompt(example) for example in task.test[:prompts]])
+    params = SamplingConfig(temperature=1.0, max_new_tokens=new_tokens)
+    generate_sharded(model, tokenizer, prompt_ids[:shard_size], params, seed=0, shard_size=shard_size)  # warm-up
+    started = time.perf_counter()
+    local = generate_sharded(model, tokenizer, prompt_ids, params, seed=1, shard_size=shard_size)
+    local_s = time.perf_counter() - started
+
+    import ray
+
+    from redraft.rollout.ray_workers import RayGenerationPool
+
+    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    try:
+        pool = RayGenerationPool(model, tokenizer, workers=workers)
+        pool.generate(prompt_ids[: shard_size * workers], params, seed=0, shard_size=shard_size)  # started, weights loaded
+        started = time.perf_counter()
+        remote = pool.generate(prompt_ids, params, seed=1, shard_size=shard_size)
+        ray_s = time.perf_counter() - started
+    finally:
+        ray.shutdown()
+    assert remote.token_ids == local.token_ids, "Ray and in-process samples differ"
+    tokens = sum(len(ids) for ids in local.token_ids)
+    return {
+        "preset": preset,
+        "prompts": prompts,
+        "shard_size": shard_size,
+        "workers": workers,
+        "generated_tokens": tokens,
+        "in_process_tokens_per_s": tokens / local_s,
+        "ray_tokens_per_s": tokens / ray_s,
+        "ray_over_in_process": local_s / ray_s,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--programs", type=int, default=64)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--gen-prompts", type=int, default=128)
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--shard-size", type=int, default=16)
+    parser.add_argument("--preset", default="small")
     args = parser.parse_args()
     result = {
         "cpus": os.cpu_count(),
         "sandbox": sandbox_throughput(args.programs, args.workers),
         "ddp_cpu": ddp_step_time(args.steps),
+        "generation": generation_throughput(args.gen_prompts, args.new_tokens, args.shard_size, args.workers, args.preset),
     }
     print(json.dumps(result, indent=2))
 

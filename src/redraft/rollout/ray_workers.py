@@ -1,0 +1,125 @@
+"""Sample rollouts on Ray actors, so generation spreads over a cluster's cores while the learner trains.
+
+Optional (``pip install 'redraft[ray]'``). Each actor holds its own copy of the policy and samples
+whole shards with :func:`~redraft.rollout.sampler.generate_ids`; shard ``i`` gets the seed
+``shard_seed(seed, i)``, so the pool returns exactly what the in-process
+:func:`~redraft.rollout.sharded.generate_sharded` returns for the same seed and weights, whatever
+the number of actors.
+
+Weights travel through Ray's object store: :meth:`RayGenerationPool.load_weights` puts one copy of
+the learner's state dict there under a new version, and every call carries ``(version, reference)``.
+An actor reloads when the version it holds differs, so it syncs once per update, and an actor that
+Ray restarted after its process died (it comes back with no weights) reloads the current ones before
+it samples the retried shard. Fault tolerance is Ray's own (``max_restarts``/``max_task_retries``);
+every shard is one call whose result lands at its own index, so a retried shard counts exactly once.
+Sampling has no side effects, which is what makes running a shard again safe.
+
+    import ray; ray.init()                       # or ray.init(address="auto") on a cluster
+    pool = RayGenerationPool(policy, tokenizer, workers=8)
+    episodes = run_episodes(policy, tokenizer, envs, examples, params, generator, pool.turns(shard_size=16))
+    ...                                          # optimizer steps
+    pool.load_weights(policy.state_dict())       # the next rollout samples from the updated policy
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
+
+from redraft.config import SamplingConfig
+from redraft.rewards.ray_backend import _ray
+from redraft.rollout.sampler import Generation, generate_ids
+from redraft.rollout.sharded import TurnGenerator, seeded_turns, shard_seed, shards
+
+
+@dataclass(frozen=True)
+class _Weights:
+    """A version of the policy's state dict in the object store.
+
+    The reference sits inside this object rather than being a call's argument, so Ray does not
+    fetch the weights for every call: an actor fetches them only when ``version`` is new to it.
+    """
+
+    version: int
+    ref: Any  # ray.ObjectRef of {name: CPU tensor}
+
+
+class _GenerationWorker:
+    """One Ray actor: a copy of the policy that samples shards, one at a time."""
+
+    def __init__(self, config: PretrainedConfig, tokenizer, dtype: torch.dtype):
+        torch.set_num_threads(1)  # one actor per CPU; more threads would fight the other actors for cores
+        self.model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
+        self.tokenizer = tokenizer
+        self.version: int | None = None  # no weights yet: a fresh or restarted actor loads before sampling
+
+    def generate(self, weights: _Weights, prompt_ids: list[list[int]], params: SamplingConfig, seed: int) -> Generation:
+        if weights.version != self.version:
+            self.model.load_state_dict(_ray().get(weights.ref))
+            self.version = weights.version
+        return generate_ids(self.model, self.tokenizer, prompt_ids, params, seed=seed)
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+
+class RayGenerationPool:
+    """``workers`` restartable Ray actors sampling with copies of ``model`` (its current weights)."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer, workers: int | None = None, max_retries: int = 3):
+        ray = _ray()
+        if not ray.is_initialized():
+            ray.init()
+        count = workers or int(ray.cluster_resources().get("CPU", 1))
+        actor = ray.remote(num_cpus=1, max_restarts=max_retries, max_task_retries=max_retries)(_GenerationWorker)
+        self.actors = [actor.remote(model.config, tokenizer, model.dtype) for _ in range(max(1, count))]
+        self._weights: _Weights | None = None
+        self.load_weights(model.state_dict())
+
+    @property
+    def version(self) -> int:
+        """How many times weights were loaded after the first; the actors sample with this version."""
+        return self._weights.version
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Make ``state_dict`` (e.g. the learner's after an update) the weights of every later call.
+
+        The copy into the object store happens now, so later in-place updates of the learner do not
+        leak into it; each actor loads it lazily, on its next shard.
+        """
+        tensors = {name: tensor.detach().cpu() for name, tensor in state_dict.items()}
+        version = 0 if self._weights is None else self._weights.version + 1
+        self._weights = _Weights(version, _ray().put(tensors))
+
+    def generate(self, prompt_ids: list[list[int]], params: SamplingConfig, seed: int, shard_size: int) -> Generation:
+        """Exactly ``generate_sharded(model, tokenizer, prompt_ids, params, seed, shard_size)`` with the loaded weights.
+
+        Shards go to the actors round-robin; equal-sized shards keep the actors about equally busy.
+        """
+        calls = [
+            self.actors[index % len(self.actors)].generate.remote(self._weights, shard, params, shard_seed(seed, index))
+            for index, shard in enumerate(shards(prompt_ids, shard_size))
+        ]
+        result = Generation()
+        for part in _ray().get(calls):
+            result.extend(part)
+        return result
+
+    def turns(self, shard_size: int) -> TurnGenerator:
+        """The turn-level sampler for ``run_episodes``: each turn's seed is drawn from the rollout's generator."""
+        return seeded_turns(partial(self.generate, shard_size=shard_size))
+
+    def worker_pids(self) -> list[int]:
+        return _ray().get([actor.pid.remote() for actor in self.actors])
+
+    def shutdown(self) -> None:
+        ray = _ray()
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        self.actors = []
