@@ -4,8 +4,9 @@
    (``sandbox.run_many``) vs the Ray backend (``RaySandboxPool``) on a local Ray cluster.
 2. Data-parallel step time on CPU: ``accelerate launch`` with 2 gloo processes vs 1 process,
    same global batch (the micro SFT run of ``redraft.distributed.smoke``).
-3. Sampling throughput (generated tokens/s): in-process ``generate_sharded`` (one process, all
-   cores) vs ``RayGenerationPool`` (one single-threaded actor per core), same shards and seeds.
+3. Sampling throughput (generated tokens/s): in-process ``generate_ids`` in batches of the shard
+   size (one process, all cores) vs ``RayGenerationPool`` (one single-threaded actor per core),
+   same row seeds, so the same samples.
 
     python bench/scale.py --programs 64 --steps 12 --gen-prompts 128 --new-tokens 32
 """
@@ -15,10 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,9 +25,9 @@ from pathlib import Path
 from common import bench_setup
 
 from redraft.config import SamplingConfig
+from redraft.distributed.smoke import launch_command
 from redraft.rewards.sandbox import run_many
-from redraft.rollout.sampler import encode_prompts
-from redraft.rollout.sharded import generate_sharded
+from redraft.rollout.sampler import derive_seed, encode_prompts, generate_ids
 
 # A HumanEval-sized task: a ~20-line solution and a check() with several asserts.
 PROGRAM = '''
@@ -84,20 +83,8 @@ def sandbox_throughput(count: int, workers: int) -> dict[str, float]:
 
 
 def _step_seconds(processes: int, steps: int, out_dir: Path) -> float:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // processes))  # same cores in total
-    args = ["-m", "redraft.distributed.smoke", "lm", str(out_dir), str(steps)]
-    if processes == 1:
-        command = [sys.executable, *args]
-    else:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        env["ACCELERATE_USE_CPU"] = "true"  # torchrun + this flag: accelerate's MULTI_CPU (gloo) mode
-        command = [
-            sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-            "--master_port", str(port), *args,
-        ]  # fmt: skip
+    threads = max(1, (os.cpu_count() or 1) // processes)  # same cores in total
+    command, env = launch_command("sft", out_dir, steps, processes, threads=threads)
     subprocess.run(command, env=env, check=True, capture_output=True)
     records = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
     logged = {r["step"]: r["time"] for r in records if "loss" in r}
@@ -116,10 +103,11 @@ def ddp_step_time(steps: int) -> dict[str, float]:
 def generation_throughput(prompts: int, new_tokens: int, shard_size: int, workers: int, preset: str) -> dict[str, float]:
     task, tokenizer, model = bench_setup(preset)
     prompt_ids = encode_prompts(tokenizer, [task.prompt(example) for example in task.test[:prompts]])
-    params = SamplingConfig(temperature=1.0, max_new_tokens=new_tokens)
-    generate_sharded(model, tokenizer, prompt_ids[:shard_size], params, seed=0, shard_size=shard_size)  # warm-up
+    params = SamplingConfig(temperature=1.0, max_new_tokens=new_tokens, batch_size=shard_size)
+    seeds = [derive_seed(1, row) for row in range(len(prompt_ids))]
+    generate_ids(model, tokenizer, prompt_ids[:shard_size], params, row_seeds=seeds[:shard_size])  # warm-up
     started = time.perf_counter()
-    local = generate_sharded(model, tokenizer, prompt_ids, params, seed=1, shard_size=shard_size)
+    local = generate_ids(model, tokenizer, prompt_ids, params, row_seeds=seeds)
     local_s = time.perf_counter() - started
 
     import ray
@@ -129,9 +117,10 @@ def generation_throughput(prompts: int, new_tokens: int, shard_size: int, worker
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     try:
         pool = RayGenerationPool(model, tokenizer, workers=workers)
-        pool.generate(prompt_ids[: shard_size * workers], params, seed=0, shard_size=shard_size)  # started, weights loaded
+        warm = shard_size * workers
+        pool.generate(prompt_ids[:warm], params, seeds[:warm], shard_size=shard_size)  # started, weights loaded
         started = time.perf_counter()
-        remote = pool.generate(prompt_ids, params, seed=1, shard_size=shard_size)
+        remote = pool.generate(prompt_ids, params, seeds, shard_size=shard_size)
         ray_s = time.perf_counter() - started
     finally:
         ray.shutdown()

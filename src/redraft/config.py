@@ -183,6 +183,10 @@ class RLSection(Section):
     save_every: int = Field(20, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     log_every: int = Field(1, ge=1)
+    # ray: sample rollouts on Ray actors (pip install 'redraft[ray]'), one prompt's group of samples per call;
+    # every sample has its own seed, so the rollouts are the same as with local sampling.
+    generation_backend: Literal["local", "ray"] = "local"
+    ray_workers: int | None = Field(None, ge=1)  # generation actors (None: one per CPU of the Ray cluster)
     optim: OptimConfig = OptimConfig(lr=1e-4, warmup_steps=5, weight_decay=0.0, min_lr_ratio=1.0)
 
     @model_validator(mode="after")

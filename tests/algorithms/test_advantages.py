@@ -13,6 +13,7 @@ from redraft.algorithms import (
     reinforce_pp_advantages,
     rloo_advantages,
 )
+from tests.algorithms.sharding import run_sharded
 
 
 def test_gae_contiguous_hand_computed():
@@ -173,3 +174,10 @@ def test_turns_to_tokens_places_each_turns_value_on_its_action_tokens():
     turn_ids = torch.tensor([[0, 0, 0, 1, 1, 1, 0]])  # trailing padding carries turn id 0
     mask = torch.tensor([[0, 1, 1, 0, 1, 1, 0]])
     assert torch.equal(turns_to_tokens(per_turn, turn_ids, mask), torch.tensor([[0.0, 2.0, 2.0, 0.0, -3.0, -3.0, 0.0]]))
+
+
+def test_reinforce_pp_over_process_shards_equals_one_batch():
+    rewards = torch.randn(8, 4, generator=torch.Generator().manual_seed(2))
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]] * 4 + [[1.0, 1.0, 0.0, 0.0]] * 4)
+    shards = run_sharded(reinforce_pp_advantages, [(rewards[:4], mask[:4]), (rewards[4:], mask[4:])])
+    torch.testing.assert_close(torch.cat(shards), reinforce_pp_advantages(rewards, mask))

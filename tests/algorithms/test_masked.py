@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from redraft.algorithms import masked_mean, masked_sum, masked_var, masked_whiten
+from tests.algorithms.sharding import run_sharded
 
 # Masked-in entries are 1, 2 (row 0) and 5 (row 1); 3, 4 and 6 are padding.
 X = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
@@ -67,3 +68,10 @@ def test_masked_whiten_hand_computed():
 def test_masked_whiten_of_empty_or_constant_is_zero():
     assert masked_whiten(X, torch.zeros_like(MASK)).abs().sum().item() == 0.0
     torch.testing.assert_close(masked_whiten(torch.full((2, 3), 7.0), MASK), torch.zeros(2, 3))
+
+
+def test_whitening_shards_with_an_all_reduce_equals_whitening_the_whole_batch():
+    x = torch.randn(6, 5, generator=torch.Generator().manual_seed(0))
+    mask = torch.rand(6, 5, generator=torch.Generator().manual_seed(1)) > 0.3
+    shards = run_sharded(masked_whiten, [(x[:2], mask[:2]), (x[2:], mask[2:])])
+    torch.testing.assert_close(torch.cat(shards), masked_whiten(x, mask))

@@ -16,14 +16,22 @@ from redraft.envs import SelfCorrectionEnv
 from redraft.models import build_model
 from redraft.rollout.episodes import run_episodes
 from redraft.rollout.ray_workers import RayGenerationPool
-from redraft.rollout.sampler import Generation, encode_prompts
-from redraft.rollout.sharded import generate_sharded, sharded_turns
+from redraft.rollout.sampler import (
+    Generation,
+    derive_seed,
+    encode_prompts,
+    generate_ids,
+)
 
 ray = pytest.importorskip("ray")
 
 pytestmark = pytest.mark.slow
 
 SAMPLED = SamplingConfig(temperature=1.0, max_new_tokens=8)
+
+
+def _seeds(seed: int, count: int) -> list[int]:
+    return [derive_seed(seed, row) for row in range(count)]
 
 
 @pytest.fixture(scope="module")
@@ -55,21 +63,25 @@ def _assert_same(actual: Generation, expected: Generation) -> None:
         torch.testing.assert_close(torch.tensor(got), torch.tensor(want), atol=1e-5, rtol=1e-5)
 
 
-def test_same_samples_as_the_in_process_sharded_path(pool, model, tokenizer, prompt_ids):
-    # 12 prompts in shards of 2: six shards on two actors, each actor samples several.
-    expected = generate_sharded(model, tokenizer, prompt_ids, SAMPLED, seed=3, shard_size=2)
-    _assert_same(pool.generate(prompt_ids, SAMPLED, seed=3, shard_size=2), expected)
+def test_same_samples_as_in_process_whatever_the_shard_size(pool, model, tokenizer, prompt_ids):
+    seeds = _seeds(3, len(prompt_ids))
+    expected = generate_ids(model, tokenizer, prompt_ids, SAMPLED, row_seeds=seeds)
+    # 12 prompts in shards of 2 (six shards on two actors, each actor samples several) or of 5.
+    _assert_same(pool.generate(prompt_ids, SAMPLED, seeds, shard_size=2), expected)
+    _assert_same(pool.generate(prompt_ids, SAMPLED, seeds, shard_size=5), expected)
     assert expected.prompt_ids == prompt_ids
-    # The seed matters (the comparison above is not between two constant outputs).
-    assert generate_sharded(model, tokenizer, prompt_ids, SAMPLED, seed=4, shard_size=2).token_ids != expected.token_ids
+    # The seeds matter (the comparison above is not between two constant outputs).
+    other = generate_ids(model, tokenizer, prompt_ids, SAMPLED, row_seeds=_seeds(4, len(prompt_ids)))
+    assert other.token_ids != expected.token_ids
 
 
 def test_a_worker_killed_mid_batch_is_retried_without_losing_or_repeating_samples(pool, model, tokenizer, micro_task):
     # One prompt per shard and long replies: the batch stays in flight for about a second.
     prompts = encode_prompts(tokenizer, [micro_task.prompt(example) for example in micro_task.test[:24]])
     params = SamplingConfig(temperature=1.0, max_new_tokens=64)
+    seeds = _seeds(11, len(prompts))
     started = time.perf_counter()
-    expected = pool.generate(prompts, params, seed=11, shard_size=1)
+    expected = pool.generate(prompts, params, seeds, shard_size=1)
     duration = time.perf_counter() - started
     victim = pool.worker_pids()[0]
     killed_at = []
@@ -81,14 +93,14 @@ def test_a_worker_killed_mid_batch_is_retried_without_losing_or_repeating_sample
 
     killer = threading.Thread(target=kill_soon)
     killer.start()
-    result = pool.generate(prompts, params, seed=11, shard_size=1)
+    result = pool.generate(prompts, params, seeds, shard_size=1)
     returned_at = time.perf_counter()
     killer.join()
     assert killed_at[0] < returned_at  # the kill landed while the batch was in flight
     assert victim not in pool.worker_pids()  # the actor was restarted in a new process
     _assert_same(result, expected)  # every prompt once, in its place, with the same sample
     assert result.prompt_ids == prompts
-    _assert_same(result, generate_sharded(model, tokenizer, prompts, params, seed=11, shard_size=1))
+    _assert_same(result, generate_ids(model, tokenizer, prompts, params, row_seeds=seeds))
 
 
 def test_loaded_weights_are_used_by_every_actor(pool, model, tokenizer, prompt_ids):
@@ -96,31 +108,38 @@ def test_loaded_weights_are_used_by_every_actor(pool, model, tokenizer, prompt_i
     with torch.no_grad():
         for parameter in changed.parameters():
             parameter.add_(torch.randn(parameter.shape, generator=torch.Generator().manual_seed(1)) * 0.5)
-    before = pool.generate(prompt_ids, SAMPLED, seed=5, shard_size=3)
+    seeds = _seeds(5, len(prompt_ids))
+    before = pool.generate(prompt_ids, SAMPLED, seeds, shard_size=3)
     version = pool.version
     pool.load_weights(changed.state_dict())
     try:
         assert pool.version == version + 1
-        after = pool.generate(prompt_ids, SAMPLED, seed=5, shard_size=3)
-        _assert_same(after, generate_sharded(changed, tokenizer, prompt_ids, SAMPLED, seed=5, shard_size=3))
+        after = pool.generate(prompt_ids, SAMPLED, seeds, shard_size=3)
+        _assert_same(after, generate_ids(changed, tokenizer, prompt_ids, SAMPLED, row_seeds=seeds))
         assert after.token_ids != before.token_ids
     finally:
         pool.load_weights(model.state_dict())
 
 
-def test_episodes_through_the_pool_match_in_process_sharded_episodes(pool, model, tokenizer, micro_task):
+def test_episodes_through_the_pool_match_in_process_episodes(pool, model, tokenizer, micro_task):
     examples = micro_task.test[:6]
     per_turn = [SAMPLED, SAMPLED.model_copy(update={"temperature": 0.7})]  # two sampled attempts
 
     def episodes(generate_turn):
         envs = [SelfCorrectionEnv(micro_task) for _ in examples]
-        return run_episodes(model, tokenizer, envs, examples, per_turn, torch.Generator().manual_seed(2), generate_turn)
+        return run_episodes(model, tokenizer, envs, examples, per_turn, generate_turn=generate_turn, row_seeds=_seeds(2, 6))
 
-    local = episodes(sharded_turns(model, tokenizer, shard_size=2))
-    remote = episodes(pool.turns(shard_size=2))
+    local = episodes(None)
+    remote = episodes(pool.turns(shard_size=4))
     assert [len(e.turns) for e in remote] == [len(e.turns) for e in local] == [2] * len(examples)
     assert [e.token_ids() for e in remote] == [e.token_ids() for e in local]
     assert [[t.reward for t in e.turns] for e in remote] == [[t.reward for t in e.turns] for e in local]
     torch.testing.assert_close(
         torch.tensor([lp for e in remote for lp in e.logprobs()]), torch.tensor([lp for e in local for lp in e.logprobs()])
     )
+    # Without row seeds the pool derives them from the rollout's generator: still seeded.
+    first = run_episodes(model, tokenizer, [SelfCorrectionEnv(micro_task) for _ in examples], examples, per_turn,
+                         torch.Generator().manual_seed(9), pool.turns(shard_size=4))
+    again = run_episodes(model, tokenizer, [SelfCorrectionEnv(micro_task) for _ in examples], examples, per_turn,
+                         torch.Generator().manual_seed(9), pool.turns(shard_size=3))
+    assert [e.token_ids() for e in first] == [e.token_ids() for e in again]

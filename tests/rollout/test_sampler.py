@@ -4,7 +4,16 @@ import torch
 from redraft.config import ModelConfig, SamplingConfig
 from redraft.models import build_model
 from redraft.models.fast_llama import FastLlamaRunner
-from redraft.rollout.sampler import HFRunner, _left_pad, encode_prompts, generate, sample_next
+from redraft.rollout.sampler import (
+    HFRunner,
+    _left_pad,
+    derive_seed,
+    encode_prompts,
+    generate,
+    generate_ids,
+    row_uniforms,
+    sample_next,
+)
 
 
 def _prompts(task, n=12):
@@ -104,3 +113,28 @@ def test_gpt2_models_use_the_generic_path(tokenizer, micro_task):
     assert len(out.texts) == 3 and all(len(t) <= 4 for t in out.token_ids)
     with pytest.raises(Exception, match="plain Llama"):
         generate(model, tokenizer, ["1="], SamplingConfig(backend="fast"))
+
+
+def test_inverse_cdf_sampling_follows_the_truncated_distribution():
+    logits = torch.tensor([[3.0, 2.0, 1.0, 0.0, -1e9]]).repeat(20_000, 1)
+    uniforms = row_uniforms(list(range(len(logits))), 1)[:, 0]
+    tokens, _ = sample_next(logits, 1.0, uniforms=uniforms)
+    frequencies = torch.bincount(tokens, minlength=5).double() / len(tokens)
+    torch.testing.assert_close(frequencies, logits[0].softmax(-1).double(), atol=0.01, rtol=0)
+    assert frequencies[4] == 0  # never a zero-probability token
+    nucleus, _ = sample_next(logits[:2000], 1.0, top_p=0.8, uniforms=uniforms[:2000])
+    assert set(nucleus.tolist()) == {0, 1}
+
+
+def test_row_seeds_make_each_completion_independent_of_its_batch(micro_model, tokenizer, micro_task):
+    prompts = encode_prompts(tokenizer, _prompts(micro_task, 8))
+    seeds = [derive_seed(5, row) for row in range(len(prompts))]
+    params = SamplingConfig(temperature=1.0, max_new_tokens=6)
+    whole = generate_ids(micro_model, tokenizer, prompts, params, row_seeds=seeds)
+    in_pairs = generate_ids(micro_model, tokenizer, prompts, params.model_copy(update={"batch_size": 2}), row_seeds=seeds)
+    second_half = generate_ids(micro_model, tokenizer, prompts[4:], params, row_seeds=seeds[4:])
+    assert whole.token_ids == in_pairs.token_ids
+    assert whole.token_ids[4:] == second_half.token_ids
+    other = generate_ids(micro_model, tokenizer, prompts, params, row_seeds=[derive_seed(6, row) for row in range(8)])
+    assert other.token_ids != whole.token_ids
+    assert len({derive_seed(5, row) for row in range(1000)} | {derive_seed(6, row) for row in range(1000)}) == 2000

@@ -106,7 +106,7 @@ def _self_correction_rl(tmp_path, model, tokenizer, task, cfg, stage, credit, **
 
 def _stage_one(tmp_path, model, tokenizer, task, beta2):
     credit = stage_credit(1, 2, alpha=0.0, beta1=0.0, beta2=beta2)
-    cfg = _micro_rl(iterations=12, prompts=16, samples=8)
+    cfg = _micro_rl(iterations=20, prompts=16, samples=8)
     return _self_correction_rl(
         tmp_path,
         model,

@@ -14,6 +14,7 @@ from redraft.algorithms.bradley_terry import bradley_terry_loss, pairwise_accura
 from redraft.algorithms.kl import AdaptiveKLController, FixedKLController, kl_penalty
 from redraft.algorithms.losses import (
     aggregate_loss,
+    aggregation_units,
     dpo_loss,
     entropy_from_logits,
     logprobs_from_logits,
@@ -26,6 +27,7 @@ __all__ = [
     "AdaptiveKLController",
     "FixedKLController",
     "aggregate_loss",
+    "aggregation_units",
     "bradley_terry_loss",
     "broadcast_to_tokens",
     "discounted_returns",

@@ -25,6 +25,8 @@ Groups are ``group_size`` consecutive entries (the samples of one prompt).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from redraft.algorithms.masked import masked_whiten
@@ -131,6 +133,7 @@ def reinforce_pp_advantages(
     gamma: float = 1.0,
     group_size: int | None = None,
     scores: torch.Tensor | None = None,
+    all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """REINFORCE++ advantages: reward-to-go, optionally minus the group mean score, batch-whitened.
 
@@ -138,7 +141,8 @@ def reinforce_pp_advantages(
     each action token plus the sequence score on the last one). Given ``group_size`` and
     ``scores`` (N,), the REINFORCE++-baseline variant subtracts mean(scores of the group) from
     every reward-to-go of each row; ``scores`` serve only as that baseline. Either way the result
-    is ``masked_whiten`` over all action tokens of the batch (mean 0, unbiased std 1).
+    is ``masked_whiten`` over all action tokens of the batch (mean 0, unbiased std 1), of every
+    process's shard when given ``all_reduce``.
     """
     if (group_size is None) != (scores is None):
         raise ValueError("the group baseline needs both group_size and scores (or neither)")
@@ -148,4 +152,4 @@ def reinforce_pp_advantages(
             raise ValueError(f"{scores.shape[0]} scores for {token_rewards.shape[0]} sequences")
         group_mean = _groups(scores, group_size).mean(dim=1).repeat_interleave(group_size)
         returns = returns - broadcast_to_tokens(group_mean, mask)
-    return masked_whiten(returns, mask)
+    return masked_whiten(returns, mask, all_reduce=all_reduce)

@@ -31,6 +31,19 @@ from redraft.algorithms.masked import masked_mean, masked_sum
 LossAggregation = Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"]
 
 
+def aggregation_units(mask: torch.Tensor, mode: LossAggregation) -> torch.Tensor:
+    """How many units ``aggregate_loss`` averages over: action tokens, sequences with any, or sequences.
+
+    A batch split over processes gets the whole batch's loss when each shard's loss is weighted by
+    its share of these units (DDP then averages the gradients).
+    """
+    if mode == "token_mean":
+        return mask.bool().sum().to(torch.float32)
+    if mode == "seq_mean_token_mean":
+        return mask.bool().any(dim=-1).sum().to(torch.float32)
+    return torch.tensor(float(mask.shape[0]))
+
+
 def aggregate_loss(
     per_token: torch.Tensor, mask: torch.Tensor, mode: LossAggregation, max_len: int | None = None
 ) -> torch.Tensor:

@@ -9,10 +9,13 @@ replaced before reducing), so padding may hold any number, NaN and inf included.
 - ``masked_var``:    Σ_{m=1} (x − mean)² / (n − 1)  (or / n when ``unbiased=False``); 0 with
   fewer entries than that needs, since there is no spread to measure
 - ``masked_whiten``: (x − mean) / sqrt(var + eps) on masked-in entries (mean added back when
-  ``shift_mean=False``), 0 elsewhere; ``var`` is the unbiased one
+  ``shift_mean=False``), 0 elsewhere; ``var`` is the unbiased one, over every process's shard
+  when given ``all_reduce``
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
@@ -42,12 +45,24 @@ def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> to
 
 
 def masked_whiten(
-    x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    shift_mean: bool = True,
+    eps: float = 1e-8,
+    all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Standardise the masked-in entries of ``x`` by their joint mean and std; 0 elsewhere."""
+    """Standardise the masked-in entries of ``x`` by their joint mean and std; 0 elsewhere.
+
+    ``x`` may be one shard of a batch split over processes: ``all_reduce`` (a sum over them) then
+    makes the mean and std those of the whole batch, as if it were whitened in one piece.
+    """
     keep = mask.bool()
-    mean = masked_mean(x, keep)
-    whitened = (x - mean) * torch.rsqrt(masked_var(x, keep) + eps)
+    reduce = all_reduce or (lambda t: t)
+    total, count = reduce(torch.stack([masked_sum(x, keep), keep.sum().to(x.dtype)])).unbind()
+    mean = total / count.clamp(min=1)
+    squared_deviation = reduce(masked_sum((x - mean) ** 2, keep))
+    var = squared_deviation / (count - 1).clamp(min=1)
+    whitened = (x - mean) * torch.rsqrt(var + eps)
     if not shift_mean:
         whitened = whitened + mean
     return torch.where(keep, whitened, 0.0)

@@ -1,13 +1,18 @@
-"""A micro training run for checking a multi-process launch (used by tests/distributed and bench/scale.py).
+"""Micro training runs for checking a multi-process launch (used by tests/distributed and bench/scale.py).
 
-    python -m redraft.distributed.smoke {lm,rl} OUT_DIR STEPS [--resume]
-    ACCELERATE_USE_CPU=true torchrun --nproc_per_node 2 -m redraft.distributed.smoke lm OUT_DIR 4
+    python -m redraft.distributed.smoke TRAINER OUT_DIR STEPS [--resume]
+    ACCELERATE_USE_CPU=true torchrun --nproc_per_node 2 -m redraft.distributed.smoke sft OUT_DIR 4
 
-It trains the micro preset on 2-digit addition (SFT or GRPO) and writes OUT_DIR/metrics.jsonl.
+TRAINER is one of: sft, reward_model, dpo, grpo, rloo, reinforce_pp, ppo, score (SCoRe Stage I
+on two-attempt episodes). Each trains the micro preset on 2-digit addition and writes
+OUT_DIR/metrics.jsonl; RL runs take one minibatch per iteration, so N processes and one process
+make the same update from the same samples.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 from pathlib import Path
 
@@ -19,25 +24,73 @@ from redraft.config import (
     LoggingConfig,
     ModelConfig,
     RLSection,
+    SelfCorrectionSection,
     TaskConfig,
     TrainConfig,
 )
-from redraft.envs import SingleTurnEnv
+from redraft.envs import SelfCorrectionEnv, SingleTurnEnv
 from redraft.fsutil import write_json_atomic
 from redraft.models import build_model, save_model
+from redraft.models.reward import build_reward_model
+from redraft.rlhf.config import DPOSection, RewardModelSection
+from redraft.rlhf.preferences import PreferencePair
 from redraft.tasks import build_task
 from redraft.text.tokenizer import train_tokenizer
 from redraft.training.data import sft_data
+from redraft.training.dpo import train_dpo
 from redraft.training.lm import train_lm
 from redraft.training.logging import MetricsLog
+from redraft.training.reward_model import train_reward_model
 from redraft.training.rl import train_rl
+from redraft.training.score import stage_credit
+
+RL_TRAINERS = ("grpo", "rloo", "reinforce_pp", "ppo", "score")
+TRAINERS = ("sft", "reward_model", "dpo", *RL_TRAINERS)
 
 
 def digit_reward(prompts, completions, **fields):
     return [1.0 if c[:1].isdigit() else 0.0 for c in completions]
 
 
-def main(kind: str, out_dir: Path, steps: int, resume: bool) -> None:
+def _train_config(steps: int, **extra) -> TrainConfig:
+    return TrainConfig.model_validate({
+        "max_steps": steps, "batch_size": 16, "grad_accum_steps": 2, "log_every": 1, "eval_every": 2,
+        "save_every": 2, **extra,
+    })  # fmt: skip
+
+
+def _pairs(task, split: str) -> list[PreferencePair]:
+    """The right sum against the same sum off by one in its last digit."""
+    return [
+        PreferencePair(task.prompt(e), e.target, e.target[:-1] + str((int(e.target[-1]) + 1) % 10))
+        for e in task.split(split)
+    ]
+
+
+def launch_command(
+    trainer: str, out_dir: Path, steps: int, processes: int, resume: bool = False, threads: int = 1
+) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) running this module with ``processes`` CPU processes (torchrun when > 1).
+
+    accelerate's own launcher needs MPI for several CPU processes; torchrun + ACCELERATE_USE_CPU
+    gives accelerate's MULTI_CPU (gloo) mode.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env["OMP_NUM_THREADS"] = str(threads)
+    args = ["-m", "redraft.distributed.smoke", trainer, str(out_dir), str(steps)] + (["--resume"] if resume else [])
+    if processes == 1:
+        return [sys.executable, *args], env
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env["ACCELERATE_USE_CPU"] = "true"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(port), *args]
+    return command, env
+
+
+def main(trainer: str, out_dir: Path, steps: int, resume: bool) -> None:
+    if trainer not in TRAINERS:
+        raise SystemExit(f"unknown trainer {trainer!r}; choose one of {', '.join(TRAINERS)}")
     # The same process group the trainers' Accelerator will use (CPU mode when the launch asks for it).
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
     task = build_task(TaskConfig(train_size=200, val_size=16, test_size=16, max_digits=2))
@@ -46,29 +99,46 @@ def main(kind: str, out_dir: Path, steps: int, resume: bool) -> None:
     model = build_model(ModelConfig(preset="micro"), tokenizer)
     log = MetricsLog(out_dir / "metrics.jsonl")
     quiet = LoggingConfig(progress=False)
-    if kind == "lm":
+    start = out_dir / "start"
+    with state.main_process_first():
+        if not start.exists():
+            save_model(model, tokenizer, start)
+
+    if trainer == "sft":
         def sft(split):
             examples = task.split(split)
             return sft_data(tokenizer, [task.prompt(e) for e in examples], [e.target for e in examples], 64)
 
-        cfg = TrainConfig.model_validate({
-            "max_steps": steps, "batch_size": 16, "grad_accum_steps": 2, "log_every": 1, "eval_every": 2,
-            "save_every": 2, "optim": {"lr": 3e-3, "warmup_steps": 1},
-        })
+        cfg = _train_config(steps, optim={"lr": 3e-3, "warmup_steps": 1})
         train_lm(stage="sft", model=model, tokenizer=tokenizer, train=sft("train"), val=sft("val"), cfg=cfg,
                  out_dir=out_dir, seed=0, log=log, logging=quiet, resume=resume)
+    elif trainer == "reward_model":
+        torch.manual_seed(0)
+        reward_model = build_reward_model(tokenizer, ModelConfig(preset="micro"), fresh=True, head="classifier")
+        cfg = RewardModelSection(head="classifier", train=_train_config(steps, optim={"lr": 1e-3, "warmup_steps": 1}))
+        train_reward_model(model=reward_model, tokenizer=tokenizer, train_pairs=_pairs(task, "train"),
+                           val_pairs=_pairs(task, "val"), cfg=cfg, out_dir=out_dir, seed=0, log=log, logging=quiet,
+                           resume=resume)
+    elif trainer == "dpo":
+        cfg = DPOSection(select_by="loss", eval_problems=0, kl_prompts=0,
+                         train=_train_config(steps, optim={"lr": 1e-3, "warmup_steps": 1}))
+        train_dpo(model_path=start, tokenizer=tokenizer, train_pairs=_pairs(task, "train"),
+                  val_pairs=_pairs(task, "val"), cfg=cfg, out_dir=out_dir, seed=0, log=log, logging=quiet,
+                  resume=resume)
     else:
-        start = out_dir / "start"
-        with state.main_process_first():
-            if not start.exists():
-                save_model(model, tokenizer, start)
         cfg = RLSection.model_validate({
-            "algorithm": "grpo", "iterations": steps, "prompts_per_iteration": 8, "samples_per_prompt": 4,
-            "max_new_tokens": 2, "minibatch_size": 16, "eval_problems": 0, "save_every": 2, "kl_coef": 0.01,
-            "optim": {"lr": 1e-2, "warmup_steps": 0},
-        })
+            "algorithm": "rloo" if trainer == "score" else trainer, "iterations": steps, "prompts_per_iteration": 8,
+            "samples_per_prompt": 4, "max_new_tokens": 2, "minibatch_size": 32, "eval_problems": 0,
+            "save_every": 2, "kl_coef": 0.01, "optim": {"lr": 1e-2, "warmup_steps": 0},
+        })  # fmt: skip
+        protocol = SelfCorrectionSection()
+        if trainer == "score":
+            env_factory = lambda: SelfCorrectionEnv(task, protocol.attempts, protocol.instruction, reward_fn=digit_reward)
+            credit = stage_credit(1, protocol.attempts, alpha=10.0, beta1=0.01, beta2=0.1)
+        else:
+            env_factory, credit = (lambda: SingleTurnEnv(task, digit_reward)), None
         train_rl(model_path=start, tokenizer=tokenizer, task=task, cfg=cfg, out_dir=out_dir / "rl", seed=0, log=log,
-                 logging=quiet, resume=resume, env_factory=lambda: SingleTurnEnv(task, digit_reward))
+                 logging=quiet, resume=resume, env_factory=env_factory, credit=credit)
     if state.is_main_process:  # lets the caller check that the launch really ran N processes
         write_json_atomic(out_dir / "launch.json", {"processes": state.num_processes, "mode": str(state.distributed_type)})
 

@@ -94,10 +94,15 @@ def reward_head(model: PreTrainedModel) -> RewardHead:
     return getattr(model.config, HEAD_KEY, "classifier")
 
 
-def sequence_scores(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """(B,) raw scores of a collated batch (``input_ids``, ``attention_mask``, ``loss_mask`` on the completion)."""
+def sequence_scores(
+    model: PreTrainedModel, batch: dict[str, torch.Tensor], head: RewardHead | None = None
+) -> torch.Tensor:
+    """(B,) raw scores of a collated batch (``input_ids``, ``attention_mask``, ``loss_mask`` on the completion).
+
+    ``head`` defaults to the model's own; pass it for a wrapped model (DDP) that hides its config.
+    """
     outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    if reward_head(model) == "classifier":
+    if (head or reward_head(model)) == "classifier":
         return outputs.logits[:, 0].float()
     token_logp = logprobs_from_logits(outputs.logits[:, :-1], batch["input_ids"][:, 1:])
     return (token_logp * batch["loss_mask"][:, 1:]).sum(dim=1)

@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import partial
+from collections.abc import Callable, Sequence
 
 import torch
 from transformers import PreTrainedModel
 
 from redraft.config import SamplingConfig
 from redraft.envs.base import Environment, Episode, Turn
-from redraft.rollout.sampler import Generation, encode_prompts, generate_ids
-from redraft.rollout.sharded import TurnGenerator
+from redraft.rollout.sampler import (
+    Generation,
+    derive_seed,
+    encode_prompts,
+    generate_ids,
+)
 from redraft.tasks.base import Example
 
+# One turn of a rollout: (prompt token ids, sampling settings, the rollout's random stream, one seed
+# per prompt or None) -> one completion per prompt. With row seeds, the stream is not used.
+TurnGenerator = Callable[[list[list[int]], SamplingConfig, torch.Generator | None, list[int] | None], Generation]
 
-def _generate_in_process(
-    model: PreTrainedModel, tokenizer, prompts: list[list[int]], params: SamplingConfig, generator: torch.Generator | None
-) -> Generation:
-    """The default turn: the whole batch from one random stream (samples depend on the batch composition)."""
-    return generate_ids(model, tokenizer, prompts, params, generator=generator)
+
+def local_turns(model: PreTrainedModel, tokenizer) -> TurnGenerator:
+    """Turns sampled in this process with ``generate_ids``."""
+
+    def turn(
+        prompts: list[list[int]], params: SamplingConfig, generator: torch.Generator | None, row_seeds: list[int] | None
+    ) -> Generation:
+        return generate_ids(model, tokenizer, prompts, params, generator=generator, row_seeds=row_seeds)
+
+    return turn
 
 
 def run_episodes(
@@ -30,6 +41,7 @@ def run_episodes(
     params: SamplingConfig | Sequence[SamplingConfig],
     generator: torch.Generator | None = None,
     generate_turn: TurnGenerator | None = None,
+    row_seeds: Sequence[int] | None = None,
 ) -> list[Episode]:
     """All episodes advance turn by turn; each turn is one batched generation over the open ones.
 
@@ -39,11 +51,16 @@ def run_episodes(
     The context of a later turn is the exact token sequence so far (never re-tokenized text), so
     the log-probs the sampler returns are those of the sequence the trainer will score.
 
-    ``generate_turn`` samples each turn (default: ``generate_ids`` on ``model``, drawing from
-    ``generator``); pass ``RayGenerationPool.turns(...)`` to sample on Ray actors, or
-    ``sharded_turns(...)`` for the same samples in-process.
+    Randomness: with ``row_seeds`` (one per episode) episode i's turn t is sampled from its own
+    stream ``derive_seed(row_seeds[i], t)``, so an episode is the same whichever batch, process or
+    worker samples it; otherwise every turn draws from ``generator`` as one batch.
+
+    ``generate_turn`` samples each turn (default: :func:`local_turns` on ``model``); pass
+    ``RayGenerationPool.turns(...)`` to sample on Ray actors.
     """
-    generate_turn = generate_turn or partial(_generate_in_process, model, tokenizer)
+    if row_seeds is not None and len(row_seeds) != len(envs):
+        raise ValueError(f"{len(row_seeds)} row seeds for {len(envs)} episodes")
+    generate_turn = generate_turn or local_turns(model, tokenizer)
     observations = [env.reset(example) for env, example in zip(envs, examples)]
     pending = encode_prompts(tokenizer, observations)  # observation tokens not yet in a turn
     contexts = [[] for _ in envs]
@@ -55,7 +72,8 @@ def run_episodes(
         if not open_rows:
             break
         prompts = [contexts[i] + pending[i] for i in open_rows]
-        out = generate_turn(prompts, per_turn[min(turn, len(per_turn) - 1)], generator)
+        turn_seeds = [derive_seed(row_seeds[i], turn) for i in open_rows] if row_seeds is not None else None
+        out = generate_turn(prompts, per_turn[min(turn, len(per_turn) - 1)], generator, turn_seeds)
         results = env_type.step_batch([envs[i] for i in open_rows], out.texts)
         still_open = []
         for k, i in enumerate(open_rows):

@@ -1,10 +1,9 @@
 """Sample rollouts on Ray actors, so generation spreads over a cluster's cores while the learner trains.
 
 Optional (``pip install 'redraft[ray]'``). Each actor holds its own copy of the policy and samples
-whole shards with :func:`~redraft.rollout.sampler.generate_ids`; shard ``i`` gets the seed
-``shard_seed(seed, i)``, so the pool returns exactly what the in-process
-:func:`~redraft.rollout.sharded.generate_sharded` returns for the same seed and weights, whatever
-the number of actors.
+whole shards of prompts with :func:`~redraft.rollout.sampler.generate_ids`, every prompt from its
+own row seed: the pool returns exactly what ``generate_ids(..., row_seeds=...)`` returns in-process
+for the same seeds and weights, whatever the number of actors or the shard size.
 
 Weights travel through Ray's object store: :meth:`RayGenerationPool.load_weights` puts one copy of
 the learner's state dict there under a new version, and every call carries ``(version, reference)``.
@@ -16,7 +15,7 @@ Sampling has no side effects, which is what makes running a shard again safe.
 
     import ray; ray.init()                       # or ray.init(address="auto") on a cluster
     pool = RayGenerationPool(policy, tokenizer, workers=8)
-    episodes = run_episodes(policy, tokenizer, envs, examples, params, generator, pool.turns(shard_size=16))
+    episodes = run_episodes(policy, tokenizer, envs, examples, params, generate_turn=pool.turns(16), row_seeds=seeds)
     ...                                          # optimizer steps
     pool.load_weights(policy.state_dict())       # the next rollout samples from the updated policy
 """
@@ -24,16 +23,16 @@ Sampling has no side effects, which is what makes running a shard again safe.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
 from redraft.config import SamplingConfig
+from redraft.errors import ConfigError
 from redraft.rewards.ray_backend import _ray
-from redraft.rollout.sampler import Generation, generate_ids
-from redraft.rollout.sharded import TurnGenerator, seeded_turns, shard_seed, shards
+from redraft.rollout.episodes import TurnGenerator
+from redraft.rollout.sampler import Generation, derive_seed, generate_ids
 
 
 @dataclass(frozen=True)
@@ -57,11 +56,13 @@ class _GenerationWorker:
         self.tokenizer = tokenizer
         self.version: int | None = None  # no weights yet: a fresh or restarted actor loads before sampling
 
-    def generate(self, weights: _Weights, prompt_ids: list[list[int]], params: SamplingConfig, seed: int) -> Generation:
+    def generate(
+        self, weights: _Weights, prompt_ids: list[list[int]], params: SamplingConfig, row_seeds: list[int]
+    ) -> Generation:
         if weights.version != self.version:
             self.model.load_state_dict(_ray().get(weights.ref))
             self.version = weights.version
-        return generate_ids(self.model, self.tokenizer, prompt_ids, params, seed=seed)
+        return generate_ids(self.model, self.tokenizer, prompt_ids, params, row_seeds=row_seeds)
 
     def pid(self) -> int:
         import os
@@ -97,14 +98,23 @@ class RayGenerationPool:
         version = 0 if self._weights is None else self._weights.version + 1
         self._weights = _Weights(version, _ray().put(tensors))
 
-    def generate(self, prompt_ids: list[list[int]], params: SamplingConfig, seed: int, shard_size: int) -> Generation:
-        """Exactly ``generate_sharded(model, tokenizer, prompt_ids, params, seed, shard_size)`` with the loaded weights.
+    def generate(
+        self, prompt_ids: list[list[int]], params: SamplingConfig, row_seeds: list[int], shard_size: int
+    ) -> Generation:
+        """Exactly ``generate_ids(model, tokenizer, prompt_ids, params, row_seeds=row_seeds)`` with the loaded weights.
 
-        Shards go to the actors round-robin; equal-sized shards keep the actors about equally busy.
+        Shards of ``shard_size`` prompts go to the actors round-robin; equal-sized shards keep the
+        actors about equally busy.
         """
+        if shard_size < 1:
+            raise ConfigError(f"shard_size must be >= 1 (got {shard_size})")
+        if len(row_seeds) != len(prompt_ids):
+            raise ConfigError(f"{len(row_seeds)} row seeds for {len(prompt_ids)} prompts")
         calls = [
-            self.actors[index % len(self.actors)].generate.remote(self._weights, shard, params, shard_seed(seed, index))
-            for index, shard in enumerate(shards(prompt_ids, shard_size))
+            self.actors[index % len(self.actors)].generate.remote(
+                self._weights, prompt_ids[start : start + shard_size], params, row_seeds[start : start + shard_size]
+            )
+            for index, start in enumerate(range(0, len(prompt_ids), shard_size))
         ]
         result = Generation()
         for part in _ray().get(calls):
@@ -112,8 +122,21 @@ class RayGenerationPool:
         return result
 
     def turns(self, shard_size: int) -> TurnGenerator:
-        """The turn-level sampler for ``run_episodes``: each turn's seed is drawn from the rollout's generator."""
-        return seeded_turns(partial(self.generate, shard_size=shard_size))
+        """The turn-level sampler for ``run_episodes``.
+
+        Without row seeds (``run_episodes`` given only a generator) a turn draws one number from the
+        rollout's stream and derives its rows' seeds from it, so a run seeded once stays reproducible.
+        """
+
+        def turn(
+            prompts: list[list[int]], params: SamplingConfig, generator: torch.Generator | None, row_seeds: list[int] | None
+        ) -> Generation:
+            if row_seeds is None:
+                base = int(torch.randint(2**62, (), generator=generator))
+                row_seeds = [derive_seed(base, row) for row in range(len(prompts))]
+            return self.generate(prompts, params, row_seeds, shard_size)
+
+        return turn
 
     def worker_pids(self) -> list[int]:
         return _ray().get([actor.pid.remote() for actor in self.actors])

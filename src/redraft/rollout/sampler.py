@@ -7,8 +7,10 @@ recomputes from the policy (``log_softmax(logits / T)``); for greedy decoding T 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
@@ -72,8 +74,14 @@ def sample_next(
     top_k: int = 0,
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
+    uniforms: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pick one token per row; returns (tokens, log-probs of the tempered, untruncated distribution)."""
+    """Pick one token per row; returns (tokens, log-probs of the tempered, untruncated distribution).
+
+    Randomness comes from ``generator`` (one stream for the whole batch), or, given ``uniforms``
+    (one number in (0, 1] per row), by inverse-CDF sampling: then a row's token depends only on its
+    own logits and number, not on which other rows share the batch.
+    """
     if temperature == 0:
         tokens = logits.argmax(dim=-1)
         logprobs = torch.log_softmax(logits, dim=-1)
@@ -92,8 +100,30 @@ def sample_next(
         drop = drop_sorted.scatter(-1, order, drop_sorted)
         filtered = filtered.masked_fill(drop, float("-inf"))
     probs = filtered.softmax(dim=-1)
-    tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    if uniforms is None:
+        tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    else:
+        cdf = probs.double().cumsum(dim=-1)
+        # u > 0 never lands on a zero-probability token: its CDF equals its predecessor's.
+        targets = uniforms.to(cdf.device, torch.float64)[:, None] * cdf[:, -1:]
+        tokens = torch.searchsorted(cdf, targets).squeeze(-1).clamp(max=probs.shape[-1] - 1)
     return tokens, logprobs.gather(-1, tokens[:, None]).squeeze(-1)
+
+
+def derive_seed(*parts: int) -> int:
+    """A well-mixed seed in [0, 2**63) from non-negative integers (run seed, iteration, row, turn …).
+
+    Different tuples give unrelated streams, unlike sums or products of the parts, which collide.
+    """
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def row_uniforms(row_seeds: Sequence[int], steps: int) -> torch.Tensor:
+    """(rows, steps) numbers in (0, 1]: row i's come from its own generator seeded with ``row_seeds[i]``."""
+    if not row_seeds:
+        return torch.zeros(0, steps, dtype=torch.float64)
+    draws = [torch.rand(steps, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) for seed in row_seeds]
+    return 1.0 - torch.stack(draws)
 
 
 def encode_prompts(tokenizer, prompts: list[str]) -> list[list[int]]:
@@ -136,7 +166,9 @@ class _StopMatcher:
 
 
 @torch.inference_mode()
-def _generate_batch(model, tokenizer, prompt_ids, params: SamplingConfig, generator, backend) -> Generation:
+def _generate_batch(
+    model, tokenizer, prompt_ids, params: SamplingConfig, generator, backend, row_seeds: Sequence[int] | None = None
+) -> Generation:
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos_id = tokenizer.eos_token_id
     # An empty prompt still needs one position to predict from.
@@ -158,9 +190,13 @@ def _generate_batch(model, tokenizer, prompt_ids, params: SamplingConfig, genera
     reasons = ["length"] * batch
     stop_matcher = _StopMatcher(tokenizer, params.stop) if params.stop else None
 
+    uniforms = row_uniforms(row_seeds, max_new) if row_seeds is not None else None
     logits = runner.prefill(input_ids, attention_mask)
     for step in range(max_new):
-        next_tokens, next_logprobs = sample_next(logits, params.temperature, params.top_k, params.top_p, generator)
+        next_tokens, next_logprobs = sample_next(
+            logits, params.temperature, params.top_k, params.top_p, generator,
+            uniforms[:, step] if uniforms is not None else None,
+        )  # fmt: skip
         next_tokens = next_tokens.masked_fill(finished, pad_id)
         tokens[:, step] = next_tokens
         logprobs[:, step] = next_logprobs.masked_fill(finished, 0.0)
@@ -212,9 +248,17 @@ def generate_ids(
     params: SamplingConfig | None = None,
     seed: int | None = None,
     generator: torch.Generator | None = None,
+    row_seeds: Sequence[int] | None = None,
 ) -> Generation:
-    """Like :func:`generate` for prompts already tokenized (multi-turn contexts are token ids)."""
+    """Like :func:`generate` for prompts already tokenized (multi-turn contexts are token ids).
+
+    With ``row_seeds`` (one per prompt) every completion is sampled from its own random stream, so
+    it is the same whatever the batch size, the other prompts in the batch or the process that
+    samples it (what data-parallel RL needs to match a single process).
+    """
     params = params or SamplingConfig()
+    if row_seeds is not None and len(row_seeds) != len(prompt_ids):
+        raise ConfigError(f"{len(row_seeds)} row seeds for {len(prompt_ids)} prompts")
     if generator is None and seed is not None:
         generator = torch.Generator().manual_seed(seed)
     was_training = model.training
@@ -223,7 +267,8 @@ def generate_ids(
     try:
         for start in range(0, len(prompt_ids), params.batch_size):
             chunk = prompt_ids[start : start + params.batch_size]
-            result.extend(_generate_batch(model, tokenizer, chunk, params, generator, params.backend))
+            chunk_seeds = row_seeds[start : start + params.batch_size] if row_seeds is not None else None
+            result.extend(_generate_batch(model, tokenizer, chunk, params, generator, params.backend, chunk_seeds))
     finally:
         model.train(was_training)
     return result

@@ -33,6 +33,7 @@ from redraft.training.pairwise import (
     Batch,
     Monitor,
     PairData,
+    chosen_nll,
     pair_batch,
     pair_data,
     split_pair_outputs,
@@ -127,8 +128,7 @@ def train_dpo(
         chosen, rejected = split_pair_outputs(completion_logprobs(current, batch))
         loss, stats = dpo_loss(chosen, rejected, batch["ref_chosen"], batch["ref_rejected"], cfg.beta, cfg.label_smoothing, cfg.loss)
         if cfg.sft_coef:
-            chosen_tokens, _ = split_pair_outputs(batch["loss_mask"].sum(dim=1))
-            nll = -chosen.sum() / chosen_tokens.sum()
+            nll = chosen_nll(chosen, batch)
             loss = loss + cfg.sft_coef * nll
             stats = {**stats, "chosen_nll": nll.detach()}
         return loss, stats

@@ -23,11 +23,20 @@ from redraft.distributed import global_sum, require_divisible
 from redraft.errors import TrainingError
 from redraft.models.adapters import apply_freeze, apply_lora, plain_model
 from redraft.models.build import save_model
-from redraft.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from redraft.training.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from redraft.training.data import TokenizedData, collate, micro_batch_rows
-from redraft.training.logging import MetricsLog, make_accelerator, progress_bar
-from redraft.training.optim import build_optimizer, build_scheduler
+from redraft.training.logging import (
+    MetricsLog,
+    finish_trackers,
+    make_accelerator,
+    progress_bar,
+)
 from redraft.training.losses import masked_lm_loss_sum
+from redraft.training.optim import build_optimizer, build_scheduler
 
 ValMetricsFn = Callable[[PreTrainedModel], dict[str, float]]
 
@@ -179,7 +188,7 @@ def train_lm(
 
     if val is None or not len(val) or not model_dir.exists():
         export()
-    accelerator.end_training()
+    finish_trackers(accelerator)
     best = loop["best_val_loss"]
     return StageResult(
         model_dir=model_dir,

@@ -81,7 +81,14 @@ class _NoProgress:
 def progress_bar(enabled: bool):
     if not enabled:
         return _NoProgress()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -120,3 +127,13 @@ def make_accelerator(out_dir, logging_cfg, run_name: str, hparams: dict[str, Any
     if accelerator.log_with:
         accelerator.init_trackers(run_name, config=flat_hparams(hparams))
     return accelerator
+
+
+def finish_trackers(accelerator) -> None:
+    """End a trainer's TensorBoard/W&B runs.
+
+    Not ``accelerator.end_training()``: that also destroys the process group, and under a
+    multi-process launch the next stage of the same run (SFT, then RL …) still needs it.
+    """
+    for tracker in accelerator.trackers:
+        tracker.finish()

@@ -4,8 +4,15 @@ Both trainers tokenize every pair once (``prompt ‖ completion ‖ EOS``, loss 
 completion), then run the same loop as ``train_lm``: a data order that is a pure function of
 ``(seed, step)``, gradient accumulation, clipping, AdamW with warmup + cosine, validation every
 ``eval_every`` steps with the best model exported (by a monitored validation metric: the loss by
-default; the trainers monitor accuracy, which is what they are for), optional early stopping, JSONL metrics, atomic checkpoints and exact resume. They differ only in the loss of a
-batch and in what they validate, which they pass in.
+default; the trainers monitor accuracy, which is what they are for), optional early stopping,
+JSONL metrics, atomic checkpoints and exact resume. They differ only in the loss of a batch and in
+what they validate, which they pass in.
+
+Under N processes each rank takes every N-th row of each micro-batch. The pair losses are means
+over a batch's pairs, and DDP averages gradients over ranks, so with equal shares the update is the
+one a single process makes on the whole batch; logged training metrics are averaged over ranks.
+Every rank validates on all held-out pairs (the same numbers everywhere, so all ranks agree on
+early stopping) and the main process alone exports.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import torch
 from accelerate.utils import set_seed
 
 from redraft.config import LoggingConfig, TrainConfig
+from redraft.distributed import global_sum, mean_across_ranks, require_divisible
 from redraft.errors import TrainingError
 from redraft.rlhf.preferences import PreferencePair
 from redraft.training.checkpoint import (
@@ -29,13 +37,18 @@ from redraft.training.checkpoint import (
     save_checkpoint,
 )
 from redraft.training.data import TokenizedData, collate, micro_batch_rows, sft_data
-from redraft.training.logging import MetricsLog, make_accelerator, progress_bar
+from redraft.training.logging import (
+    MetricsLog,
+    finish_trackers,
+    make_accelerator,
+    progress_bar,
+)
 from redraft.training.optim import build_optimizer, build_scheduler
 
 Batch = dict[str, torch.Tensor]
 PairLoss = Callable[[torch.nn.Module, Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 Validate = Callable[[torch.nn.Module], dict[str, float]]  # must return the monitored metric
-Export = Callable[[torch.nn.Module, Path], None]
+Export = Callable[[torch.nn.Module, Path], None]  # called on the main process only
 
 
 @dataclass
@@ -86,6 +99,15 @@ def split_pair_outputs(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return values[:half], values[half:]
 
 
+def chosen_nll(chosen_logp: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Per-token NLL of the chosen completions from their summed log-probs (the RPO / SFT term).
+
+    Divided by ``batch["chosen_tokens"]``, the whole micro-batch's chosen-token count per process,
+    so that under DDP's gradient averaging it is the NLL of every rank's tokens together.
+    """
+    return -chosen_logp.sum() / batch["chosen_tokens"]
+
+
 @dataclass(frozen=True)
 class Monitor:
     """The validation metric that picks the exported model and drives early stopping."""
@@ -132,6 +154,14 @@ def train_pairwise(
         raise TrainingError(f"{stage}: {len(train)} training pairs, fewer than one batch of {cfg.batch_size}")
 
     accelerator = make_accelerator(out_dir, logging, stage, cfg.model_dump(mode="json"))
+    rank, world = accelerator.process_index, accelerator.num_processes
+    require_divisible("train.batch_size", cfg.batch_size, world)
+
+    def export_once(current) -> None:
+        if accelerator.is_main_process:
+            export(accelerator.unwrap_model(current), model_dir)
+        accelerator.wait_for_everyone()
+
     optimizer = build_optimizer(model, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.max_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
@@ -149,7 +179,6 @@ def train_pairwise(
 
     stopped_early = False
     last_step = first_step - 1
-    rank, world = accelerator.process_index, accelerator.num_processes
     model.train()
     with progress_bar(logging.progress and accelerator.is_main_process) as bar:
         task = bar.add_task(stage, total=cfg.max_steps, completed=first_step - 1, info="")
@@ -159,6 +188,8 @@ def train_pairwise(
                 last = i == cfg.grad_accum_steps - 1
                 rows = micro_batch_rows(len(train), cfg.batch_size, seed, (step - 1) * cfg.grad_accum_steps + i)
                 batch = {k: v.to(accelerator.device) for k, v in pair_batch(train, rows[rank::world]).items()}
+                chosen_tokens, _ = split_pair_outputs(batch["loss_mask"].sum(dim=1))
+                batch["chosen_tokens"] = (global_sum(accelerator, chosen_tokens.sum()) / world).clamp(min=1).float()
                 with nullcontext() if last else accelerator.no_sync(model):
                     loss, stats = loss_fn(model, batch)
                     value = loss.item()
@@ -176,11 +207,13 @@ def train_pairwise(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            rank_means = mean_across_ranks(accelerator, {"loss": step_loss, **sums})
+            step_loss = rank_means.pop("loss")
             loop["train_loss"] = step_loss
             last_step = step
 
             if step % cfg.log_every == 0 or step == cfg.max_steps:
-                metrics = {"loss": step_loss, "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm), **sums}
+                metrics = {"loss": step_loss, "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm), **rank_means}
                 log.write(stage, step, **metrics)
                 accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)
 
@@ -192,7 +225,7 @@ def train_pairwise(
                 accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)
                 if monitor.improves(metrics[monitor.metric], loop["best_monitored"]):
                     loop["best_monitored"], loop["evals_without_improvement"] = metrics[monitor.metric], 0
-                    export(accelerator.unwrap_model(model), model_dir)
+                    export_once(model)
                 else:
                     loop["evals_without_improvement"] += 1
                 stop = bool(cfg.patience) and loop["evals_without_improvement"] >= cfg.patience
@@ -205,8 +238,8 @@ def train_pairwise(
                 break
 
     if validate is None or not model_dir.exists():
-        export(accelerator.unwrap_model(model), model_dir)
-    accelerator.end_training()
+        export_once(model)
+    finish_trackers(accelerator)
     return PairwiseResult(
         model_dir=model_dir,
         steps=last_step,

@@ -15,14 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import PartialState
 
 from redraft.algorithms import bradley_terry_loss
 from redraft.config import LoggingConfig
 from redraft.models.adapters import apply_freeze
 from redraft.models.reward import (
+    RewardHead,
     RewardStats,
     load_reward_model,
     raw_scores,
+    reward_head,
     reward_inputs,
     save_reward_model,
     sequence_scores,
@@ -34,15 +37,16 @@ from redraft.training.pairwise import (
     Batch,
     Monitor,
     PairData,
+    chosen_nll,
     pair_data,
     split_pair_outputs,
     train_pairwise,
 )
 
 
-def pair_rewards(model, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_rewards(model, batch: Batch, head: RewardHead) -> tuple[torch.Tensor, torch.Tensor]:
     """(chosen rewards, rejected rewards) of a stacked pair batch."""
-    return split_pair_outputs(sequence_scores(model, batch))
+    return split_pair_outputs(sequence_scores(model, batch, head))
 
 
 @torch.no_grad()
@@ -77,13 +81,14 @@ def train_reward_model(
     train = pair_data(tokenizer, train_pairs, length)
     val = pair_data(tokenizer, val_pairs, length) if val_pairs else None
 
+    head = reward_head(model)
+
     def loss_fn(current, batch: Batch):
-        chosen, rejected = pair_rewards(current, batch)
+        chosen, rejected = pair_rewards(current, batch, head)
         loss, stats = bradley_terry_loss(chosen, rejected, batch["margin"] if cfg.use_margins else None, cfg.center_coef)
         if cfg.sft_coef:
             # The likelihood head's score is the chosen completion's log-prob: this is its per-token NLL.
-            chosen_tokens, _ = split_pair_outputs(batch["loss_mask"].sum(dim=1))
-            nll = -chosen.sum() / chosen_tokens.sum()
+            nll = chosen_nll(chosen, batch)
             loss, stats = loss + cfg.sft_coef * nll, {**stats, "chosen_nll": nll.detach()}
         return loss, stats
 
@@ -110,7 +115,10 @@ def train_reward_model(
     completions = {(p.prompt, text) for p in train_pairs for text in (p.chosen, p.rejected)}
     prompts, texts = zip(*sorted(completions))
     stats = RewardStats.of(raw_scores(kept, reward_inputs(tokenizer, list(prompts), list(texts), length), cfg.score_batch_size))
-    save_reward_model(kept, tokenizer, stats, result.model_dir)
+    processes = PartialState()  # the trainer's process group: every rank computed the same stats
+    if processes.is_main_process:
+        save_reward_model(kept, tokenizer, stats, result.model_dir)
+    processes.wait_for_everyone()
     summary = {**asdict(result), "model_dir": str(result.model_dir), "reward_stats": asdict(stats)}
     if val is not None:
         summary.update(evaluate_pairs(kept, val, cfg))

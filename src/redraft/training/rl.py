@@ -30,6 +30,7 @@ from redraft.algorithms import (
     AdaptiveKLController,
     FixedKLController,
     aggregate_loss,
+    aggregation_units,
     broadcast_to_tokens,
     entropy_from_logits,
     gae,
@@ -48,6 +49,7 @@ from redraft.algorithms import (
 from redraft.config import LoggingConfig, RLSection, SamplingConfig
 from redraft.distributed import (
     gather_all,
+    global_sum,
     mean_across_ranks,
     rank_share,
     require_divisible,
@@ -58,6 +60,7 @@ from redraft.evaluation.evaluate import greedy_accuracy
 from redraft.models.build import load_model, save_model
 from redraft.models.value import ValueModel
 from redraft.rollout.episodes import run_episodes
+from redraft.rollout.sampler import derive_seed
 from redraft.tasks.base import Task
 from redraft.training.checkpoint import (
     latest_checkpoint,
@@ -65,7 +68,12 @@ from redraft.training.checkpoint import (
     save_checkpoint,
 )
 from redraft.training.data import micro_batch_rows
-from redraft.training.logging import MetricsLog, make_accelerator, progress_bar
+from redraft.training.logging import (
+    MetricsLog,
+    finish_trackers,
+    make_accelerator,
+    progress_bar,
+)
 from redraft.training.optim import build_optimizer, build_scheduler
 
 EnvFactory = Callable[[], Environment]
@@ -156,8 +164,13 @@ def compute_advantages(
     kl_coef: float,
     values: torch.Tensor | None,
     credit: TurnCredit | None = None,
+    all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(advantages per token, returns per token for the critic or None)."""
+    """(advantages per token, returns per token for the critic or None).
+
+    Group advantages (GRPO, RLOO, per-turn credit) need only their group, which sits on one
+    process; batch-wide whitening (REINFORCE++, PPO) sums over every process with ``all_reduce``.
+    """
     mask, group = batch.action_mask, cfg.samples_per_prompt
     if credit is not None:
         per_turn = per_turn_advantages(batch.turn_rewards, group, credit.reward_weights, credit.shaping_alpha)
@@ -169,9 +182,9 @@ def compute_advantages(
         return broadcast_to_tokens(rloo_advantages(penalised, group), mask), None
     token_rewards = batch.token_rewards - kl_coef * kl_tokens * mask
     if cfg.algorithm == "reinforce_pp":
-        return reinforce_pp_advantages(token_rewards, mask, cfg.gamma), None
+        return reinforce_pp_advantages(token_rewards, mask, cfg.gamma, all_reduce=all_reduce), None
     advantages, returns = gae(token_rewards, values, mask, cfg.gamma, cfg.lam)
-    return masked_whiten(advantages, mask), returns
+    return masked_whiten(advantages, mask, all_reduce=all_reduce), returns
 
 
 def per_turn_metrics(batch: RolloutBatch, kl_tokens: torch.Tensor) -> dict[str, float]:
@@ -237,6 +250,15 @@ def train_rl(
     require_divisible("rl.prompts_per_iteration", cfg.prompts_per_iteration, world)
     require_divisible("rl.minibatch_size", cfg.minibatch_size, world)
     local_rollouts, local_minibatch = rollouts // world, cfg.minibatch_size // world
+    all_reduce = (lambda t: global_sum(accelerator, t).to(t.dtype)) if world > 1 else None
+
+    def global_share(mask: torch.Tensor, mode: str) -> float:
+        """This rank's weight in a loss averaged over the whole minibatch (DDP averages over ranks)."""
+        if world == 1:
+            return 1.0
+        units = aggregation_units(mask, mode)
+        return float(world * units / global_sum(accelerator, units).clamp(min=1))
+
     optimizer = build_optimizer(policy, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.iterations * updates_per_iteration)
     policy, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
@@ -263,6 +285,12 @@ def train_rl(
         accelerator.print(f"{stage}: resuming from {latest}")
 
     unwrapped = accelerator.unwrap_model(policy)
+    pool = generate_turn = None
+    if cfg.generation_backend == "ray":
+        from redraft.rollout.ray_workers import RayGenerationPool
+
+        pool = RayGenerationPool(unwrapped, tokenizer, workers=cfg.ray_workers)
+        generate_turn = pool.turns(shard_size=group)
     last_accuracy = None
     with progress_bar(logging.progress and accelerator.is_main_process) as bar:
         label = f"{stage} ({cfg.algorithm})" if credit is None else stage
@@ -273,8 +301,13 @@ def train_rl(
             rows = micro_batch_rows(len(task.train), cfg.prompts_per_iteration, seed, iteration - 1)
             examples = [task.train[r] for r in rank_share(rows, rank, world) for _ in range(group)]
             envs = [env_factory() for _ in examples]
-            generator = torch.Generator().manual_seed(seed * 1_000_003 + iteration + rank * 2_000_000_011)
-            episodes = run_episodes(unwrapped, tokenizer, envs, examples, sampling, generator)
+            # One random stream per sample, named by its place in the global batch: the rollouts are
+            # the same whether one process, N ranks or Ray actors sample them.
+            first_row = rank * local_rollouts
+            row_seeds = [derive_seed(seed, iteration, first_row + row) for row in range(local_rollouts)]
+            episodes = run_episodes(
+                unwrapped, tokenizer, envs, examples, sampling, generate_turn=generate_turn, row_seeds=row_seeds
+            )
             batch = collate_episodes(episodes, pad_id, cfg.truncation_penalty)
             mask = batch.action_mask
             t1 = time.perf_counter()
@@ -288,7 +321,7 @@ def train_rl(
                     if credit is not None
                     else None
                 )
-            advantages, returns = compute_advantages(cfg, batch, kl_tokens, controller.value, old_values, credit)
+            advantages, returns = compute_advantages(cfg, batch, kl_tokens, controller.value, old_values, credit, all_reduce)
             t2 = time.perf_counter()
 
             stats: dict[str, list[float]] = {}
@@ -313,6 +346,9 @@ def train_rl(
                         kl_loss = aggregate_loss(kl_penalty(logp, ref_logp[idx, :width], cfg.kl_estimator), mb_mask, cfg.loss_agg)
                         loss = loss + controller.value * kl_loss
                     _check_finite(loss.item(), "policy loss", iteration, checkpoints)
+                    # Weighted by this rank's share, the mean over ranks (gradients and the logged
+                    # loss alike) is the loss of the whole minibatch.
+                    loss = loss * global_share(mb_mask, cfg.loss_agg)
                     accelerator.backward(loss)
                     grad_norm = accelerator.clip_grad_norm_(policy.parameters(), cfg.optim.grad_clip)
                     optimizer.step()
@@ -326,12 +362,15 @@ def train_rl(
                         values = critic(ids, attn)
                         v_loss, v_stats = value_loss(values, old_values[idx, :width], returns[idx, :width], mb_mask, cfg.value_clip_eps)
                         _check_finite(v_loss.item(), "value loss", iteration, checkpoints)
+                        v_loss = v_loss * global_share(mb_mask, "token_mean")
                         accelerator.backward(v_loss)
                         accelerator.clip_grad_norm_(critic.parameters(), cfg.optim.grad_clip)
                         critic_optimizer.step()
                         critic_optimizer.zero_grad(set_to_none=True)
                         for key, value in {"value_loss": v_loss, **v_stats}.items():
                             stats.setdefault(key, []).append(float(value.detach() if torch.is_tensor(value) else value))
+            if pool is not None:
+                pool.load_weights(unwrapped.state_dict())  # the next iteration samples from the updated policy
             t3 = time.perf_counter()
 
             # Per-sequence numbers of the whole global batch (every rank's share, in rank order).
@@ -372,12 +411,14 @@ def train_rl(
             if out_of_time:
                 break
 
+    if pool is not None:
+        pool.shutdown()
     if accelerator.is_main_process:
         save_model(unwrapped, tokenizer, out_dir / "model")
         if critic is not None:
             accelerator.unwrap_model(critic).save_pretrained(out_dir / "critic")
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    finish_trackers(accelerator)
     return {
         "model_dir": str(out_dir / "model"),
         "algorithm": cfg.algorithm,
