@@ -50,17 +50,21 @@ def _load(stage: str, config: Path | None, overrides: list[str] | None, name: st
     return load_config(stage, config, sets)
 
 
+def _say(message: str) -> None:
+    from redraft.training.logging import print_once
+
+    print_once(console, message)
+
+
 def _train_stage(runner, cfg, resume: bool, overwrite: bool) -> None:
     """Run one training stage on its own: outputs, config and metrics in <output_dir>/<name>/."""
-    from redraft.config import dump_config
-    from redraft.pipeline import prepare_run_dir
+    from redraft.pipeline import start_run_dir
     from redraft.training.logging import MetricsLog
 
     out = cfg.run.directory
-    prepare_run_dir(out, resume, overwrite)
-    dump_config(cfg, out / "config.yaml")
+    start_run_dir(out, cfg, resume, overwrite)
     result = runner(cfg, out, MetricsLog(out / "metrics.jsonl"), resume)
-    console.print(f"[green]done[/green]: model at {result['model_dir']}")
+    _say(f"[green]done[/green]: model at {result['model_dir']}")
 
 
 @app.command()
@@ -70,10 +74,10 @@ def run(config: ConfigOption = None, set_: SetOption = None, name: NameOption = 
 
     cfg = _load("run", config, set_, name)
     report = run_pipeline(cfg, resume=resume, overwrite=overwrite)
-    console.print(f"[green]done[/green]: report at {report}")
+    _say(f"[green]done[/green]: report at {report}")
     for path in sorted((report.parent / "eval").glob("*/eval.json")):
         result = json.loads(path.read_text())
-        console.print(
+        _say(
             f"{path.parent.name}: greedy accuracy {100 * result['greedy_accuracy']:.1f}%, "
             f"pass@{result['k']} {100 * result['pass_at_k'][str(result['k'])]:.1f}%"
         )
@@ -128,20 +132,21 @@ def score(
 ) -> None:
     """SCoRe self-correction: Pair-SFT on the model's own drafts -> Stage I -> Stage II, plus the baselines
     (prompting, Pair-SFT, STaR, single-turn RL, naive multi-turn RL, single-attempt control); writes report.md."""
-    from redraft.config import dump_config
-    from redraft.pipeline import prepare_run_dir
+    from redraft.distributed import on_main_process
+    from redraft.pipeline import start_run_dir
     from redraft.score import run_score, score_report
     from redraft.training.logging import MetricsLog
 
     cfg = _load("score", config, set_, name, **{"model.path": model})
     out = cfg.run.directory
-    prepare_run_dir(out, resume, overwrite)
-    dump_config(cfg, out / "config.yaml")
+    start_run_dir(out, cfg, resume, overwrite)
     log = MetricsLog(out / "metrics.jsonl")
     summary = run_score(cfg, out, log, resume)
     report = out / "report.md"
-    report.write_text(f"# redraft score run `{cfg.run.name}`\n\n" + score_report(summary, log.read(), out, heading="## Results"))
-    console.print(f"[green]done[/green]: report at {report}")
+    on_main_process(lambda: report.write_text(
+        f"# redraft score run `{cfg.run.name}`\n\n" + score_report(summary, log.read(), out, heading="## Results")
+    ))  # fmt: skip
+    _say(f"[green]done[/green]: report at {report}")
 
 
 @app.command("eval")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from redraft.config import (
     SFTConfig,
     dump_config,
 )
+from redraft.distributed import on_main_process, processes
 from redraft.errors import RedraftError
 from redraft.evaluation.evaluate import (
     EvalResult,
@@ -42,6 +44,7 @@ from redraft.training.lm import train_lm
 from redraft.training.logging import MetricsLog
 
 RESULT = "result.json"
+TIMING = "timing.json"
 
 
 def stage_result(stage_dir: Path) -> dict[str, Any] | None:
@@ -49,19 +52,38 @@ def stage_result(stage_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def finish_stage(stage_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
+def _save_stage(stage_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
     stage_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(stage_dir / RESULT, result)
     return result
 
 
-def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if overwrite:
-            shutil.rmtree(run_dir)
-        elif not resume:
-            raise RedraftError(f"{run_dir} already exists: pass --resume to continue it or --overwrite to start over")
-    run_dir.mkdir(parents=True, exist_ok=True)
+def finish_stage(stage_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """Record a stage every process ran (training): the main process writes its result."""
+    on_main_process(lambda: _save_stage(stage_dir, result))
+    return result
+
+
+def main_process_stage(stage_dir: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A stage one process does (evaluation): the main process computes and records it, unless it
+    already is; every process returns the recorded result."""
+    on_main_process(lambda: stage_result(stage_dir) or _save_stage(stage_dir, compute()))
+    return stage_result(stage_dir)
+
+
+def start_run_dir(run_dir: Path, cfg, resume: bool, overwrite: bool) -> None:
+    """Create the run folder (or check that it may be reused) and write the run's config into it."""
+
+    def prepare() -> None:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            if overwrite:
+                shutil.rmtree(run_dir)
+            elif not resume:
+                raise RedraftError(f"{run_dir} already exists: pass --resume to continue it or --overwrite to start over")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, run_dir / "config.yaml")
+
+    on_main_process(prepare)
 
 
 def tokenizer_for(cfg: PretrainConfig, task: Task, out_dir: Path):
@@ -70,11 +92,12 @@ def tokenizer_for(cfg: PretrainConfig, task: Task, out_dir: Path):
         return load_tokenizer(cfg.tokenizer.path)
     if cfg.model.path:
         return load_tokenizer(cfg.model.path)
-    if (out_dir / "tokenizer_config.json").is_file():
-        return load_tokenizer(out_dir)
-    tokenizer = train_tokenizer(task.corpus(), cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency)
-    tokenizer.save_pretrained(out_dir)
-    return tokenizer
+    with processes().main_process_first():  # trained and saved once; the other processes load it
+        if (out_dir / "tokenizer_config.json").is_file():
+            return load_tokenizer(out_dir)
+        tokenizer = train_tokenizer(task.corpus(), cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency)
+        tokenizer.save_pretrained(out_dir)
+        return tokenizer
 
 
 def run_pretrain(cfg: PretrainConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None) -> dict[str, Any]:
@@ -177,10 +200,9 @@ def run_eval(cfg: EvalConfig, out_dir: Path, task: Task | None = None) -> EvalRe
 def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = False) -> Path:
     """The main job (SCoRe and its baselines last, when ``score.enabled``). Returns the path of the written report."""
     run_dir = cfg.run.directory
-    prepare_run_dir(run_dir, resume, overwrite)
-    dump_config(cfg, run_dir / "config.yaml")
+    start_run_dir(run_dir, cfg, resume, overwrite)
     log = MetricsLog(run_dir / "metrics.jsonl")
-    timing_path = run_dir / "timing.json"
+    timing_path = run_dir / TIMING
     timings = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
     started = time.perf_counter()
     task = build_task(cfg.task)
@@ -203,12 +225,9 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
     results = {}
     for stage, model_dir in models.items():
         eval_dir = run_dir / "eval" / stage
-        if done := stage_result(eval_dir):
-            results[stage] = EvalResult(**{**done, "pass_at_k": {int(k): v for k, v in done["pass_at_k"].items()}})
-            continue
         eval_cfg = EvalConfig(run=cfg.run, task=cfg.task, model=sft_model.model_copy(update={"path": model_dir}), eval=cfg.eval)
-        results[stage] = run_eval(eval_cfg, eval_dir, task)
-        finish_stage(eval_dir, asdict(results[stage]))
+        done = main_process_stage(eval_dir, lambda eval_cfg=eval_cfg, eval_dir=eval_dir: asdict(run_eval(eval_cfg, eval_dir, task)))
+        results[stage] = EvalResult(**{**done, "pass_at_k": {int(k): v for k, v in done["pass_at_k"].items()}})
 
     score_summary = None
     if cfg.score.enabled:
@@ -217,8 +236,12 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
         score_cfg = ScoreConfig(**shared, model=sft_model.model_copy(update={"path": sft["model_dir"]}), score=cfg.score)
         score_summary = run_score(score_cfg, run_dir / "score", log, resume, task)
     timings["main_job_seconds"] = timings.get("main_job_seconds", 0.0) + time.perf_counter() - started
-    write_json_atomic(timing_path, timings)
+    report = on_main_process(lambda: _write_run_report(cfg, run_dir, task, log, stages, results, score_summary, timings))
+    return report or run_dir / "report.md"
 
+
+def _write_run_report(cfg, run_dir: Path, task: Task, log: MetricsLog, stages, results, score_summary, timings) -> Path:
+    write_json_atomic(run_dir / TIMING, timings)
     records = log.read()
     plots = [plot_losses(records, ["pretrain", "sft"], run_dir / "loss.png").name]
     bars = {}

@@ -26,6 +26,7 @@ from typing import Any
 from accelerate.utils import set_seed
 
 from redraft.config import ScoreConfig
+from redraft.distributed import on_main_process
 from redraft.evaluation.self_correction import (
     ScalingResult,
     SelfCorrectionResult,
@@ -34,7 +35,7 @@ from redraft.evaluation.self_correction import (
 )
 from redraft.fsutil import write_json_atomic
 from redraft.models import load_model
-from redraft.pipeline import finish_stage, stage_result
+from redraft.pipeline import finish_stage, main_process_stage, stage_result
 from redraft.tasks import Task, build_task
 from redraft.text.tokenizer import load_tokenizer
 from redraft.training.data import TokenizedData
@@ -392,24 +393,18 @@ def run_score(
     evaluations = {}
     for method, model_dir in models.items():
         eval_dir = out_dir / "eval" / method
-        if not (done := stage_result(eval_dir)):
-            done = finish_stage(
-                eval_dir,
-                _evaluate(
-                    cfg,
-                    task,
-                    model_dir,
-                    eval_dir,
-                    scaling=method in ("score", "pair_sft"),
-                ),
-            )
-        evaluations[method] = done
+        evaluations[method] = main_process_stage(
+            eval_dir,
+            lambda model_dir=model_dir, eval_dir=eval_dir, method=method: _evaluate(
+                cfg, task, model_dir, eval_dir, scaling=method in ("score", "pair_sft")
+            ),
+        )
     summary = {
         "stages": stages,
         "evaluations": evaluations,
         "score_pipeline_seconds": score_seconds,
     }
-    write_json_atomic(out_dir / "score.json", summary)
+    on_main_process(lambda: write_json_atomic(out_dir / "score.json", summary))
     return summary
 
 

@@ -7,14 +7,39 @@ numbers describe the global batch, exactly as one process would have logged them
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import torch
+from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
 
 from redraft.errors import ConfigError
 
 T = TypeVar("T")
+
+
+def processes() -> PartialState:
+    """This launch's processes (just this one without ``torchrun``/``accelerate launch``).
+
+    Several processes on a machine without a GPU use gloo on the CPU even when the launch did not
+    set ``ACCELERATE_USE_CPU``: otherwise accelerate would run every process as an unrelated
+    single-process job, each writing the same files.
+    """
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or (several and not torch.cuda.is_available()))
+
+
+def on_main_process(work: Callable[[], T]) -> T | None:
+    """``work()`` on the main process only (writing a file, evaluating); every process waits for it.
+
+    Returns its result on the main process and None elsewhere.
+    """
+    state = processes()
+    result = work() if state.is_main_process else None
+    state.wait_for_everyone()
+    return result
 
 
 def require_divisible(what: str, count: int, world: int) -> None:

@@ -37,20 +37,30 @@ def _load(cls, config: Path | None, overrides: list[str] | None, name: str | Non
 
 
 def _prepare(cfg, resume: bool, overwrite: bool):
-    from redraft.config import dump_config
     from redraft.errors import RedraftError
-    from redraft.pipeline import prepare_run_dir
+    from redraft.pipeline import start_run_dir
     from redraft.rlhf.preferences import load_pair_splits
     from redraft.training.logging import MetricsLog
 
     if not cfg.model.path:
         raise RedraftError("set the starting model with --model PATH (model.path)")
     out = cfg.run.directory
-    prepare_run_dir(out, resume, overwrite)
-    dump_config(cfg, out / "config.yaml")
+    start_run_dir(out, cfg, resume, overwrite)
     p = cfg.pairs
     train, val = load_pair_splits(p.train_path, p.ratings_path, p.val_path, p.val_fraction, cfg.run.seed)
     return out, MetricsLog(out / "metrics.jsonl"), train, val
+
+
+def _finish(out: Path, result: dict) -> None:
+    from redraft.pipeline import finish_stage
+
+    finish_stage(out, result)
+
+
+def _say(message: str) -> None:
+    from redraft.training.logging import print_once
+
+    print_once(console, message)
 
 
 @rm_app.command("train")
@@ -59,7 +69,6 @@ def rm_train(
     pairs: PairsOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False,
 ) -> None:
     """Train a reward model (Bradley–Terry) and report held-out pairwise accuracy."""
-    from redraft.fsutil import write_json_atomic
     from redraft.rlhf.config import RewardModelConfig
     from redraft.rlhf.loop import train_reward_model_from
 
@@ -67,9 +76,9 @@ def rm_train(
     out, log, train, val = _prepare(cfg, resume, overwrite)
     result = train_reward_model_from(cfg.model.path, train, val, cfg.reward_model, out, cfg.run.seed, log, cfg.logging,
                                      model_cfg=cfg.model, resume=resume)
-    write_json_atomic(out / "result.json", result)
+    _finish(out, result)
     accuracy = f", held-out pairwise accuracy {100 * result['val_accuracy']:.1f}%" if "val_accuracy" in result else ""
-    console.print(f"[green]done[/green]: reward model at {result['model_dir']} ({len(train)} training pairs{accuracy})")
+    _say(f"[green]done[/green]: reward model at {result['model_dir']} ({len(train)} training pairs{accuracy})")
 
 
 @dpo_app.command("train")
@@ -78,7 +87,6 @@ def dpo_train(
     pairs: PairsOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False,
 ) -> None:
     """DPO of --model on preference pairs against a frozen copy of it."""
-    from redraft.fsutil import write_json_atomic
     from redraft.rlhf.config import DPOConfig
     from redraft.tasks import build_task
     from redraft.text.tokenizer import load_tokenizer
@@ -89,8 +97,8 @@ def dpo_train(
     result = train_dpo(model_path=cfg.model.path, tokenizer=load_tokenizer(cfg.model.path), train_pairs=train, val_pairs=val,
                        cfg=cfg.dpo, out_dir=out, seed=cfg.run.seed, log=log, logging=cfg.logging,
                        task=build_task(cfg.task), resume=resume)
-    write_json_atomic(out / "result.json", result)
-    console.print(f"[green]done[/green]: policy at {result['model_dir']}")
+    _finish(out, result)
+    _say(f"[green]done[/green]: policy at {result['model_dir']}")
 
 
 CollectOption = Annotated[str | None, typer.Option(
@@ -106,13 +114,13 @@ def rlhf(
     collect: CollectOption = None, wait: WaitOption = False, resume: ResumeOption = False, overwrite: OverwriteOption = False,
 ) -> None:
     """RLHF rounds: sample -> collect preferences (simulated, or the feedback app) -> reward model + PPO (or DPO) -> evaluate."""
-    from redraft.pipeline import prepare_run_dir
+    from redraft.pipeline import start_run_dir
     from redraft.rlhf.config import RLHFConfig
     from redraft.rlhf.loop import run_rlhf
 
     keys = {"model.path": model, "rlhf.collect": collect, "rlhf.app.wait": "true" if wait else None}
     cfg = _load(RLHFConfig, config, set_, name, **keys)
-    prepare_run_dir(cfg.run.directory, resume, overwrite)
+    start_run_dir(cfg.run.directory, cfg, resume, overwrite)
     summary = run_rlhf(cfg, resume=resume)
     start = summary["start"]["test_accuracy"]
     console.print(f"start: greedy test accuracy {100 * start:.1f}%")

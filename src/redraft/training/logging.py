@@ -14,6 +14,12 @@ def is_main_launch_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def print_once(console, message: str) -> None:
+    """Print on rank 0 only: a multi-process launch runs the same command in every process."""
+    if is_main_launch_process():
+        console.print(message)
+
+
 class MetricsLog:
     """Appends one JSON object per record to ``metrics.jsonl``.
 
