@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from redraft.distributed import launch_argv
 from tests.test_pipeline import MICRO
 
 pytestmark = pytest.mark.slow
@@ -24,16 +23,10 @@ CURVES = {"pretrain": "loss", "sft": "loss", "rl": "reward", "pair_sft": "loss",
 def _main_job(root: Path, processes: int) -> Path:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "ACCELERATE_USE_CPU")}
     env["OMP_NUM_THREADS"] = "1"
-    command = [sys.executable, "-m", "redraft", "run", "--name", "micro", *MICRO]
-    if processes > 1:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        # No ACCELERATE_USE_CPU: several processes on a machine without a GPU must use gloo by themselves.
-        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-                   "--master_port", str(port), *command[1:]]  # fmt: skip
+    # No ACCELERATE_USE_CPU: several processes on a machine without a GPU must use gloo by themselves.
+    command = launch_argv(["-m", "redraft", "run", "--name", "micro", *MICRO], processes)
     root.mkdir(parents=True)
-    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, check=False, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("done: report at") == 1  # the main process alone speaks
     return root / "runs" / "micro"

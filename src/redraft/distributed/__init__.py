@@ -8,6 +8,8 @@ numbers describe the global batch, exactly as one process would have logged them
 from __future__ import annotations
 
 import os
+import socket
+import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -78,3 +80,16 @@ def gather_all(accelerator, tensor: torch.Tensor) -> torch.Tensor:
     if accelerator.num_processes == 1:
         return tensor
     return accelerator.gather(tensor.to(accelerator.device).contiguous()).cpu()
+
+
+def launch_argv(args: Sequence[str], processes: int) -> list[str]:
+    """``python ARGS`` with ``processes`` CPU processes: torchrun on a free local port when more than one.
+
+    accelerate's own launcher needs MPI for several CPU processes; torchrun is what it runs on GPUs too.
+    """
+    if processes == 1:
+        return [sys.executable, *args]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(port), *args]

@@ -1,7 +1,7 @@
 """Micro training runs for checking a multi-process launch (used by tests/distributed and bench/scale.py).
 
     python -m redraft.distributed.smoke TRAINER OUT_DIR STEPS [--resume]
-    ACCELERATE_USE_CPU=true torchrun --nproc_per_node 2 -m redraft.distributed.smoke sft OUT_DIR 4
+    torchrun --nproc_per_node 2 -m redraft.distributed.smoke sft OUT_DIR 4
 
 TRAINER is one of: sft, reward_model, dpo, grpo, rloo, reinforce_pp, ppo, score (SCoRe Stage I
 on two-attempt episodes). Each trains the micro preset on 2-digit addition and writes
@@ -12,13 +12,10 @@ make the same update from the same samples.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
 import torch
-from accelerate import PartialState
-from accelerate.utils import parse_flag_from_env
 
 from redraft.config import (
     LoggingConfig,
@@ -28,6 +25,7 @@ from redraft.config import (
     TaskConfig,
     TrainConfig,
 )
+from redraft.distributed import launch_argv, processes
 from redraft.envs import SelfCorrectionEnv, SingleTurnEnv
 from redraft.fsutil import write_json_atomic
 from redraft.models import build_model, save_model
@@ -70,29 +68,19 @@ def _pairs(task, split: str) -> list[PreferencePair]:
 def launch_command(
     trainer: str, out_dir: Path, steps: int, processes: int, resume: bool = False, threads: int = 1
 ) -> tuple[list[str], dict[str, str]]:
-    """(argv, environment) running this module with ``processes`` CPU processes (torchrun when > 1).
-
-    accelerate's own launcher needs MPI for several CPU processes; torchrun + ACCELERATE_USE_CPU
-    gives accelerate's MULTI_CPU (gloo) mode.
-    """
+    """(argv, environment) running this module with ``processes`` CPU processes (gloo when more than one)."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     env["OMP_NUM_THREADS"] = str(threads)
+    if processes > 1:
+        env["ACCELERATE_USE_CPU"] = "true"
     args = ["-m", "redraft.distributed.smoke", trainer, str(out_dir), str(steps)] + (["--resume"] if resume else [])
-    if processes == 1:
-        return [sys.executable, *args], env
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env["ACCELERATE_USE_CPU"] = "true"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(port), *args]
-    return command, env
+    return launch_argv(args, processes), env
 
 
 def main(trainer: str, out_dir: Path, steps: int, resume: bool) -> None:
     if trainer not in TRAINERS:
         raise SystemExit(f"unknown trainer {trainer!r}; choose one of {', '.join(TRAINERS)}")
-    # The same process group the trainers' Accelerator will use (CPU mode when the launch asks for it).
-    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    state = processes()  # the process group the trainers' Accelerator will use
     task = build_task(TaskConfig(train_size=200, val_size=16, test_size=16, max_digits=2))
     tokenizer = train_tokenizer(task.corpus(), vocab_size=280)
     torch.manual_seed(0)
