@@ -2,7 +2,7 @@
 
 1. Code-sandbox reward throughput (HumanEval-sized programs/s): the in-process thread pool
    (``sandbox.run_many``) vs the Ray backend (``RaySandboxPool``) on a local Ray cluster.
-2. Data-parallel step time on CPU: ``accelerate launch`` with 2 gloo processes vs 1 process,
+2. Data-parallel step time on CPU: torchrun with 2 gloo processes vs 1 process,
    same global batch (the micro SFT run of ``redraft.distributed.smoke``).
 3. Sampling throughput (generated tokens/s): in-process ``generate_ids`` in batches of the shard
    size (one process, all cores) vs ``RayGenerationPool`` (one single-threaded actor per core),
