@@ -17,6 +17,7 @@ throw-away namespace, which is what makes running it again safe.
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,28 +33,49 @@ def _ray():
     return ray
 
 
-class _SandboxScorer:
+class RayActor:
+    """Base of redraft's Ray actors: besides its work, an actor reports its process id."""
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class RayActorPool:
+    """``workers`` restartable actors of ``actor_class`` (one CPU each; default: one per CPU of the cluster).
+
+    Ray restarts an actor whose process died and retries its calls (``max_retries`` times).
+    """
+
+    def __init__(self, actor_class: type[RayActor], workers: int | None, max_retries: int, *args: Any):
+        ray = _ray()
+        if not ray.is_initialized():
+            ray.init()
+        count = workers or int(ray.cluster_resources().get("CPU", 1))
+        actor = ray.remote(num_cpus=1, max_restarts=max_retries, max_task_retries=max_retries)(actor_class)
+        self.actors = [actor.remote(*args) for _ in range(max(1, count))]
+
+    def worker_pids(self) -> list[int]:
+        return _ray().get([actor.pid.remote() for actor in self.actors])
+
+    def shutdown(self) -> None:
+        ray = _ray()
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        self.actors = []
+
+
+class _SandboxScorer(RayActor):
     """One Ray actor: runs sandboxed programs one at a time."""
 
     def run(self, program: str, entry_point: str | None, limits: dict[str, Any]) -> SandboxResult:
         return run_python(program, entry_point=entry_point, **limits)
 
-    def pid(self) -> int:
-        import os
 
-        return os.getpid()
-
-
-class RaySandboxPool:
-    """``workers`` restartable Ray actors; :meth:`run_many` has the signature of ``sandbox.run_many``."""
+class RaySandboxPool(RayActorPool):
+    """Sandbox actors; :meth:`run_many` has the signature of ``sandbox.run_many``."""
 
     def __init__(self, workers: int | None = None, max_retries: int = 3):
-        ray = _ray()
-        if not ray.is_initialized():
-            ray.init()
-        count = workers or int(ray.cluster_resources().get("CPU", 1))
-        actor = ray.remote(num_cpus=1, max_restarts=max_retries, max_task_retries=max_retries)(_SandboxScorer)
-        self.actors = [actor.remote() for _ in range(max(1, count))]
+        super().__init__(_SandboxScorer, workers, max_retries)
 
     def run_many(
         self,
@@ -68,18 +90,8 @@ class RaySandboxPool:
             entry_points = [None] * len(programs)
         if len(entry_points) != len(programs):
             raise ConfigError(f"run_many got {len(entry_points)} entry points for {len(programs)} programs")
-        ray = _ray()
         calls = [
             self.actors[i % len(self.actors)].run.remote(program, entry_point, limits)
             for i, (program, entry_point) in enumerate(zip(programs, entry_points))
         ]
-        return ray.get(calls)
-
-    def worker_pids(self) -> list[int]:
-        return _ray().get([actor.pid.remote() for actor in self.actors])
-
-    def shutdown(self) -> None:
-        ray = _ray()
-        for actor in self.actors:
-            ray.kill(actor, no_restart=True)
-        self.actors = []
+        return _ray().get(calls)

@@ -30,7 +30,7 @@ from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
 from redraft.config import SamplingConfig
 from redraft.errors import ConfigError
-from redraft.rewards.ray_backend import _ray
+from redraft.rewards.ray_backend import RayActor, RayActorPool, _ray
 from redraft.rollout.episodes import TurnGenerator
 from redraft.rollout.sampler import Generation, derive_seed, generate_ids
 
@@ -47,7 +47,7 @@ class _Weights:
     ref: Any  # ray.ObjectRef of {name: CPU tensor}
 
 
-class _GenerationWorker:
+class _GenerationWorker(RayActor):
     """One Ray actor: a copy of the policy that samples shards, one at a time."""
 
     def __init__(self, config: PretrainedConfig, tokenizer, dtype: torch.dtype):
@@ -64,22 +64,12 @@ class _GenerationWorker:
             self.version = weights.version
         return generate_ids(self.model, self.tokenizer, prompt_ids, params, row_seeds=row_seeds)
 
-    def pid(self) -> int:
-        import os
 
-        return os.getpid()
-
-
-class RayGenerationPool:
+class RayGenerationPool(RayActorPool):
     """``workers`` restartable Ray actors sampling with copies of ``model`` (its current weights)."""
 
     def __init__(self, model: PreTrainedModel, tokenizer, workers: int | None = None, max_retries: int = 3):
-        ray = _ray()
-        if not ray.is_initialized():
-            ray.init()
-        count = workers or int(ray.cluster_resources().get("CPU", 1))
-        actor = ray.remote(num_cpus=1, max_restarts=max_retries, max_task_retries=max_retries)(_GenerationWorker)
-        self.actors = [actor.remote(model.config, tokenizer, model.dtype) for _ in range(max(1, count))]
+        super().__init__(_GenerationWorker, workers, max_retries, model.config, tokenizer, model.dtype)
         self._weights: _Weights | None = None
         self.load_weights(model.state_dict())
 
@@ -137,12 +127,3 @@ class RayGenerationPool:
             return self.generate(prompts, params, row_seeds, shard_size)
 
         return turn
-
-    def worker_pids(self) -> list[int]:
-        return _ray().get([actor.pid.remote() for actor in self.actors])
-
-    def shutdown(self) -> None:
-        ray = _ray()
-        for actor in self.actors:
-            ray.kill(actor, no_restart=True)
-        self.actors = []
