@@ -62,3 +62,18 @@ def test_a_round_with_the_feedback_app_in_the_loop(tmp_path, micro_model, tokeni
     pairs = read_pairs(round_dir / "pairs.jsonl")
     assert pairs and {p.source for p in pairs} == {"ranking"}
     assert summary["rounds"][0]["train_pairs"] == len(pairs) and "test_accuracy" in summary["rounds"][0]["eval"]
+
+
+def test_the_reward_model_can_start_from_a_stronger_checkpoint(tmp_path, micro_model, tokenizer):
+    from transformers import AutoConfig
+
+    from redraft.config import ModelConfig
+    from redraft.models import build_model
+
+    save_model(micro_model, tokenizer, tmp_path / "sft")
+    save_model(build_model(ModelConfig(preset="micro", layers=2), tokenizer), tokenizer, tmp_path / "judge")
+    cfg = _config(tmp_path, tmp_path / "sft", "ppo", f"rlhf.reward_model.path={tmp_path / 'judge'}")
+    round_result = run_rlhf(cfg)["rounds"][0]
+    reward_model = AutoConfig.from_pretrained(round_result["reward_model"]["model_dir"])
+    policy = AutoConfig.from_pretrained(round_result["policy_dir"])
+    assert (reward_model.num_hidden_layers, policy.num_hidden_layers) == (2, micro_model.config.num_hidden_layers)

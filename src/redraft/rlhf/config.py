@@ -40,6 +40,9 @@ class RewardModelSection(Section):
     """A scalar head on a causal LM trained with the Bradley–Terry loss."""
 
     init: Literal["model", "fresh"] = "model"  # model.path's weights, or a fresh model.preset with its tokenizer
+    # `redraft rlhf` only: start the reward model from this checkpoint instead of the policy (a
+    # stronger model judges better: docs/rlhf.md); None = the round's policy
+    path: str | None = None
     # classifier: a scalar head on the last token; likelihood: the LM's summed log-prob of the completion
     head: Literal["classifier", "likelihood"] = "likelihood"
     # The kept checkpoint: best held-out pairwise accuracy (what a reward model is for) or lowest held-out loss.

@@ -147,7 +147,8 @@ def run_rlhf_round(
     result: dict[str, Any] = {"method": cfg.method, "train_pairs": len(train_pairs), "val_pairs": len(val_pairs)}
     if cfg.method == "ppo":
         result["reward_model"] = _once(out_dir / "reward_model", lambda: train_reward_model_from(
-            model_dir, train_pairs, val_pairs, cfg.reward_model, out_dir / "reward_model", seed, log, logging, resume=resume,
+            cfg.reward_model.path or model_dir, train_pairs, val_pairs, cfg.reward_model, out_dir / "reward_model", seed,
+            log, logging, resume=resume,
         ))
         scorer = CheckerWatch(
             RewardModelScorer(result["reward_model"]["model_dir"], batch_size=cfg.reward_model.score_batch_size), task, log
