@@ -149,6 +149,28 @@ def score(
     _say(f"[green]done[/green]: report at {report}")
 
 
+@app.command("score-seeds")
+def score_seeds(
+    runs: Annotated[list[Path], typer.Argument(help="Folders of `redraft score` runs (or main jobs' score/ folders), one per seed.")],
+    split: Annotated[str, typer.Option(help="Which evaluation to summarise: test, test_sampled_t1 or val.")] = "test",
+    out: Annotated[Optional[Path], typer.Option(help="Also write the table to this Markdown file.")] = None,
+) -> None:
+    """Mean ± sd over seeds of every method's self-correction metrics, each seed's Δ with its CI, and the
+    SCoRe learning-target checks."""
+    from redraft.score import seeds_table
+
+    summaries = {}
+    for run in runs:
+        path = run / "score.json"
+        if not path.is_file():
+            raise RedraftError(f"{path}: not found (is {run} a finished `redraft score` run?)")
+        summaries[str(run)] = json.loads(path.read_text())
+    table = seeds_table(summaries, split)
+    if out is not None:
+        out.write_text(table)
+    typer.echo(table)
+
+
 @app.command("eval")
 def eval_(
     config: ConfigOption = None,

@@ -1,0 +1,92 @@
+"""The seed summary of `redraft score` runs (`redraft score-seeds`)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from redraft.cli import app
+from redraft.errors import RedraftError
+from redraft.score import seeds_table
+
+
+def _evaluation(
+    t1: float, t2: float, i2c: float, c2i: float, delta_ci: float = 0.02
+) -> dict:
+    metrics = {
+        "acc@t1": t1,
+        "acc@t2": t2,
+        "delta": t2 - t1,
+        "delta_i2c": i2c,
+        "delta_c2i": c2i,
+        "changed": 0.1,
+    }
+    ci95 = {name: 0.01 for name in metrics} | {"delta": delta_ci}
+    result = {
+        "num_problems": 1000,
+        "attempts": 2,
+        "first_temperature": 0.0,
+        "metrics": metrics,
+        "ci95": ci95,
+        "truncated_fraction": [0.0, 0.0],
+    }
+    return {"test": result}
+
+
+def _summary(score_t2: float) -> dict:
+    return {
+        "evaluations": {
+            "prompting": _evaluation(0.80, 0.10, 0.0, 0.70),
+            "multiturn_rl": _evaluation(0.78, 0.81, 0.04, 0.01),
+            "control": _evaluation(0.82, 0.0, 0.0, 0.82),
+            "score": _evaluation(0.80, score_t2, score_t2 - 0.80 + 0.01, 0.01),
+        }
+    }
+
+
+def test_seeds_table_reports_mean_sd_and_each_runs_delta():
+    table = seeds_table({"s0": _summary(0.86), "s1": _summary(0.88)})
+    row = next(line for line in table.splitlines() if line.startswith("| score |"))
+    # Δ per seed +6 and +8: mean +7.0, sample sd 1.4; Acc@t2 86 and 88: 87.0 ± 1.4
+    assert "| 80.0 ± 0.0 | 87.0 ± 1.4 | +7.0 ± 1.4 |" in row
+    assert row.endswith("| +6.0 ± 2.0, +8.0 ± 2.0 |")
+
+
+def test_seeds_table_checks_every_learning_target():
+    met = seeds_table({"s0": _summary(0.86), "s1": _summary(0.88)})
+    assert "NOT met" not in met
+    assert (
+        "- met: SCoRe Δ above every baseline's (best other: multiturn_rl +3.0)" in met
+    )
+    assert (
+        "- met: SCoRe Acc@t2 above the single-attempt control's Acc@t1 (87.0 vs 82.0)"
+        in met
+    )
+    missed = seeds_table({"s0": _summary(0.81), "s1": _summary(0.82)})
+    assert "- NOT met: SCoRe Δ ≥ +5 with every run's CI excluding 0 (Δ +1.5)" in missed
+    assert (
+        "- NOT met: SCoRe Δ above every baseline's (best other: multiturn_rl +3.0)"
+        in missed
+    )
+
+
+def test_seeds_table_needs_a_method_common_to_all_runs():
+    with pytest.raises(RedraftError, match="no method"):
+        seeds_table({"s0": _summary(0.86), "s1": {"evaluations": {}}}, key="test")
+
+
+def test_score_seeds_command_reads_runs_and_reports_a_missing_one(tmp_path):
+    for name, t2 in (("a", 0.86), ("b", 0.88)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "score.json").write_text(json.dumps(_summary(t2)))
+    out = tmp_path / "seeds.md"
+    result = CliRunner().invoke(
+        app,
+        ["score-seeds", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "| score |" in result.output and out.read_text() in result.output
+    missing = CliRunner().invoke(
+        app, ["score-seeds", str(tmp_path / "a"), str(tmp_path / "c")]
+    )
+    assert missing.exit_code != 0
