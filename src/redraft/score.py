@@ -512,8 +512,10 @@ def seeds_table(summaries: dict[str, dict[str, Any]], key: str = "test") -> str:
         raise RedraftError(f"no method was evaluated on '{key}' in every run")
     columns = ("acc@t1", "acc@t2", "delta", "delta_i2c", "delta_c2i", "changed")
     lines = [
-        f"{len(summaries)} runs ({', '.join(summaries)}), split `{key}`; percent of all problems, "
-        "mean ± sd over the runs; the last column is each run's Δ ± its paired 95% CI.",
+        (
+            f"{len(summaries)} runs ({', '.join(summaries)}), split `{key}`; percent of all problems, "
+            "mean ± sd over the runs; the last column is each run's Δ ± its paired 95% CI."
+        ),
         "",
         "| method | Acc@t1 | Acc@t2 | Δ | Δ^{i→c} | Δ^{c→i} | changed | Δ per run |",
         "|---|---|---|---|---|---|---|---|",
