@@ -8,7 +8,9 @@ constraint whatever the kind. ``assignments`` are the queue's leases (see queue.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
@@ -239,6 +241,26 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def use_wal(cursor, timeout_s: float, retry_s: float = 0.02) -> None:
+    """Switch a SQLite database to WAL (a no-op once it is, since the mode is stored in the file).
+
+    The switch needs an exclusive lock, and when two connections to a fresh file attempt it at once
+    SQLite answers one of them "database is locked" at once, without its busy handler (to avoid a
+    deadlock); so that case is retried until ``timeout_s``.
+    """
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        return
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(retry_s)
+
+
 def make_engine(cfg: StoreConfig) -> Engine:
     url = normalize_url(cfg.url)
     if make_url(url).get_backend_name() != "sqlite":
@@ -253,9 +275,9 @@ def make_engine(cfg: StoreConfig) -> Engine:
         # start, or two concurrent ones deadlock on the upgrade ("database is locked").
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        use_wal(cursor, cfg.busy_timeout_s)
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
