@@ -18,6 +18,7 @@ Hyper-parameters are meant to be chosen on the validation split (``val`` metrics
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -27,6 +28,7 @@ from accelerate.utils import set_seed
 
 from redraft.config import ScoreConfig
 from redraft.distributed import on_main_process
+from redraft.errors import RedraftError
 from redraft.evaluation.self_correction import (
     ScalingResult,
     SelfCorrectionResult,
@@ -302,8 +304,6 @@ def run_score(
     Returns ``{"stages": {name: result}, "evaluations": {method: {...}}}`` and writes it to
     ``out_dir/score.json``.
     """
-    from redraft.errors import RedraftError
-
     if not cfg.model.path:
         raise RedraftError(
             "score needs model.path (a single-attempt SFT checkpoint; use --model PATH)"
@@ -485,20 +485,10 @@ def score_report(
     return "\n".join(lines) + "\n"
 
 
-def _spread(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single seed)."""
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-
-
 def seeds_table(summaries: dict[str, dict[str, Any]], key: str = "test") -> str:
     """Markdown over several ``score.json`` summaries (one per seed): each method's mean ± sd of the
     self-correction metrics, each seed's Δ with its 95% CI, and the issue's learning-target checks
     (computed on the means; the SFT model is the ``prompting`` row's attempt 1)."""
-    from redraft.errors import RedraftError
-
     per_run = {
         run: results_of(summary["evaluations"], key)
         for run, summary in summaries.items()
@@ -526,7 +516,9 @@ def seeds_table(summaries: dict[str, dict[str, Any]], key: str = "test") -> str:
         means[method] = {}
         cells = []
         for column in columns:
-            mean, sd = _spread([100 * r.metrics[column] for r in results])
+            values = [100 * r.metrics[column] for r in results]
+            mean = statistics.mean(values)
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
             means[method][column] = mean
             cells.append(
                 f"{mean:+.1f} ± {sd:.1f}"
