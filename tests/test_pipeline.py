@@ -82,10 +82,13 @@ def test_score_command_on_the_sft_model(micro_run):
     model = str(micro_run / "sft" / "model")
     args = [a for a in MICRO if a.startswith(("task.", "score.", "logging."))]
     sets = [x for a in args for x in ("--set", a)]
-    out = redraft("score", "--model", model, "--name", "sc", *sets, "--set", "score.baselines=[prompting]", cwd=root)
+    # The validation table covers the whole val split, however large (here more than the default 256).
+    sets += ["--set", "task.val_size=300", "--set", "score.baselines=[prompting]"]
+    out = redraft("score", "--model", model, "--name", "sc", *sets, cwd=root)
     assert out.returncode == 0, out.stderr
     summary = json.loads((root / "runs" / "sc" / "score.json").read_text())
     assert list(summary["evaluations"]) == ["prompting", "score"]
+    assert summary["evaluations"]["score"]["val"]["num_problems"] == 300
     assert "| score |" in (root / "runs" / "sc" / "report.md").read_text()
 
 

@@ -52,6 +52,12 @@ def test_seeds_table_reports_mean_sd_and_each_runs_delta():
     assert row.endswith("| +6.0 ± 2.0, +8.0 ± 2.0 |")
 
 
+def test_seeds_table_shows_only_attempt_1_of_the_single_attempt_control():
+    table = seeds_table({"s0": _summary(0.86), "s1": _summary(0.88)})
+    row = next(line for line in table.splitlines() if line.startswith("| control |"))
+    assert row == "| control | 82.0 ± 0.0 | – | – | – | – | – | – |"
+
+
 def test_seeds_table_checks_every_learning_target():
     met = seeds_table({"s0": _summary(0.86), "s1": _summary(0.88)})
     assert "NOT met" not in met

@@ -53,7 +53,8 @@ from redraft.training.score import (
     train_self_correction_rl,
 )
 
-VAL_PROBLEMS = 256
+# Methods trained for one attempt only: reports show their Acc@t1 and nothing of later attempts.
+SINGLE_ATTEMPT = ("control",)
 
 
 def _sft_stage(
@@ -271,7 +272,7 @@ def _evaluate(
             model, tokenizer, task, test, s.protocol, first_temperature=1.0, **common
         ),
         "val": evaluate_self_correction(
-            model, tokenizer, task, task.val[:VAL_PROBLEMS], s.protocol, **common
+            model, tokenizer, task, task.val, s.protocol, **common
         )
         if task.val
         else None,
@@ -441,7 +442,7 @@ def score_report(
     scaling = scaling_of(evaluations)
     lines = [
         render_self_correction_section(
-            results_of(evaluations), scaling, heading=heading
+            results_of(evaluations), scaling, heading=heading, single_attempt=SINGLE_ATTEMPT
         )
     ]
     for key, title in (
@@ -449,7 +450,7 @@ def score_report(
         ("val", "### Validation split (for choosing hyper-parameters)"),
     ):
         section = render_self_correction_section(
-            results_of(evaluations, key), None, heading=title
+            results_of(evaluations, key), None, heading=title, single_attempt=SINGLE_ATTEMPT
         )
         lines.append(section.split("For reference")[0])
     lines += [
@@ -515,17 +516,21 @@ def seeds_table(summaries: dict[str, dict[str, Any]], key: str = "test") -> str:
         results = [per_run[run][method] for run in summaries]
         means[method] = {}
         cells = []
+        single = method in SINGLE_ATTEMPT
         for column in columns:
             values = [100 * r.metrics[column] for r in results]
             mean = statistics.mean(values)
             sd = statistics.stdev(values) if len(values) > 1 else 0.0
             means[method][column] = mean
+            if single and column != "acc@t1":
+                cells.append("–")
+                continue
             cells.append(
                 f"{mean:+.1f} ± {sd:.1f}"
                 if column == "delta"
                 else f"{mean:.1f} ± {sd:.1f}"
             )
-        each = ", ".join(
+        each = "–" if single else ", ".join(
             f"{100 * r.metrics['delta']:+.1f} ± {100 * r.ci95['delta']:.1f}"
             for r in results
         )
@@ -559,7 +564,7 @@ def _target_checks(
                 score["acc@t1"] >= sft - 2,
             )
         )
-    others = {m: v["delta"] for m, v in means.items() if m not in ("score", "control")}
+    others = {m: v["delta"] for m, v in means.items() if m != "score" and m not in SINGLE_ATTEMPT}
     if others:
         best = max(others, key=others.get)
         checks.append(

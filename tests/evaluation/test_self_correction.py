@@ -153,6 +153,10 @@ def test_report_section_has_our_rows_the_paper_rows_and_scaling():
     for name, (t1, t2, delta, i2c, c2i) in PAPER_MATH500.items():
         assert f"| {name} (paper) | {t1:.1f} | {t2:.1f} | {delta:+.1f} | {i2c:.1f} | {c2i:.1f} |" in text
     assert "| self-correct + vote (%) | 55.0 ± 10.0 | 70.0 ± 10.0 |" in text
+    # A single-attempt model's row keeps Acc@t1 and blanks what its untrained attempt 2 would show.
+    text = render_self_correction_section({"control": ours}, single_attempt=["control"])
+    row = next(line for line in text.splitlines() if line.startswith("| control"))
+    assert row.startswith("| control | 60.0 ± ") and row.endswith("| – | – | – | – | – |")
 
 
 def test_plots(tmp_path):

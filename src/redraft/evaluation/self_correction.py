@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,8 +280,12 @@ def render_self_correction_section(
     results: Mapping[str, SelfCorrectionResult],
     scaling: Mapping[str, ScalingResult] | None = None,
     heading: str = "## Self-correction",
+    single_attempt: Collection[str] = (),
 ) -> str:
-    """Markdown: our rows (± 95% CI, percent of all problems), the paper's MATH500 rows, scaling numbers."""
+    """Markdown: our rows (± 95% CI, percent of all problems), the paper's MATH500 rows, scaling numbers.
+
+    Rows named in ``single_attempt`` (a model never trained on the two-attempt format, such as the
+    single-attempt control) show Acc@t1 only: their later attempts measure nothing."""
     columns = ("acc@t1", "acc@t2", "delta", "delta_i2c", "delta_c2i", "changed")
     header = "| method | Acc@t1 | Acc@t2 | Δ(t1,t2) | Δ^{i→c} | Δ^{c→i} | changed |"
     rule = "|---|---|---|---|---|---|---|"
@@ -297,7 +301,9 @@ def render_self_correction_section(
             rule,
         ]
         for name, result in results.items():
-            cells = [_pct(result.metrics[c], result.ci95[c], signed=c == "delta") for c in columns]
+            shown = columns[:1] if name in single_attempt else columns
+            cells = [_pct(result.metrics[c], result.ci95[c], signed=c == "delta") for c in shown]
+            cells += ["–"] * (len(columns) - len(shown))
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         cut = "; ".join(
             f"{name}: " + ", ".join(f"t{i} {100 * f:.1f}%" for i, f in enumerate(result.truncated_fraction, start=1))
