@@ -99,7 +99,7 @@ def _pair_sft(
     base = load_model(cfg.model.path)
     max_new = s.rl.max_new_tokens
 
-    def data(examples, seed) -> TokenizedData:
+    def data(examples, seed, drafts_per_problem) -> TokenizedData:
         episodes = pair_sft_episodes(
             base,
             tokenizer,
@@ -109,6 +109,7 @@ def _pair_sft(
             s.draft_temperature,
             max_new,
             seed,
+            drafts_per_problem,
         )
         return episodes_to_sft(
             episodes,
@@ -117,9 +118,10 @@ def _pair_sft(
             s.pair_sft.max_length,
         )
 
+    # Validation keeps one draft per problem, so its loss reads the same whatever drafts_per_problem is.
     train, val = (
-        data(task.train, cfg.run.seed),
-        data(task.val, cfg.run.seed + 1) if task.val else None,
+        data(task.train, cfg.run.seed, s.drafts_per_problem),
+        data(task.val, cfg.run.seed + 1, 1) if task.val else None,
     )
     result = _sft_stage(
         "pair_sft",

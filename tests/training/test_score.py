@@ -51,6 +51,17 @@ def test_pair_sft_rows_are_the_runtime_context_with_loss_on_right_answers_only(
     assert not any(e.turns[0].info["correct"] for e in episodes)
 
 
+def test_pair_sft_samples_several_drafts_of_each_problem(micro_model, tokenizer, micro_task):
+    examples = micro_task.train[:4]
+    episodes = pair_sft_episodes(
+        micro_model, tokenizer, micro_task, examples, PROTOCOL, 1.0, 4, seed=0, drafts_per_problem=3
+    )
+    assert [e.example for e in episodes] == [ex for ex in examples for _ in range(3)]
+    # Each copy of a problem is its own sample, not the first draft repeated.
+    drafts = [tuple(e.turns[0].reply_ids) for e in episodes]
+    assert all(len(set(drafts[i : i + 3])) > 1 for i in range(0, len(drafts), 3))
+
+
 def test_stage_credits_follow_the_paper():
     one = stage_credit(1, 2, alpha=10.0, beta1=0.01, beta2=0.1)
     assert (

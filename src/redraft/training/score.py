@@ -66,8 +66,11 @@ def pair_sft_episodes(
     draft_temperature: float,
     max_new_tokens: int,
     seed: int,
+    drafts_per_problem: int = 1,
 ) -> list[Episode]:
-    """One on-policy draft per problem as attempt 1, then the instruction and the correct answer."""
+    """On-policy drafts as attempt 1 (``drafts_per_problem`` samples of each problem, in a row),
+    each followed by the instruction and the correct answer."""
+    examples = [example for example in examples for _ in range(drafts_per_problem)]
     prompts = encode_prompts(tokenizer, [task.prompt(ex) for ex in examples])
     drafts = generate_ids(
         model,
