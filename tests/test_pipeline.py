@@ -84,9 +84,12 @@ def test_score_command_on_the_sft_model(micro_run):
     sets = [x for a in args for x in ("--set", a)]
     # The validation table covers the whole val split, however large (here more than the default 256).
     sets += ["--set", "task.val_size=300", "--set", "score.baselines=[prompting]"]
+    sets += ["--set", "score.wrong_draft_share=0.5"]
     out = redraft("score", "--model", model, "--name", "sc", *sets, cwd=root)
     assert out.returncode == 0, out.stderr
     summary = json.loads((root / "runs" / "sc" / "score.json").read_text())
+    pair_sft = json.loads((root / "runs" / "sc" / "pair_sft" / "result.json").read_text())
+    assert 0.0 <= pair_sft["draft_wrong_share"] <= 1.0 and pair_sft["train_rows"] > 0
     assert list(summary["evaluations"]) == ["prompting", "score"]
     assert summary["evaluations"]["score"]["val"]["num_problems"] == 300
     assert "| score |" in (root / "runs" / "sc" / "report.md").read_text()

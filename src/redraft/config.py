@@ -229,6 +229,8 @@ class ScoreSection(Section):
     draft_temperature: float = Field(1.0, gt=0)  # Pair-SFT drafts: the model's own samples at this temperature
     # Pair-SFT drafts sampled per training problem: more distinct wrong drafts to learn corrections from
     drafts_per_problem: int = Field(1, ge=1)
+    # Pair-SFT training rows rebalanced so this share has a wrong draft (None: the drafts' own mix)
+    wrong_draft_share: float | None = Field(None, gt=0, lt=1)
     pair_sft: TrainConfig = TrainConfig(
         max_steps=300, batch_size=128, eval_every=100, save_every=100, eval_accuracy_problems=0,
         optim=OptimConfig(lr=1e-3, warmup_steps=20),

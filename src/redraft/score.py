@@ -48,6 +48,7 @@ from redraft.training.score import (
     episodes_to_sft,
     first_attempt_correct_or_later,
     pair_sft_episodes,
+    rebalance_wrong_drafts,
     stage_credit,
     star_episodes,
     train_self_correction_rl,
@@ -99,8 +100,8 @@ def _pair_sft(
     base = load_model(cfg.model.path)
     max_new = s.rl.max_new_tokens
 
-    def data(examples, seed, drafts_per_problem) -> TokenizedData:
-        episodes = pair_sft_episodes(
+    def drafts(examples, seed, drafts_per_problem):
+        return pair_sft_episodes(
             base,
             tokenizer,
             task,
@@ -111,6 +112,8 @@ def _pair_sft(
             seed,
             drafts_per_problem,
         )
+
+    def rows(episodes) -> TokenizedData:
         return episodes_to_sft(
             episodes,
             first_attempt_correct_or_later,
@@ -118,11 +121,15 @@ def _pair_sft(
             s.pair_sft.max_length,
         )
 
-    # Validation keeps one draft per problem, so its loss reads the same whatever drafts_per_problem is.
-    train, val = (
-        data(task.train, cfg.run.seed, s.drafts_per_problem),
-        data(task.val, cfg.run.seed + 1, 1) if task.val else None,
-    )
+    episodes = drafts(task.train, cfg.run.seed, s.drafts_per_problem)
+    mix = {"draft_wrong_share": sum(not e.turns[0].info["correct"] for e in episodes) / len(episodes)}
+    if s.wrong_draft_share is not None:
+        episodes = rebalance_wrong_drafts(episodes, s.wrong_draft_share, cfg.run.seed)
+    mix["train_rows"] = len(episodes)
+    # Validation keeps one draft per problem in the drafts' own mix, so its loss reads the same
+    # whatever drafts_per_problem and wrong_draft_share are.
+    train = rows(episodes)
+    val = rows(drafts(task.val, cfg.run.seed + 1, 1)) if task.val else None
     result = _sft_stage(
         "pair_sft",
         cfg.model.path,
@@ -135,7 +142,7 @@ def _pair_sft(
         resume,
         tokenizer,
     )
-    return {**result, "seconds": time.perf_counter() - started}
+    return {**result, **mix, "seconds": time.perf_counter() - started}
 
 
 def _star(

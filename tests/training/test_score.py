@@ -3,6 +3,7 @@
 import pytest
 
 from redraft.config import LoggingConfig, RLSection, SelfCorrectionSection
+from redraft.envs import Episode, Turn
 from redraft.models import save_model
 from redraft.rollout.sampler import encode_prompts
 from redraft.training.logging import MetricsLog
@@ -10,6 +11,7 @@ from redraft.training.score import (
     episodes_to_sft,
     first_attempt_correct_or_later,
     pair_sft_episodes,
+    rebalance_wrong_drafts,
     stage_credit,
     successful_corrections,
     train_self_correction_rl,
@@ -60,6 +62,42 @@ def test_pair_sft_samples_several_drafts_of_each_problem(micro_model, tokenizer,
     # Each copy of a problem is its own sample, not the first draft repeated.
     drafts = [tuple(e.turns[0].reply_ids) for e in episodes]
     assert all(len(set(drafts[i : i + 3])) > 1 for i in range(0, len(drafts), 3))
+
+
+def drafted(correct: list[bool]) -> list[Episode]:
+    return [
+        Episode(None, [Turn([1], [i], [], str(i), "eos", float(ok), {"correct": ok})])
+        for i, ok in enumerate(correct)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("right", "wrong", "share", "kept_right", "kept_wrong"),
+    [
+        (90, 10, 0.5, 10, 10),  # wrong drafts scarce: right ones are dropped
+        (90, 10, 0.2, 40, 10),
+        (10, 90, 0.5, 10, 10),  # wrong drafts plentiful: wrong ones are dropped
+        (90, 10, 0.1, 90, 10),  # already the asked-for mix: nothing dropped
+    ],
+)
+def test_rebalance_keeps_the_asked_share_of_wrong_drafts_without_repeating_rows(
+    right, wrong, share, kept_right, kept_wrong
+):
+    episodes = drafted([True] * right + [False] * wrong)
+    kept = rebalance_wrong_drafts(episodes, share, seed=0)
+    oks = [e.turns[0].info["correct"] for e in kept]
+    assert (oks.count(True), oks.count(False)) == (kept_right, kept_wrong)
+    ids = [e.turns[0].reply_ids[0] for e in kept]
+    assert ids == sorted(set(ids))  # distinct rows, in their original order
+    assert rebalance_wrong_drafts(episodes, share, seed=0) == kept
+    assert rebalance_wrong_drafts(episodes, share, seed=1) != kept or share == 0.1
+
+
+def test_rebalance_leaves_a_one_sided_mix_alone_and_rejects_bad_shares():
+    all_right = drafted([True] * 5)
+    assert rebalance_wrong_drafts(all_right, 0.5, seed=0) == all_right
+    with pytest.raises(ValueError, match="strictly between"):
+        rebalance_wrong_drafts(all_right, 1.0, seed=0)
 
 
 def test_stage_credits_follow_the_paper():

@@ -16,6 +16,7 @@ decodes from.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,31 @@ def pair_sft_episodes(
             )
         )
     return episodes
+
+
+def rebalance_wrong_drafts(
+    episodes: list[Episode], wrong_share: float, seed: int
+) -> list[Episode]:
+    """A subset of ``episodes`` in which wrong drafts make up ``wrong_share`` of the rows.
+
+    Most of a good model's drafts are right, and copying a right draft is the cheap way down
+    Pair-SFT's loss, so the natural mix can teach attempt 2 never to edit. Rows are dropped, never
+    repeated: right drafts when wrong ones are scarcer than asked for, wrong ones otherwise. The
+    kept rows stay in their original order.
+    """
+    if not 0.0 < wrong_share < 1.0:
+        raise ValueError(f"wrong_share must lie strictly between 0 and 1, got {wrong_share}")
+    wrong = [i for i, e in enumerate(episodes) if not e.turns[0].info["correct"]]
+    right = [i for i, e in enumerate(episodes) if e.turns[0].info["correct"]]
+    if not wrong or not right:
+        return list(episodes)
+    rng = random.Random(seed)
+    right_wanted = round(len(wrong) * (1.0 - wrong_share) / wrong_share)
+    if right_wanted <= len(right):
+        right = rng.sample(right, right_wanted)
+    else:
+        wrong = rng.sample(wrong, round(len(right) * wrong_share / (1.0 - wrong_share)))
+    return [episodes[i] for i in sorted(wrong + right)]
 
 
 def first_attempt_correct_or_later(episode: Episode, turn: int) -> bool:
