@@ -45,6 +45,7 @@ from redraft.training.lm import train_lm
 from redraft.training.logging import MetricsLog
 from redraft.training.rl import train_rl
 from redraft.training.score import (
+    draft_is_right,
     episodes_to_sft,
     first_attempt_correct_or_later,
     pair_sft_episodes,
@@ -122,7 +123,7 @@ def _pair_sft(
         )
 
     episodes = drafts(task.train, cfg.run.seed, s.drafts_per_problem)
-    mix = {"draft_wrong_share": sum(not e.turns[0].info["correct"] for e in episodes) / len(episodes)}
+    mix = {"draft_wrong_share": sum(not draft_is_right(e) for e in episodes) / len(episodes)}
     if s.wrong_draft_share is not None:
         episodes = rebalance_wrong_drafts(episodes, s.wrong_draft_share, cfg.run.seed)
     mix["train_rows"] = len(episodes)

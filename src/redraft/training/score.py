@@ -136,8 +136,8 @@ def rebalance_wrong_drafts(
     """
     if not 0.0 < wrong_share < 1.0:
         raise ValueError(f"wrong_share must lie strictly between 0 and 1, got {wrong_share}")
-    wrong = [i for i, e in enumerate(episodes) if not e.turns[0].info["correct"]]
-    right = [i for i, e in enumerate(episodes) if e.turns[0].info["correct"]]
+    wrong = [i for i, e in enumerate(episodes) if not draft_is_right(e)]
+    right = [i for i, e in enumerate(episodes) if draft_is_right(e)]
     if not wrong or not right:
         return list(episodes)
     rng = random.Random(seed)
@@ -149,15 +149,17 @@ def rebalance_wrong_drafts(
     return [episodes[i] for i in sorted(wrong + right)]
 
 
+def draft_is_right(episode: Episode) -> bool:
+    return bool(episode.turns[0].info["correct"])
+
+
 def first_attempt_correct_or_later(episode: Episode, turn: int) -> bool:
     """Pair-SFT's loss: every correction, and attempt 1 only where the draft was right."""
-    return turn > 0 or bool(episode.turns[0].info["correct"])
+    return turn > 0 or draft_is_right(episode)
 
 
 def successful_corrections(episode: Episode) -> bool:
-    return not episode.turns[0].info["correct"] and bool(
-        episode.turns[-1].info["correct"]
-    )
+    return not draft_is_right(episode) and bool(episode.turns[-1].info["correct"])
 
 
 def star_episodes(
