@@ -24,6 +24,25 @@ def test_yaml_merges_over_defaults_and_set_overrides_win(tmp_path):
     assert cfg.pretrain.max_steps == load_config("run").pretrain.max_steps  # untouched default
 
 
+def test_setting_one_key_keeps_the_rest_of_a_customised_default_section(tmp_path):
+    # score.star and score.rl.optim default to values other than their classes' defaults; setting
+    # one of their keys must not reset the others to the generic class defaults.
+    defaults = load_config("score").score
+    path = tmp_path / "c.yaml"
+    path.write_text("score:\n  rl:\n    max_new_tokens: 9\n")
+    cfg = load_config("score", path, ["score.star.optim.lr=1e-4", "score.rl.optim.lr=1e-5"]).score
+    assert cfg.star.optim.lr == 1e-4
+    assert cfg.star.max_steps == defaults.star.max_steps == 100
+    assert cfg.star.optim.warmup_steps == defaults.star.optim.warmup_steps
+    assert cfg.rl.max_new_tokens == 9
+    assert (cfg.rl.algorithm, cfg.rl.save_every) == (defaults.rl.algorithm, defaults.rl.save_every)
+    assert cfg.rl.optim.lr == 1e-5
+    assert cfg.rl.optim.min_lr_ratio == defaults.rl.optim.min_lr_ratio == 1.0
+    assert cfg.pair_sft.eval_accuracy_problems == 0
+    # the main job's built-in YAML sets part of score.pair_sft; the rest keeps the section's defaults
+    assert load_config("run").score.pair_sft.eval_accuracy_problems == 0
+
+
 def test_unknown_key_names_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown key 'sft\.optim\.lrr'"):
         load_config("run", None, ["sft.optim.lrr=1"])

@@ -328,7 +328,7 @@ STAGES: dict[str, type[StageConfig]] = {
     "generate": GenerateConfig,
 }
 
-C = TypeVar("C", bound=StageConfig)
+C = TypeVar("C", bound=BaseModel)
 
 
 def packaged_defaults(stage: str) -> dict[str, Any]:
@@ -400,20 +400,32 @@ def build_config(cls: type[C], data: dict[str, Any], source: str = "config") -> 
         raise ConfigError(f"{source}: {_describe(errors[0])}{more}") from None
 
 
-def load_config(stage: str, path: str | Path | None = None, overrides: list[str] | None = None) -> StageConfig:
-    """Defaults of ``stage`` <- YAML file <- ``--set`` overrides, validated."""
-    if stage not in STAGES:
-        raise ConfigError(f"unknown stage {stage!r}; expected one of {sorted(STAGES)}")
-    data = packaged_defaults(stage)
-    source = f"built-in {stage} config"
-    if path is not None:
-        data = deep_merge(data, read_yaml(path))
-        source = str(path)
+def layered_config(
+    cls: type[C], layers: list[tuple[str, dict[str, Any]]], overrides: list[str] | None, source: str
+) -> C:
+    """``cls``'s defaults <- each ``(name, data)`` layer <- ``--set`` overrides, validated.
+
+    The base is the full dump of the defaults, not an empty dict: a section whose default differs
+    from its class's (``score.star``, ``rl.optim``, ...) then keeps its other values when one key of
+    it is set, instead of silently falling back to the class's generic defaults. Errors name the
+    last layer given (``source`` when there is none).
+    """
+    data = cls().model_dump(mode="json")
+    for name, layer in layers:
+        data, source = deep_merge(data, layer), name
     for assignment in overrides or []:
         data = apply_override(data, assignment)
-    if overrides:
-        source += " with --set overrides"
-    return build_config(STAGES[stage], data, source)
+    return build_config(cls, data, source + (" with --set overrides" if overrides else ""))
+
+
+def load_config(stage: str, path: str | Path | None = None, overrides: list[str] | None = None) -> StageConfig:
+    """Defaults of ``stage`` <- its built-in YAML <- YAML file <- ``--set`` overrides, validated."""
+    if stage not in STAGES:
+        raise ConfigError(f"unknown stage {stage!r}; expected one of {sorted(STAGES)}")
+    layers = [(f"built-in {stage} config", packaged_defaults(stage))]
+    if path is not None:
+        layers.append((str(path), read_yaml(path)))
+    return layered_config(STAGES[stage], layers, overrides, f"built-in {stage} config")
 
 
 def dump_config(config: BaseModel, path: str | Path) -> None:

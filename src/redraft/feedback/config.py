@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from redraft.config import Section, TaskConfig, apply_override, build_config, read_yaml
+from redraft.config import Section, TaskConfig, layered_config, read_yaml
 
 ItemKind = Literal["compare", "rank", "rate", "correct"]
 
@@ -59,7 +59,5 @@ class FeedbackConfig(Section):
 
 
 def load_feedback_config(path: str | Path | None = None, overrides: list[str] | None = None) -> FeedbackConfig:
-    data = read_yaml(path) if path is not None else {}
-    for assignment in overrides or []:
-        data = apply_override(data, assignment)
-    return build_config(FeedbackConfig, data, str(path) if path else "feedback config")
+    layers = [(str(path), read_yaml(path))] if path is not None else []
+    return layered_config(FeedbackConfig, layers, overrides, "feedback config")

@@ -20,9 +20,7 @@ from redraft.config import (
     StageConfig,
     TaskConfig,
     TrainConfig,
-    apply_override,
-    build_config,
-    deep_merge,
+    layered_config,
     read_yaml,
 )
 
@@ -180,16 +178,6 @@ C = TypeVar("C", bound=StageConfig)
 
 
 def load_rlhf_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
-    """The defaults above <- YAML file <- ``--set`` overrides, validated.
-
-    The base is the full dump of the defaults, so overriding one nested key (``--set
-    rlhf.ppo.kl_coef=0.1``) keeps this file's other defaults for that section instead of the
-    generic ones of its class.
-    """
-    data = cls().model_dump(mode="json")
-    if path is not None:
-        data = deep_merge(data, read_yaml(path))
-    for assignment in overrides or []:
-        data = apply_override(data, assignment)
-    source = str(path) if path is not None else f"{cls.__name__}"
-    return build_config(cls, data, source + (" with --set overrides" if overrides else ""))
+    """The defaults above <- YAML file <- ``--set`` overrides, validated."""
+    layers = [(str(path), read_yaml(path))] if path is not None else []
+    return layered_config(cls, layers, overrides, cls.__name__)
