@@ -96,3 +96,39 @@ def test_score_seeds_command_reads_runs_and_reports_a_missing_one(tmp_path):
         app, ["score-seeds", str(tmp_path / "a"), str(tmp_path / "c")]
     )
     assert missing.exit_code != 0
+
+
+def test_star_samples_with_the_last_round_but_fine_tunes_the_starting_model(
+    tmp_path, monkeypatch
+):
+    # STaR's Algorithm 1: round n samples with model n-1 and trains the *starting* model on what it kept.
+    from redraft import score
+    from redraft.config import load_config
+    from redraft.training.logging import MetricsLog
+
+    sampled_with, trained_from = [], []
+
+    def fake_star_episodes(model, *args):
+        sampled_with.append(model)
+        return ["episode"] * 4
+
+    def fake_sft_stage(name, model_path, *args):
+        trained_from.append(model_path)
+        return {"model_dir": f"{tmp_path}/{name}"}
+
+    monkeypatch.setattr(score, "load_model", lambda path: str(path))
+    monkeypatch.setattr(score, "star_episodes", fake_star_episodes)
+    monkeypatch.setattr(score, "episodes_to_sft", lambda *args: None)
+    monkeypatch.setattr(score, "_sft_stage", fake_sft_stage)
+    cfg = load_config(
+        "score", None, ["score.star_iterations=3", "score.star.batch_size=2"]
+    )
+    tokenizer = type("Tokenizer", (), {"pad_token_id": 0})()
+    task = type("Task", (), {"train": list(range(10))})()
+    result = score._star(
+        cfg, task, tokenizer, "pair_sft", tmp_path, MetricsLog(tmp_path / "m.jsonl"), False
+    )
+    assert trained_from == ["pair_sft"] * 3
+    assert sampled_with == ["pair_sft", f"{tmp_path}/star_1", f"{tmp_path}/star_2"]
+    assert result["model_dir"] == f"{tmp_path}/star_3"
+    assert result["successful_corrections"] == [4, 4, 4]

@@ -5,8 +5,9 @@ Methods (rows of the table), all evaluated with the same protocol, decoding and 
 
 - prompting: the SFT model asked twice, never trained on the two-attempt format
 - pair_sft: SFT on the model's own drafts followed by the correct answer (the base of every RL run)
-- star: fine-tuned on its own successful corrections, a few iterations (from pair_sft: the SFT model
-  alone cannot produce the two-attempt format to sample corrections from)
+- star: fine-tuned on its own successful corrections, a few rounds, each sampled with the last round's
+  model and trained from pair_sft afresh (the SFT model alone cannot produce the two-attempt format
+  to sample corrections from)
 - single_turn_rl: RL on attempt 1 only (from pair_sft)
 - multiturn_rl: RL rewarding attempt 2 with one score for the whole episode (from pair_sft)
 - control: the SFT model + single-turn RL for the wall-clock time SCoRe's pipeline took
@@ -156,7 +157,9 @@ def _star(
     resume: bool,
 ) -> dict[str, Any]:
     s = cfg.score
-    model_path, kept = base, []
+    # As in STaR (Zelikman et al., 2022, Algorithm 1), each round samples with the latest model
+    # but fine-tunes the starting model afresh: continuing from the last round compounds its drift.
+    sampler, kept = base, []
     started = time.perf_counter()
     for iteration in range(1, s.star_iterations + 1):
         step_dir = out_dir / f"iteration_{iteration}"
@@ -167,7 +170,7 @@ def _star(
                 for i in range(s.star_problems)
             ]
             episodes = star_episodes(
-                load_model(model_path),
+                load_model(sampler),
                 tokenizer,
                 task,
                 problems,
@@ -178,7 +181,7 @@ def _star(
             )
             if len(episodes) < s.star.batch_size:
                 done = {
-                    "model_dir": model_path,
+                    "model_dir": sampler,
                     "successful_corrections": len(episodes),
                     "skipped": True,
                 }
@@ -191,7 +194,7 @@ def _star(
                 )
                 done = _sft_stage(
                     f"star_{iteration}",
-                    model_path,
+                    base,
                     data,
                     None,
                     s.star,
@@ -203,10 +206,10 @@ def _star(
                 )
                 done["successful_corrections"] = len(episodes)
             finish_stage(step_dir, done)
-        model_path = done["model_dir"]
+        sampler = done["model_dir"]
         kept.append(done["successful_corrections"])
     return {
-        "model_dir": model_path,
+        "model_dir": sampler,
         "successful_corrections": kept,
         "seconds": time.perf_counter() - started,
     }
