@@ -241,6 +241,10 @@ class ScoreSection(Section):
     alpha: float = Field(10.0, ge=0)  # Stage II shaping bonus α·(r2 − r1) on attempt 2
     beta1: float = Field(0.01, ge=0)  # KL on attempt 2 (Stage I) and on every attempt (Stage II)
     beta2: float = Field(0.1, ge=0)  # Stage I: strong KL keeping attempt 1 at the base model
+    # Stage I samples attempt 1 at this temperature (0 = greedy, as evaluation decodes it); attempt 1
+    # gets no reward there, so its samples only set the context attempt 2 learns to correct.
+    # None: rl.temperature, as in the paper.
+    stage1_first_temperature: float | None = Field(None, ge=0)
     star_iterations: int = Field(2, ge=1)
     star_problems: int = Field(4096, ge=1)  # problems sampled per STaR iteration
     star: TrainConfig = TrainConfig(

@@ -231,6 +231,7 @@ def _rl(
     reward_turns: str = "all",
     reference_path: str | None = None,
     max_seconds: float | None = None,
+    first_turn_temperature: float | None = None,
 ) -> dict[str, Any]:
     s = cfg.score
     rl_cfg = s.rl.model_copy(
@@ -256,6 +257,7 @@ def _rl(
         stage=stage,
         credit=credit,
         reward_turns=reward_turns,
+        first_turn_temperature=first_turn_temperature,
     )
 
 
@@ -355,6 +357,7 @@ def run_score(
             iterations=s.stage1_iterations,
             multi_turn=True,
             credit=stage_credit(1, s.protocol.attempts, s.alpha, s.beta1, s.beta2),
+            first_turn_temperature=s.stage1_first_temperature,
         ),
     )
     stage2 = stage(

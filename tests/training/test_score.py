@@ -5,6 +5,7 @@ import pytest
 from redraft.config import LoggingConfig, RLSection, SelfCorrectionSection
 from redraft.envs import Episode, Turn
 from redraft.models import save_model
+from redraft.rollout.episodes import run_episodes
 from redraft.rollout.sampler import encode_prompts
 from redraft.training.logging import MetricsLog
 from redraft.training.score import (
@@ -198,6 +199,40 @@ def test_stage_one_keeps_attempt_one_near_the_base(
     drift_free = sum(r["kl_t1"] for r in free[-3:]) / 3
     drift_anchored = sum(r["kl_t1"] for r in anchored[-3:]) / 3
     assert drift_anchored < 0.5 * drift_free, (drift_anchored, drift_free)
+
+
+@pytest.mark.parametrize("first_temperature", [0.0, 0.5])
+def test_stage_one_can_sample_attempt_one_at_its_own_temperature(
+    tmp_path, micro_model, tokenizer, micro_task, monkeypatch, first_temperature
+):
+    import redraft.training.rl as rl
+
+    sampled = []
+
+    def recording_run_episodes(*args, **kwargs):
+        sampled.extend(episodes := run_episodes(*args, **kwargs))
+        return episodes
+
+    monkeypatch.setattr(rl, "run_episodes", recording_run_episodes)
+    samples = 4
+    _, records = _self_correction_rl(
+        tmp_path,
+        micro_model,
+        tokenizer,
+        micro_task,
+        _micro_rl(iterations=1, prompts=4, samples=samples),
+        "score_stage1",
+        stage_credit(1, 2, alpha=0.0, beta1=0.01, beta2=0.1),
+        first_turn_temperature=first_temperature,
+    )
+    drafts = [tuple(e.turns[0].reply_ids) for e in sampled]
+    corrections = {tuple(e.turns[1].reply_ids) for e in sampled}
+    if first_temperature == 0.0:
+        # Greedy drafts: every sample of a prompt corrects the same attempt 1.
+        assert all(len(set(drafts[i : i + samples])) == 1 for i in range(0, len(drafts), samples))
+    assert len(corrections) > 1  # attempt 2 is still sampled
+    # The old log-probs are the policy's own at rl.temperature, not the draft sampler's.
+    assert records[0]["approx_kl"] < 1e-5 and records[0]["clipfrac"] == 0.0
 
 
 def test_successful_corrections_selects_wrong_then_right():

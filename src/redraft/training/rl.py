@@ -226,11 +226,14 @@ def train_rl(
     credit: TurnCredit | None = None,
     reference_path: str | Path | None = None,
     stage: str = "rl",
+    first_turn_temperature: float | None = None,
 ) -> dict[str, Any]:
     """Train the policy at ``model_path``; the final policy goes to ``out_dir/model`` (critic: ``out_dir/critic``).
 
     The KL reference is ``reference_path`` (default: the starting policy). ``stage`` names the
-    run in metrics.jsonl and the progress bar.
+    run in metrics.jsonl and the progress bar. ``first_turn_temperature`` samples the first turn
+    of multi-turn episodes at its own temperature (0 = greedy); the "old" log-probs are then the
+    policy's own at ``cfg.temperature``, so the clipped ratio starts at 1 on every token.
     """
     out_dir = Path(out_dir)
     started = time.perf_counter()
@@ -271,6 +274,11 @@ def train_rl(
         AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl else FixedKLController(cfg.kl_coef)
     )
     sampling = SamplingConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, batch_size=local_rollouts)
+    turn_sampling = (
+        sampling
+        if first_turn_temperature is None
+        else [sampling.model_copy(update={"temperature": first_turn_temperature}), sampling]
+    )
     pad_id = tokenizer.pad_token_id
     checkpoints = out_dir / "checkpoints"
     val_problems = task.val[: cfg.eval_problems]
@@ -306,13 +314,15 @@ def train_rl(
             first_row = rank * local_rollouts
             row_seeds = [derive_seed(seed, iteration, first_row + row) for row in range(local_rollouts)]
             episodes = run_episodes(
-                unwrapped, tokenizer, envs, examples, sampling, generate_turn=generate_turn, row_seeds=row_seeds
+                unwrapped, tokenizer, envs, examples, turn_sampling, generate_turn=generate_turn, row_seeds=row_seeds
             )
             batch = collate_episodes(episodes, pad_id, cfg.truncation_penalty)
             mask = batch.action_mask
             t1 = time.perf_counter()
 
             with torch.no_grad():
+                if first_turn_temperature is not None:
+                    batch.old_logp = sequence_logprobs(unwrapped, batch.input_ids, batch.attention_mask, cfg.temperature)[0] * mask
                 ref_logp, _ = sequence_logprobs(reference, batch.input_ids, batch.attention_mask, cfg.temperature)
                 kl_tokens = kl_penalty(batch.old_logp, ref_logp, cfg.kl_estimator) * mask
                 old_values = critic(batch.input_ids, batch.attention_mask) if critic is not None else None

@@ -212,6 +212,7 @@ def train_self_correction_rl(
     reward_turns: str = "all",
     reward_fn=None,
     resume: bool = False,
+    first_turn_temperature: float | None = None,
 ) -> dict[str, Any]:
     """RL on two-attempt episodes: SCoRe stages (with ``credit``) or naive multi-turn RL (``reward_turns="last"``).
 
@@ -229,6 +230,7 @@ def train_self_correction_rl(
         credit=credit,
         reference_path=reference_path,
         stage=stage,
+        first_turn_temperature=first_turn_temperature,
         env_factory=lambda: SelfCorrectionEnv(
             task,
             protocol.attempts,
