@@ -4,7 +4,7 @@ Prints one JSON line per database with labels/s and request latency percentiles,
 that no label was lost or duplicated. PostgreSQL is measured when --postgres URL is given (a
 server URL without a database; a fresh database is created on it).
 
-    python bench/feedback_load.py --annotators 50 --labels 200 [--postgres postgresql://postgres@127.0.0.1:5432]
+    python bench/feedback_load.py --annotators 50 --labels 200 [--workers 2] [--postgres postgresql://postgres@127.0.0.1:5432]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--annotators", type=int, default=50)
     parser.add_argument("--labels", type=int, default=200, help="labels per annotator")
     parser.add_argument("--labels-per-item", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="server processes (redraft feedback serve --workers)")
     parser.add_argument("--postgres", help="PostgreSQL server URL (no database name)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -40,10 +41,10 @@ def main() -> None:
         if args.postgres:
             urls["postgresql"] = postgres_database(args.postgres)
         for name, url in urls.items():
-            report, counts = run_load(url, args.annotators, args.labels, args.labels_per_item)
+            report, counts = run_load(url, args.annotators, args.labels, args.labels_per_item, workers=args.workers)
             expected = args.annotators * args.labels
             ok = counts["labels"] == report.total_labels == expected and counts["duplicate_pairs"] == 0
-            print(json.dumps({"db": name, "ok": ok, **report.summary()}), flush=True)
+            print(json.dumps({"db": name, "ok": ok, "workers": args.workers, **report.summary()}), flush=True)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import random
 import re
+import secrets
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from redraft.feedback.app import create_app
+from redraft.config import dump_config
+from redraft.feedback.app import CONFIG_ENV, SECRET_ENV, app_from_environment, create_app
 from redraft.feedback.queue import add_prompt, enqueue
 from redraft.feedback.security import add_annotator
 from redraft.feedback.store import Correction, Label
@@ -114,3 +116,25 @@ def test_wrong_token_and_unusable_store(tmp_path, app_and_tokens):
 
     with pytest.raises(RedraftError, match="cannot open the feedback store"):
         create_app(feedback_config(f"sqlite:///{tmp_path}/missing/dir/x.db"))
+
+
+def test_worker_processes_accept_each_others_forms(tmp_path, sqlite_url, monkeypatch):
+    # `redraft feedback serve --workers N` builds one app per process from the environment; a form
+    # one worker rendered must pass the CSRF check of another (the kernel picks the worker).
+    config = feedback_config(sqlite_url)
+    dump_config(config, tmp_path / "feedback.yaml")
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "feedback.yaml"))
+    monkeypatch.setenv(SECRET_ENV, secrets.token_hex(32))
+    with TestClient(app_from_environment()) as one, TestClient(app_from_environment()) as other:
+        sessions = one.app.state.feedback.sessions
+        with sessions.begin() as session:
+            enqueue(session, add_prompt(session, "5+7=", ["12", "13"], answer="12"), ["compare"], 1, random.Random(0))
+        token = add_annotator(sessions, "alice")
+        _sign_in(one, token)
+        _sign_in(other, token)
+        page = one.get("/label").text
+        item_id = re.search(r'action="/label/(\d+)"', page).group(1)
+        done = other.post(f"/label/{item_id}", data={"choice": "a", "csrf": _csrf(page)}, follow_redirects=False)
+        assert done.status_code == 303
+        with sessions() as session:
+            assert session.scalar(select(Label.item_id)) == int(item_id)

@@ -123,8 +123,12 @@ async def _call(client: httpx.AsyncClient, report: SimulationReport, method: str
     raise AssertionError("unreachable")
 
 
-async def _annotator(client, report, token, prefer, noise, max_labels, rng, match, slots: asyncio.Semaphore) -> None:
-    async with slots:
+async def _annotator(base_url, timeout_s, report, token, prefer, noise, max_labels, rng, match, slots: asyncio.Semaphore) -> None:
+    # One client (one keep-alive connection) per annotator, as each person has their own browser.
+    # A client shared by all of them costs more than the server: before every request httpx
+    # checks each pooled connection for staleness (a socket poll per connection).
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with slots, httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout_s) as client:
         labels = report.labels.setdefault(token, [])
         item = (await _call(client, report, "GET", "/api/next", token))["item"]
         while item is not None and (max_labels is None or len(labels) < max_labels):
@@ -137,17 +141,14 @@ async def _annotator(client, report, token, prefer, noise, max_labels, rng, matc
 
 async def _simulate(base_url, tokens, prefer, noise, max_labels, concurrency, seed, match, timeout_s) -> SimulationReport:
     report = SimulationReport()
-    concurrency = concurrency or len(tokens)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    slots = asyncio.Semaphore(concurrency or len(tokens))
     started = time.perf_counter()
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout_s) as client:
-        slots = asyncio.Semaphore(concurrency)
-        await asyncio.gather(
-            *(
-                _annotator(client, report, token, prefer, noise, max_labels, random.Random(f"{seed}-{i}"), match, slots)
-                for i, token in enumerate(tokens)
-            )
+    await asyncio.gather(
+        *(
+            _annotator(base_url, timeout_s, report, token, prefer, noise, max_labels, random.Random(f"{seed}-{i}"), match, slots)
+            for i, token in enumerate(tokens)
         )
+    )
     report.seconds = time.perf_counter() - started
     return report
 

@@ -1,4 +1,5 @@
-"""The feedback web app: FastAPI factory (pages + JSON API) and an in-process server for scripts.
+"""The feedback web app: FastAPI factory (pages + JSON API), and servers for scripts and tests:
+in this process (a thread) or in a process of its own.
 
 Errors never show tracebacks: the API answers ``{"error": ...}`` JSON, pages an HTML error page.
 """
@@ -6,14 +7,20 @@ Errors never show tracebacks: the API answers ``{"error": ...}`` JSON, pages an 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from http import HTTPStatus
 from pathlib import Path
 
+import httpx
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,7 +32,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from redraft.errors import RedraftError
 from redraft.feedback import api, pages
-from redraft.feedback.config import FeedbackConfig
+from redraft.config import dump_config
+from redraft.feedback.config import FeedbackConfig, load_feedback_config
 from redraft.feedback.migrations import upgrade
 from redraft.feedback.queue import QueueError
 from redraft.feedback.store import make_engine, make_sessionmaker
@@ -129,6 +137,30 @@ def create_app(config: FeedbackConfig, secret: bytes | None = None) -> FastAPI:
     return app
 
 
+CONFIG_ENV, SECRET_ENV = "REDRAFT_FEEDBACK_CONFIG", "REDRAFT_FEEDBACK_SECRET"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one of :func:`serve`'s worker processes: config file and CSRF secret come from
+    the environment, so that every worker signs and checks forms alike."""
+    return create_app(load_feedback_config(os.environ[CONFIG_ENV]), bytes.fromhex(os.environ[SECRET_ENV]))
+
+
+def serve(config: FeedbackConfig, log_level: str = "info") -> None:
+    """Serve until interrupted, in ``config.server.workers`` processes sharing one socket."""
+    app = create_app(config)  # opens and upgrades the store: a bad URL fails here, with a clear message
+    print(f"feedback app on http://{config.server.host}:{config.server.port}/ (store {config.store.url})", flush=True)
+    options = {"host": config.server.host, "port": config.server.port, "log_level": log_level, "access_log": config.server.access_log}
+    if config.server.workers == 1:
+        uvicorn.run(app, **options)
+        return
+    with tempfile.TemporaryDirectory(prefix="redraft-serve-") as tmp:
+        dump_config(config, Path(tmp) / "feedback.yaml")
+        os.environ[CONFIG_ENV] = str(Path(tmp) / "feedback.yaml")
+        os.environ[SECRET_ENV] = secrets.token_hex(32)
+        uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=config.server.workers, **options)
+
+
 @contextmanager
 def running_server(
     db_url: str | None = None,
@@ -158,3 +190,40 @@ def running_server(
         server.should_exit = True
         thread.join(30)
         sock.close()
+
+
+@contextmanager
+def server_process(config: FeedbackConfig, start_timeout_s: float = 120.0) -> Iterator[str]:
+    """Serve the app from ``redraft feedback serve`` in a process of its own, on a free port of
+    127.0.0.1; yields its base URL. Clients in this process then do not share the server's
+    interpreter lock (a load test measures the server, not the two fighting over one core)."""
+    with tempfile.TemporaryDirectory(prefix="redraft-serve-") as tmp:
+        config_path, log_path = Path(tmp) / "feedback.yaml", Path(tmp) / "server.log"
+        dump_config(config, config_path)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        base_url = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "redraft", "feedback", "serve", "-c", str(config_path), "--host", "127.0.0.1", "--port", str(port)]
+        with open(log_path, "wb") as server_log:
+            process = subprocess.Popen(command, stdout=server_log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + start_timeout_s
+            while True:
+                if process.poll() is not None:
+                    raise RedraftError(f"the feedback server exited with code {process.returncode}:\n{log_path.read_text()[-2000:]}")
+                try:
+                    httpx.get(f"{base_url}/static/style.css", timeout=1.0).raise_for_status()
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline:
+                        raise RedraftError(f"the feedback server did not answer within {start_timeout_s:.0f} s") from None
+                    time.sleep(0.1)
+            yield base_url
+        finally:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -74,16 +74,13 @@ def serve(
     db: DbOption = None,
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1: this machine only).")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (default 8765).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Server processes on the port (default 1); more use more cores.")] = None,
 ) -> None:
     """Serve the labelling app and its JSON API (OpenAPI schema at /openapi.json)."""
-    import uvicorn
+    from redraft.feedback.app import serve as serve_app
 
-    from redraft.feedback.app import create_app
-
-    cfg = _config(config, set_, db, **{"server.host": host, "server.port": port})
-    app = create_app(cfg)
-    console.print(f"feedback app on http://{cfg.server.host}:{cfg.server.port}/ (store {cfg.store.url})")
-    uvicorn.run(app, host=cfg.server.host, port=cfg.server.port, log_level="info")
+    cfg = _config(config, set_, db, **{"server.host": host, "server.port": port, "server.workers": workers})
+    serve_app(cfg)
 
 
 @feedback_app.command()

@@ -34,6 +34,8 @@ class ServerConfig(Section):
     max_text_chars: int = Field(8000, ge=1)  # corrections and imported texts
     max_body_bytes: int = Field(1_000_000, ge=1024)
     secure_cookies: bool = False  # set when served over HTTPS
+    access_log: bool = True  # a log line per request (uvicorn's access log)
+    workers: int = Field(1, ge=1)  # server processes sharing the port (each its own interpreter and DB connections)
 
 
 class SampleSettings(Section):

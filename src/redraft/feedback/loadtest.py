@@ -1,5 +1,6 @@
 """A load scenario shared by the load test and bench/feedback_load.py: many simulated
-annotators labelling synthetic arithmetic items at once through a real server."""
+annotators labelling synthetic arithmetic items at once through a real server
+(`redraft feedback serve` in a process of its own)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from redraft.feedback.annotators import SimulationReport, simulate_annotators
-from redraft.feedback.app import running_server
-from redraft.feedback.config import FeedbackConfig, QueueConfig, StoreConfig
+from redraft.feedback.app import server_process
+from redraft.feedback.config import FeedbackConfig, QueueConfig, ServerConfig, StoreConfig
 from redraft.feedback.migrations import upgrade
 from redraft.feedback.queue import add_prompt, enqueue
 from redraft.feedback.security import add_annotator
@@ -49,11 +50,21 @@ def store_counts(sessions: sessionmaker) -> dict[str, int]:
 
 
 def run_load(
-    db_url: str, annotators: int, labels_each: int, labels_per_item: int = 2, noise: float = 0.1, seed: int = 0
+    db_url: str,
+    annotators: int,
+    labels_each: int,
+    labels_per_item: int = 2,
+    noise: float = 0.1,
+    seed: int = 0,
+    workers: int = 2,
 ) -> tuple[SimulationReport, dict[str, int]]:
     """Seed enough items, let the annotators label concurrently; return the client-side report
     and the store counts."""
-    config = FeedbackConfig(store=StoreConfig(url=db_url), queue=QueueConfig(labels_per_item=labels_per_item))
+    config = FeedbackConfig(
+        store=StoreConfig(url=db_url),
+        queue=QueueConfig(labels_per_item=labels_per_item),
+        server=ServerConfig(access_log=False, workers=workers),
+    )
     engine = make_engine(config.store)
     upgrade(engine)
     sessions = make_sessionmaker(engine)
@@ -61,7 +72,7 @@ def run_load(
     needed = -(-annotators * labels_each // labels_per_item) + annotators
     seed_arithmetic_items(sessions, needed, labels_per_item, seed)
     tokens = [add_annotator(sessions, f"sim-{i}") for i in range(annotators)]
-    with running_server(config=config) as base_url:
+    with server_process(config) as base_url:  # its own process, as in production
         report = simulate_annotators(base_url, tokens, noise=noise, max_labels=labels_each, seed=seed)
     counts = store_counts(sessions)
     engine.dispose()
