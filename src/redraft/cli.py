@@ -41,6 +41,8 @@ OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Delete an ex
 
 
 def _load(stage: str, config: Path | None, overrides: list[str] | None, name: str | None = None, **extra: str):
+    """The stage's validated config. Commands call this before importing torch and the trainers
+    (several seconds), so that a mistyped key or a missing file is reported at once."""
     from redraft.config import load_config
 
     sets = list(overrides or [])
@@ -70,9 +72,9 @@ def _train_stage(runner, cfg, resume: bool, overwrite: bool) -> None:
 @app.command()
 def run(config: ConfigOption = None, set_: SetOption = None, name: NameOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False) -> None:
     """The main job: tokenizer -> pretraining -> SFT -> RL -> evaluation -> report (runs/<name>/report.md)."""
+    cfg = _load("run", config, set_, name)
     from redraft.pipeline import run_pipeline
 
-    cfg = _load("run", config, set_, name)
     report = run_pipeline(cfg, resume=resume, overwrite=overwrite)
     _say(f"[green]done[/green]: report at {report}")
     for path in sorted((report.parent / "eval").glob("*/eval.json")):
@@ -86,9 +88,10 @@ def run(config: ConfigOption = None, set_: SetOption = None, name: NameOption = 
 @app.command()
 def pretrain(config: ConfigOption = None, set_: SetOption = None, name: NameOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False) -> None:
     """Train a tokenizer (unless one is given) and pretrain a causal LM on the task corpus."""
+    cfg = _load("pretrain", config, set_, name)
     from redraft.pipeline import run_pretrain
 
-    _train_stage(run_pretrain, _load("pretrain", config, set_, name), resume, overwrite)
+    _train_stage(run_pretrain, cfg, resume, overwrite)
 
 
 @app.command()
@@ -101,9 +104,10 @@ def sft(
     overwrite: OverwriteOption = False,
 ) -> None:
     """Supervised fine-tuning with loss on completion tokens only (freezing and LoRA optional)."""
+    cfg = _load("sft", config, set_, name, **{"model.path": model})
     from redraft.pipeline import run_sft
 
-    _train_stage(run_sft, _load("sft", config, set_, name, **{"model.path": model}), resume, overwrite)
+    _train_stage(run_sft, cfg, resume, overwrite)
 
 
 @app.command()
@@ -116,9 +120,10 @@ def rl(
     overwrite: OverwriteOption = False,
 ) -> None:
     """RL against the task's verifiable reward: rl.algorithm = grpo | rloo | reinforce_pp | ppo."""
+    cfg = _load("rl", config, set_, name, **{"model.path": model})
     from redraft.pipeline import run_rl
 
-    _train_stage(run_rl, _load("rl", config, set_, name, **{"model.path": model}), resume, overwrite)
+    _train_stage(run_rl, cfg, resume, overwrite)
 
 
 @app.command()
@@ -132,12 +137,12 @@ def score(
 ) -> None:
     """SCoRe self-correction: Pair-SFT on the model's own drafts -> Stage I -> Stage II, plus the baselines
     (prompting, Pair-SFT, STaR, single-turn RL, naive multi-turn RL, single-attempt control); writes report.md."""
+    cfg = _load("score", config, set_, name, **{"model.path": model})
     from redraft.distributed import on_main_process
     from redraft.pipeline import start_run_dir
     from redraft.score import run_score, score_report
     from redraft.training.logging import MetricsLog
 
-    cfg = _load("score", config, set_, name, **{"model.path": model})
     out = cfg.run.directory
     start_run_dir(out, cfg, resume, overwrite)
     log = MetricsLog(out / "metrics.jsonl")
@@ -183,10 +188,10 @@ def eval_(
                                                                "(0 = greedy, the headline; later attempts are greedy).")] = None,
 ) -> None:
     """Greedy accuracy and pass@k on the task's test split; writes eval.json and samples.jsonl."""
-    from redraft.pipeline import run_eval
-
     cfg = _load("eval", config, set_, name, **{"model.path": model, "eval.self_correct": "true" if self_correct else None,
                                                "eval.first_temperature": first_temperature})
+    from redraft.pipeline import run_eval
+
     if cfg.eval.self_correct:
         from redraft.evaluation.self_correction import run_self_correction_eval
 
