@@ -26,13 +26,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from redraft.config import dump_config
 from redraft.errors import RedraftError
 from redraft.feedback import api, pages
-from redraft.config import dump_config
 from redraft.feedback.config import FeedbackConfig, load_feedback_config
 from redraft.feedback.migrations import upgrade
 from redraft.feedback.queue import QueueError
@@ -108,13 +109,19 @@ class LimitsAndHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(config: FeedbackConfig, secret: bytes | None = None) -> FastAPI:
-    """Upgrade the store's schema to head and build the app on it."""
+def open_store(config: FeedbackConfig) -> Engine:
+    """An engine on the store, its schema upgraded to head; an unusable store is a short error."""
     engine = make_engine(config.store)
     try:
         upgrade(engine)
     except Exception as exc:  # noqa: BLE001 (the URL, the server or the file is unusable: say which, briefly)
         raise RedraftError(f"cannot open the feedback store {engine.url!r}: {exc.__class__.__name__}: {exc}") from None
+    return engine
+
+
+def create_app(config: FeedbackConfig, secret: bytes | None = None) -> FastAPI:
+    """Upgrade the store's schema to head and build the app on it."""
+    engine = open_store(config)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -148,12 +155,15 @@ def app_from_environment() -> FastAPI:
 
 def serve(config: FeedbackConfig, log_level: str = "info") -> None:
     """Serve until interrupted, in ``config.server.workers`` processes sharing one socket."""
-    app = create_app(config)  # opens and upgrades the store: a bad URL fails here, with a clear message
-    print(f"feedback app on http://{config.server.host}:{config.server.port}/ (store {config.store.url})", flush=True)
     options = {"host": config.server.host, "port": config.server.port, "log_level": log_level, "access_log": config.server.access_log}
+    announce = f"feedback app on http://{config.server.host}:{config.server.port}/ (store {config.store.url})"
     if config.server.workers == 1:
+        app = create_app(config)
+        print(announce, flush=True)
         uvicorn.run(app, **options)
         return
+    open_store(config).dispose()  # upgrade once, here: a bad URL fails before any worker starts
+    print(announce, flush=True)
     with tempfile.TemporaryDirectory(prefix="redraft-serve-") as tmp:
         dump_config(config, Path(tmp) / "feedback.yaml")
         os.environ[CONFIG_ENV] = str(Path(tmp) / "feedback.yaml")
