@@ -84,12 +84,20 @@ def test_score_command_on_the_sft_model(micro_run):
     sets = [x for a in args for x in ("--set", a)]
     # The validation table covers the whole val split, however large (here more than the default 256).
     sets += ["--set", "task.val_size=300", "--set", "score.baselines=[prompting]"]
-    sets += ["--set", "score.wrong_draft_share=0.5"]
+    sets += ["--set", "score.wrong_draft_share=0.5", "--set", "score.pair_sft.eval_accuracy_problems=8"]
     out = redraft("score", "--model", model, "--name", "sc", *sets, cwd=root)
     assert out.returncode == 0, out.stderr
     summary = json.loads((root / "runs" / "sc" / "score.json").read_text())
     pair_sft = json.loads((root / "runs" / "sc" / "pair_sft" / "result.json").read_text())
     assert 0.0 <= pair_sft["draft_wrong_share"] <= 1.0 and pair_sft["train_rows"] > 0
+    # Pair-SFT checks self-correction on 8 validation problems at each validation step.
+    records = [json.loads(line) for line in (root / "runs" / "sc" / "metrics.jsonl").read_text().splitlines()]
+    checks = [r for r in records if r["stage"] == "pair_sft" and "val_loss" in r]
+    assert checks and all("val_acc_t1" in r for r in checks)
+    for r in checks:
+        assert r["val_delta"] == pytest.approx(r["val_acc_t2"] - r["val_acc_t1"])
+        assert r["val_delta"] == pytest.approx(r["val_delta_i2c"] - r["val_delta_c2i"])
+        assert all((8 * r[key]) == pytest.approx(round(8 * r[key])) for key in ("val_acc_t1", "val_acc_t2", "val_changed"))
     assert list(summary["evaluations"]) == ["prompting", "score"]
     assert summary["evaluations"]["score"]["val"]["num_problems"] == 300
     assert "| score |" in (root / "runs" / "sc" / "report.md").read_text()

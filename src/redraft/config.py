@@ -113,7 +113,7 @@ class TrainConfig(Section):
     grad_accum_steps: int = Field(1, ge=1)
     max_length: int = Field(128, ge=4)
     log_every: int = Field(10, ge=1)
-    eval_every: int = Field(100, ge=1)  # validation loss (and accuracy for SFT)
+    eval_every: int = Field(100, ge=1)  # validation loss (and accuracy for SFT, two-attempt checks for Pair-SFT)
     eval_accuracy_problems: int = Field(128, ge=0)
     save_every: int = Field(100, ge=1)
     keep_checkpoints: int = Field(2, ge=1)

@@ -42,7 +42,7 @@ from redraft.pipeline import finish_stage, main_process_stage, stage_result
 from redraft.tasks import Task, build_task
 from redraft.text.tokenizer import load_tokenizer
 from redraft.training.data import TokenizedData
-from redraft.training.lm import train_lm
+from redraft.training.lm import ValMetricsFn, train_lm
 from redraft.training.logging import MetricsLog
 from redraft.training.rl import train_rl
 from redraft.training.score import (
@@ -58,6 +58,7 @@ from redraft.training.score import (
 
 # Methods trained for one attempt only: reports show their Acc@t1 and nothing of later attempts.
 SINGLE_ATTEMPT = ("control",)
+CHECK_METRICS = ("acc@t1", "acc@t2", "delta", "delta_i2c", "delta_c2i", "changed")
 
 
 def _sft_stage(
@@ -71,6 +72,7 @@ def _sft_stage(
     log: MetricsLog,
     resume: bool,
     tokenizer,
+    val_metrics: ValMetricsFn | None = None,
 ) -> dict[str, Any]:
     set_seed(cfg.run.seed)
     result = train_lm(
@@ -85,8 +87,29 @@ def _sft_stage(
         log=log,
         logging=cfg.logging,
         resume=resume,
+        val_metrics=val_metrics,
     )
     return {**asdict(result), "model_dir": str(result.model_dir)}
+
+
+def _self_correction_check(cfg: ScoreConfig, task: Task, tokenizer) -> ValMetricsFn | None:
+    """Greedy two-attempt metrics on the first ``pair_sft.eval_accuracy_problems`` validation problems.
+
+    Pair-SFT's validation loss mixes copying right drafts with fixing wrong ones, so it can fall while
+    attempt 2 learns to copy, over-edit or garble; these curves show which one a run is doing.
+    """
+    problems = task.val[: cfg.score.pair_sft.eval_accuracy_problems]
+    if not problems:
+        return None
+
+    def check(model) -> dict[str, float]:
+        result = evaluate_self_correction(
+            model, tokenizer, task, problems, cfg.score.protocol, max_new_tokens=cfg.score.eval.max_new_tokens, seed=cfg.run.seed
+        )
+        # "@" would be a poor TensorBoard tag: acc@t1 is logged as val_acc_t1
+        return {f"val_{name.replace('@', '_')}": result.metrics[name] for name in CHECK_METRICS}
+
+    return check
 
 
 def _pair_sft(
@@ -143,6 +166,7 @@ def _pair_sft(
         log,
         resume,
         tokenizer,
+        val_metrics=_self_correction_check(cfg, task, tokenizer),
     )
     return {**result, **mix, "seconds": time.perf_counter() - started}
 
@@ -484,10 +508,11 @@ def score_report(
         f"\nSCoRe pipeline (Pair-SFT + Stage I + Stage II): {summary['score_pipeline_seconds']:.0f} s — the "
         "single-attempt control's wall-clock budget.\n"
     )
+    # Pair-SFT has curves only when it ran its validation checks (pair_sft.eval_accuracy_problems)
     stages = [
         s
-        for s in ("score_stage1", "score_stage2", "multiturn_rl")
-        if any(r["stage"] == s for r in records)
+        for s in ("pair_sft", "score_stage1", "score_stage2", "multiturn_rl")
+        if any(r["stage"] == s and (s != "pair_sft" or "val_acc_t1" in r) for r in records)
     ]
     plots = []
     if stages:

@@ -165,6 +165,11 @@ def test_plots(tmp_path):
     records += [{"stage": "multiturn_rl", "step": s, "accuracy_t2": 0.6} for s in range(1, 4)]
     plot_self_correction(records, ["score_stage1", "multiturn_rl"], tmp_path / "sc.png")
     assert Image.open(tmp_path / "sc.png").size[0] > 1000  # four metric columns
+    # Pair-SFT's greedy validation checks get a row of their own, drawn in the same panels
+    records += [{"stage": "pair_sft", "step": s, "val_loss": 0.5, "val_acc_t1": 0.7, "val_acc_t2": 0.8, "val_delta": 0.1}
+                for s in (100, 200)]
+    plot_self_correction(records, ["pair_sft", "score_stage1"], tmp_path / "sc2.png")
+    assert Image.open(tmp_path / "sc2.png").size[1] > Image.open(tmp_path / "sc.png").size[1] * 0.9
     with pytest.raises(ValueError):
         plot_self_correction([{"stage": "sft", "step": 1, "loss": 1.0}], ["sft"], tmp_path / "none.png")
     scaling = ScalingResult([2, 4, 8], 1.0, [0.5, 0.6, 0.65], [0.1] * 3, [0.55, 0.7, 0.75], [0.1] * 3, 10)

@@ -89,13 +89,19 @@ def plot_rl(records: list[dict[str, Any]], path: str | Path) -> Path:
 
 
 # Self-correction training curves: panel title → (key, label) pairs the SCoRe trainer may log.
+# The RL stages log their sampled episodes; Pair-SFT logs greedy validation checks (val_*).
 SELF_CORRECTION_PANELS = {
-    "checker accuracy (%)": (("accuracy_t1", "attempt 1"), ("accuracy_t2", "attempt 2")),
+    "checker accuracy (%)": (
+        ("accuracy_t1", "attempt 1"),
+        ("accuracy_t2", "attempt 2"),
+        ("val_acc_t1", "attempt 1, greedy val"),
+        ("val_acc_t2", "attempt 2, greedy val"),
+    ),
     "mean reward": (("reward_t1", "attempt 1"), ("reward_t2", "attempt 2")),
-    "Δ = acc t2 − acc t1 (points)": (("delta", "Δ"),),
+    "Δ = acc t2 − acc t1 (points)": (("delta", "Δ"), ("val_delta", "Δ, greedy val")),
     "KL to reference (per sequence)": (("kl_t1", "attempt 1"), ("kl_t2", "attempt 2")),
 }
-PERCENT_KEYS = {"accuracy_t1", "accuracy_t2", "delta"}
+PERCENT_KEYS = {"accuracy_t1", "accuracy_t2", "delta", "val_acc_t1", "val_acc_t2", "val_delta"}
 
 
 def plot_self_correction(records: list[dict[str, Any]], stages: list[str], path: str | Path) -> Path:
@@ -119,10 +125,14 @@ def plot_self_correction(records: list[dict[str, Any]], stages: list[str], path:
                 if steps:
                     scale = 100 if key in PERCENT_KEYS else 1
                     ax.plot(steps, [scale * v for v in values], label=label)
+            ax.set_title(f"{stage}: {title}", fontsize=9)
+            if not ax.lines:
+                ax.set_axis_off()
+                ax.text(0.5, 0.5, "not logged by this stage", ha="center", va="center", color="grey", transform=ax.transAxes)
+                continue
             if title.startswith("Δ"):
                 ax.axhline(0, color="grey", linewidth=0.8)
-            ax.set_title(f"{stage}: {title}", fontsize=9)
-            ax.set_xlabel("iteration")
+            ax.set_xlabel("step" if stage == "pair_sft" else "iteration")
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0] and len(series) > 1:
                 ax.legend(fontsize=8)
