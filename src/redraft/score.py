@@ -475,7 +475,7 @@ def score_report(
 ) -> str:
     """Markdown for report.md: the methods' table (test, greedy/greedy), the sampled-attempt-1 variant,
     validation rows, training time per stage, and the training-curve / scaling PNGs (written to ``out_dir``)."""
-    from redraft.evaluation.plots import plot_inference_scaling, plot_self_correction
+    from redraft.evaluation.plots import plot_inference_scaling, plot_self_correction, self_correction_stages
     from redraft.evaluation.self_correction import render_self_correction_section
 
     evaluations = summary["evaluations"]
@@ -508,12 +508,7 @@ def score_report(
         f"\nSCoRe pipeline (Pair-SFT + Stage I + Stage II): {summary['score_pipeline_seconds']:.0f} s — the "
         "single-attempt control's wall-clock budget.\n"
     )
-    # Pair-SFT has curves only when it ran its validation checks (pair_sft.eval_accuracy_problems)
-    stages = [
-        s
-        for s in ("pair_sft", "score_stage1", "score_stage2", "multiturn_rl")
-        if any(r["stage"] == s and (s != "pair_sft" or "val_acc_t1" in r) for r in records)
-    ]
+    stages = self_correction_stages(records, ("pair_sft", "score_stage1", "score_stage2", "multiturn_rl"))
     plots = []
     if stages:
         plots.append(

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from redraft.cli import app
 from redraft.config import EvalConfig, SelfCorrectionSection
 from redraft.errors import ConfigError
-from redraft.evaluation.plots import plot_inference_scaling, plot_self_correction
+from redraft.evaluation.plots import plot_inference_scaling, plot_self_correction, self_correction_stages
 from redraft.evaluation.self_correction import (
     PAPER_MATH500,
     ScalingResult,
@@ -165,9 +165,14 @@ def test_plots(tmp_path):
     records += [{"stage": "multiturn_rl", "step": s, "accuracy_t2": 0.6} for s in range(1, 4)]
     plot_self_correction(records, ["score_stage1", "multiturn_rl"], tmp_path / "sc.png")
     assert Image.open(tmp_path / "sc.png").size[0] > 1000  # four metric columns
+    # Pair-SFT logging only its losses has no curve to draw
+    losses_only = records + [{"stage": "pair_sft", "step": 100, "loss": 0.3, "val_loss": 0.4}]
+    assert self_correction_stages(losses_only, ["pair_sft", "score_stage1", "score_stage2", "multiturn_rl"]) == [
+        "score_stage1", "multiturn_rl"]
     # Pair-SFT's greedy validation checks get a row of their own, drawn in the same panels
     records += [{"stage": "pair_sft", "step": s, "val_loss": 0.5, "val_acc_t1": 0.7, "val_acc_t2": 0.8, "val_delta": 0.1}
                 for s in (100, 200)]
+    assert self_correction_stages(records, ["pair_sft", "score_stage1"]) == ["pair_sft", "score_stage1"]
     plot_self_correction(records, ["pair_sft", "score_stage1"], tmp_path / "sc2.png")
     assert Image.open(tmp_path / "sc2.png").size[1] > Image.open(tmp_path / "sc.png").size[1] * 0.9
     with pytest.raises(ValueError):

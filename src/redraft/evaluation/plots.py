@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,12 @@ SELF_CORRECTION_PANELS = {
     "KL to reference (per sequence)": (("kl_t1", "attempt 1"), ("kl_t2", "attempt 2")),
 }
 PERCENT_KEYS = {"accuracy_t1", "accuracy_t2", "delta", "val_acc_t1", "val_acc_t2", "val_delta"}
+PANEL_KEYS = {key for series in SELF_CORRECTION_PANELS.values() for key, _ in series}
+
+
+def self_correction_stages(records: list[dict[str, Any]], candidates: Iterable[str]) -> list[str]:
+    """The candidates that logged at least one self-correction curve (Pair-SFT only when its checks ran)."""
+    return [stage for stage in candidates if any(r["stage"] == stage and PANEL_KEYS & r.keys() for r in records)]
 
 
 def plot_self_correction(records: list[dict[str, Any]], stages: list[str], path: str | Path) -> Path:
