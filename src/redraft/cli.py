@@ -281,6 +281,12 @@ def main() -> None:
     _quiet_libraries()
     try:
         app()
+    except SystemExit as exit_:
+        if exit_.code in (0, None) and "torch.distributed" in sys.modules:  # typer exits so on success too
+            from redraft.distributed import end_processes
+
+            end_processes()
+        raise
     except RedraftError as exc:
         Console(stderr=True).print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -20,6 +20,7 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 
 from redraft.config import ModelConfig, TaskConfig
+from redraft.distributed import end_processes
 from redraft.models import build_model
 from redraft.tasks import build_task
 from redraft.text.tokenizer import train_tokenizer
@@ -87,8 +88,7 @@ def main(out_dir: Path, steps: int) -> None:
             report["first_parameter_rows_on_rank0"] = shards[0]
             report["first_parameter_rows"] = next(iter(full.values())).shape[0]
         (out_dir / "report.json").write_text(json.dumps(report))
-    if sharded:
-        dist.destroy_process_group()
+    end_processes()
 
 
 if __name__ == "__main__":

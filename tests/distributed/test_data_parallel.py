@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from redraft.algorithms import group_advantages
-from redraft.distributed import rank_share, require_divisible
+from redraft.distributed import end_processes, rank_share, require_divisible
 from redraft.distributed.smoke import RL_TRAINERS, launch_command
 from redraft.errors import ConfigError
 
@@ -40,6 +40,13 @@ def test_rank_shares_keep_whole_groups_and_their_advantages():
     assert [p for share in shares for p in share] == prompts
     local = [group_advantages(scores[r * 16 : (r + 1) * 16], group, scale=True) for r in range(world)]
     torch.testing.assert_close(torch.cat(local), group_advantages(scores, group, scale=True))
+
+
+def test_end_processes_closes_the_process_group_and_is_a_no_op_without_one(tmp_path):
+    end_processes()  # one process, no group: nothing to do
+    torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    end_processes()
+    assert not torch.distributed.is_initialized()
 
 
 def test_uneven_split_is_a_clear_error():

@@ -28,7 +28,8 @@ def _run(out_dir: Path, processes: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = launch_argv([str(WORKER), str(out_dir), "3"], processes)
     done = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    # Whether the report was written tells a crash in training from one at teardown.
+    assert done.returncode == 0, f"report written: {(out_dir / 'report.json').exists()}\n{done.stderr[-3000:]}"
     return json.loads((out_dir / "report.json").read_text())
 
 

@@ -44,6 +44,18 @@ def on_main_process(work: Callable[[], T]) -> T | None:
     return result
 
 
+def end_processes() -> None:
+    """After a launch's work succeeded: wait for every process, then close the process group.
+
+    Without it, gloo's worker threads can outlive a process that finished first and abort it at
+    exit ("terminate called without an active exception"), failing a run whose work was done.
+    Does nothing without a process group (one process).
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def require_divisible(what: str, count: int, world: int) -> None:
     """Raise a clear error when ``count`` cannot be split evenly over ``world`` processes."""
     if count % world:

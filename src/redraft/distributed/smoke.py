@@ -25,7 +25,7 @@ from redraft.config import (
     TaskConfig,
     TrainConfig,
 )
-from redraft.distributed import launch_argv, processes
+from redraft.distributed import end_processes, launch_argv, processes
 from redraft.envs import SelfCorrectionEnv, SingleTurnEnv
 from redraft.fsutil import write_json_atomic
 from redraft.models import build_model, save_model
@@ -129,6 +129,7 @@ def main(trainer: str, out_dir: Path, steps: int, resume: bool) -> None:
                  logging=quiet, resume=resume, env_factory=env_factory, credit=credit)
     if state.is_main_process:  # lets the caller check that the launch really ran N processes
         write_json_atomic(out_dir / "launch.json", {"processes": state.num_processes, "mode": str(state.distributed_type)})
+    end_processes()
 
 
 if __name__ == "__main__":
