@@ -85,6 +85,7 @@ def test_score_command_on_the_sft_model(micro_run):
     # The validation table covers the whole val split, however large (here more than the default 256).
     sets += ["--set", "task.val_size=300", "--set", "score.baselines=[prompting]"]
     sets += ["--set", "score.wrong_draft_share=0.5", "--set", "score.pair_sft.eval_accuracy_problems=8"]
+    sets += ["--set", "score.pair_sft_anchor=1.0"]
     out = redraft("score", "--model", model, "--name", "sc", *sets, cwd=root)
     assert out.returncode == 0, out.stderr
     summary = json.loads((root / "runs" / "sc" / "score.json").read_text())
@@ -92,6 +93,9 @@ def test_score_command_on_the_sft_model(micro_run):
     assert 0.0 <= pair_sft["draft_wrong_share"] <= 1.0 and pair_sft["train_rows"] > 0
     # Pair-SFT checks self-correction on 8 validation problems at each validation step.
     records = [json.loads(line) for line in (root / "runs" / "sc" / "metrics.jsonl").read_text().splitlines()]
+    # With the anchor on attempt 1, each logged training step carries its KL to the SFT model.
+    steps = [r for r in records if r["stage"] == "pair_sft" and "loss" in r]
+    assert steps and all(r["anchor_kl"] >= 0 for r in steps)
     checks = [r for r in records if r["stage"] == "pair_sft" and "val_loss" in r]
     assert checks and all("val_acc_t1" in r for r in checks)
     for r in checks:

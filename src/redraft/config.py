@@ -231,6 +231,9 @@ class ScoreSection(Section):
     drafts_per_problem: int = Field(1, ge=1)
     # Pair-SFT training rows rebalanced so this share has a wrong draft (None: the drafts' own mix)
     wrong_draft_share: float | None = Field(None, gt=0, lt=1)
+    # Pair-SFT adds this weight times KL(SFT model ‖ model) on every attempt-1 token (0 = off), so
+    # learning attempt 2 does not pull attempt 1 away from the SFT model
+    pair_sft_anchor: float = Field(0.0, ge=0)
     pair_sft: TrainConfig = TrainConfig(
         max_steps=300, batch_size=128, eval_every=100, save_every=100, eval_accuracy_problems=0,
         optim=OptimConfig(lr=1e-3, warmup_steps=20),

@@ -42,12 +42,13 @@ from redraft.pipeline import finish_stage, main_process_stage, stage_result
 from redraft.tasks import Task, build_task
 from redraft.text.tokenizer import load_tokenizer
 from redraft.training.data import TokenizedData
-from redraft.training.lm import ValMetricsFn, train_lm
+from redraft.training.lm import Anchor, ValMetricsFn, train_lm
 from redraft.training.logging import MetricsLog
 from redraft.training.rl import train_rl
 from redraft.training.score import (
     draft_is_right,
     episodes_to_sft,
+    first_attempt,
     first_attempt_correct_or_later,
     pair_sft_episodes,
     rebalance_wrong_drafts,
@@ -73,6 +74,7 @@ def _sft_stage(
     resume: bool,
     tokenizer,
     val_metrics: ValMetricsFn | None = None,
+    anchor: Anchor | None = None,
 ) -> dict[str, Any]:
     set_seed(cfg.run.seed)
     result = train_lm(
@@ -88,6 +90,7 @@ def _sft_stage(
         logging=cfg.logging,
         resume=resume,
         val_metrics=val_metrics,
+        anchor=anchor,
     )
     return {**asdict(result), "model_dir": str(result.model_dir)}
 
@@ -138,12 +141,15 @@ def _pair_sft(
             drafts_per_problem,
         )
 
+    anchored = s.pair_sft_anchor > 0
+
     def rows(episodes) -> TokenizedData:
         return episodes_to_sft(
             episodes,
             first_attempt_correct_or_later,
             tokenizer.pad_token_id,
             s.pair_sft.max_length,
+            anchored=first_attempt if anchored else None,
         )
 
     episodes = drafts(task.train, cfg.run.seed, s.drafts_per_problem)
@@ -167,6 +173,7 @@ def _pair_sft(
         resume,
         tokenizer,
         val_metrics=_self_correction_check(cfg, task, tokenizer),
+        anchor=Anchor(base, s.pair_sft_anchor) if anchored else None,
     )
     return {**result, **mix, "seconds": time.perf_counter() - started}
 

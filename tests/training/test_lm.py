@@ -12,6 +12,7 @@ from redraft.errors import TrainingError
 from redraft.training import lm as lm_module
 from redraft.training.data import collate, micro_batch_rows, pretraining_data, sft_data
 from redraft.training.logging import MetricsLog
+from redraft.training.losses import masked_kl_to_reference_sum
 
 
 def _sft(task, tokenizer, split="train"):
@@ -19,13 +20,13 @@ def _sft(task, tokenizer, split="train"):
     return sft_data(tokenizer, [task.prompt(e) for e in examples], [e.target for e in examples], 64)
 
 
-def _train(tmp_path, model, tokenizer, task, val=True, **overrides):
+def _train(tmp_path, model, tokenizer, task, val=True, train=None, anchor=None, **overrides):
     cfg = TrainConfig.model_validate({"max_steps": 6, "batch_size": 16, "log_every": 1, "eval_every": 3, "save_every": 3, **overrides})
     log = MetricsLog(tmp_path / "metrics.jsonl")
     result = lm_module.train_lm(
-        stage="sft", model=model, tokenizer=tokenizer, train=_sft(task, tokenizer),
+        stage="sft", model=model, tokenizer=tokenizer, train=train or _sft(task, tokenizer),
         val=_sft(task, tokenizer, "val") if val else None, cfg=cfg, out_dir=tmp_path, seed=0, log=log,
-        logging=LoggingConfig(progress=False),
+        logging=LoggingConfig(progress=False), anchor=anchor,
     )
     return result, log
 
@@ -88,6 +89,48 @@ def test_non_finite_loss_stops_with_clear_error(tmp_path, micro_model, tokenizer
     monkeypatch.setattr(lm_module, "masked_lm_loss_sum", poisoned)
     with pytest.raises(TrainingError, match=r"loss is nan at step 4.*step-0000003"):
         _train(tmp_path, micro_model, tokenizer, micro_task, val=False, max_steps=6)
+
+
+def test_kl_to_reference_is_the_exact_kl_on_masked_positions():
+    logits = torch.tensor([[[0.0, 0.0], [1.0, -1.0], [5.0, 5.0]]])
+    ref_logits = torch.tensor([[[2.0, 0.0], [0.0, 0.0], [0.0, 9.0]]])
+    # position t predicts token t+1: mask[:, 1] selects position 0, mask[:, 2] position 1
+    p = torch.softmax(ref_logits[0, 0], -1)
+    expected = float((p * (p.log() - torch.log_softmax(logits[0, 0], -1))).sum())
+    assert masked_kl_to_reference_sum(logits, ref_logits, torch.tensor([[0.0, 1.0, 0.0]])).item() == pytest.approx(expected)
+    assert masked_kl_to_reference_sum(ref_logits, ref_logits, torch.ones(1, 3)).item() == pytest.approx(0.0, abs=1e-6)
+    assert masked_kl_to_reference_sum(logits, ref_logits, torch.zeros(1, 3)).item() == 0.0
+
+
+def test_anchor_holds_marked_tokens_at_the_reference(tmp_path, tokenizer, micro_task):
+    """Training on the completions moves their distributions; the anchor on the same tokens holds
+    them much closer to the frozen starting model, and its KL is logged."""
+    import copy
+
+    from redraft.config import ModelConfig
+    from redraft.models import build_model
+
+    data = _sft(micro_task, tokenizer)
+    data.anchor_mask = data.loss_mask.clone()
+    batch = collate(data, list(range(64)))
+    drift = {}
+    for coef in (0.0, 10.0):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(preset="micro"), tokenizer)
+        reference = copy.deepcopy(model)
+        _, log = _train(tmp_path / str(coef), model, tokenizer, micro_task, val=False, train=data, max_steps=15,
+                        optim={"lr": 3e-3, "warmup_steps": 0}, anchor=lm_module.Anchor(reference, coef))
+        with torch.no_grad():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            ref_logits = reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        drift[coef] = masked_kl_to_reference_sum(logits, ref_logits, batch["anchor_mask"]).item()
+        assert all("anchor_kl" in r for r in log.read("sft") if "loss" in r)
+    assert drift[10.0] < 0.3 * drift[0.0]
+
+
+def test_anchor_needs_an_anchor_mask(tmp_path, micro_model, tokenizer, micro_task):
+    with pytest.raises(TrainingError, match="anchor_mask"):
+        _train(tmp_path, micro_model, tokenizer, micro_task, val=False, anchor=lm_module.Anchor(micro_model, 1.0))
 
 
 def test_freezing_keeps_frozen_weights(tmp_path, micro_model, tokenizer, micro_task):

@@ -10,6 +10,7 @@ from redraft.rollout.sampler import encode_prompts
 from redraft.training.logging import MetricsLog
 from redraft.training.score import (
     episodes_to_sft,
+    first_attempt,
     first_attempt_correct_or_later,
     pair_sft_episodes,
     rebalance_wrong_drafts,
@@ -52,6 +53,32 @@ def test_pair_sft_rows_are_the_runtime_context_with_loss_on_right_answers_only(
         ] * len(instruction) + [1] * len(answer)
     # A random model's drafts are wrong: none of their tokens may be trained on.
     assert not any(e.turns[0].info["correct"] for e in episodes)
+
+
+def test_pair_sft_anchor_marks_every_first_attempt_and_nothing_else(
+    micro_model, tokenizer, micro_task
+):
+    episodes = pair_sft_episodes(
+        micro_model, tokenizer, micro_task, micro_task.train[:8], PROTOCOL, 1.0, 4, seed=0
+    )
+    plain = episodes_to_sft(
+        episodes, first_attempt_correct_or_later, tokenizer.pad_token_id, 128
+    )
+    data = episodes_to_sft(
+        episodes,
+        first_attempt_correct_or_later,
+        tokenizer.pad_token_id,
+        128,
+        anchored=first_attempt,
+    )
+    assert plain.anchor_mask is None
+    assert data.loss_mask.equal(plain.loss_mask)
+    for row, episode in enumerate(episodes):
+        draft, correction = episode.turns
+        start = len(draft.observation_ids)
+        expected = [0] * start + [1] * len(draft.reply_ids)
+        expected += [0] * (int(data.lengths[row]) - len(expected))
+        assert data.anchor_mask[row, : int(data.lengths[row])].tolist() == expected
 
 
 def test_pair_sft_samples_several_drafts_of_each_problem(micro_model, tokenizer, micro_task):

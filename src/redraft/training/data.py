@@ -13,31 +13,46 @@ from redraft.rollout.sampler import encode_prompts
 class TokenizedData:
     """Sequences stored once as right-padded tensors; a batch is a row selection.
 
-    ``loss_mask[i, j]`` says whether token j of sequence i is a training target.
+    ``loss_mask[i, j]`` says whether token j of sequence i is a training target;
+    ``anchor_mask[i, j]`` (optional) whether the model's distribution for token j is pulled towards
+    a frozen reference model's (see ``train_lm``'s ``anchor``).
     """
 
     input_ids: torch.Tensor  # (N, L) long, padded with the pad id
     attention_mask: torch.Tensor  # (N, L) long
     loss_mask: torch.Tensor  # (N, L) float
     lengths: torch.Tensor  # (N,) long
+    anchor_mask: torch.Tensor | None = None  # (N, L) float
 
     def __len__(self) -> int:
         return len(self.lengths)
 
 
-def pack_sequences(sequences: list[list[int]], masks: list[list[int]], pad_id: int, max_length: int) -> TokenizedData:
+def pack_sequences(
+    sequences: list[list[int]],
+    masks: list[list[int]],
+    pad_id: int,
+    max_length: int,
+    anchor_masks: list[list[int]] | None = None,
+) -> TokenizedData:
     """Token sequences and their loss masks (1 = target), cut to ``max_length`` and right-padded."""
     sequences = [s[:max_length] for s in sequences]
-    masks = [m[:max_length] for m in masks]
     width = max((len(s) for s in sequences), default=1)
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(sequences), width), dtype=torch.long)
-    loss_mask = torch.zeros((len(sequences), width), dtype=torch.float32)
-    for i, (seq, mask) in enumerate(zip(sequences, masks)):
+    for i, seq in enumerate(sequences):
         input_ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
         attention[i, : len(seq)] = 1
-        loss_mask[i, : len(seq)] = torch.tensor(mask, dtype=torch.float32)
-    return TokenizedData(input_ids, attention, loss_mask, attention.sum(dim=1))
+
+    def padded(rows: list[list[int]]) -> torch.Tensor:
+        out = torch.zeros((len(sequences), width), dtype=torch.float32)
+        for i, row in enumerate(rows):
+            row = row[:max_length]
+            out[i, : len(row)] = torch.tensor(row, dtype=torch.float32)
+        return out
+
+    anchor = padded(anchor_masks) if anchor_masks is not None else None
+    return TokenizedData(input_ids, attention, padded(masks), attention.sum(dim=1), anchor)
 
 
 def pretraining_data(tokenizer, texts: list[str], max_length: int) -> TokenizedData:
@@ -60,11 +75,14 @@ def collate(data: TokenizedData, rows: list[int] | torch.Tensor) -> dict[str, to
     """The selected rows, trimmed to their longest sequence."""
     rows = torch.as_tensor(rows, dtype=torch.long)
     width = int(data.lengths[rows].max()) if len(rows) else 1
-    return {
+    batch = {
         "input_ids": data.input_ids[rows, :width],
         "attention_mask": data.attention_mask[rows, :width],
         "loss_mask": data.loss_mask[rows, :width],
     }
+    if data.anchor_mask is not None:
+        batch["anchor_mask"] = data.anchor_mask[rows, :width]
+    return batch
 
 
 def epoch_order(num_examples: int, seed: int, epoch: int) -> list[int]:

@@ -1,8 +1,9 @@
 """Pretraining and SFT: one causal-LM loop, differing only in which tokens carry loss.
 
-AdamW with warmup + cosine decay, gradient clipping and accumulation, validation loss with early
-stopping, JSONL metrics (TensorBoard/W&B optional), atomic checkpoints and exact resume, all on
-`accelerate` so the loop is the same on CPU, one GPU or several.
+AdamW with warmup + cosine decay, gradient clipping and accumulation, an optional anchor (exact
+KL to a frozen reference model on marked tokens), validation loss with early stopping, JSONL
+metrics (TensorBoard/W&B optional), atomic checkpoints and exact resume, all on `accelerate` so
+the loop is the same on CPU, one GPU or several.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from redraft.training.logging import (
     make_accelerator,
     progress_bar,
 )
-from redraft.training.losses import masked_lm_loss_sum
+from redraft.training.losses import masked_kl_to_reference_sum, masked_lm_loss_sum
 from redraft.training.optim import build_optimizer, build_scheduler
 
 ValMetricsFn = Callable[[PreTrainedModel], dict[str, float]]
@@ -49,6 +50,19 @@ class StageResult:
     best_val_loss: float | None
     stopped_early: bool
     seconds: float
+
+
+@dataclass
+class Anchor:
+    """Adds ``coef`` · KL(reference ‖ model) on the tokens the data's ``anchor_mask`` marks, per marked token.
+
+    Pair-SFT uses it to keep attempt 1 at the SFT model while attempt 2 learns to correct. The
+    logged ``loss`` includes the term; ``anchor_kl`` is the KL alone. Every process holds a whole
+    copy of the reference (it is not sharded).
+    """
+
+    reference: PreTrainedModel
+    coef: float
 
 
 @torch.no_grad()
@@ -79,11 +93,17 @@ def train_lm(
     logging: LoggingConfig,
     resume: bool = False,
     val_metrics: ValMetricsFn | None = None,
+    anchor: Anchor | None = None,
 ) -> StageResult:
-    """Train ``model`` and write the best (or, without validation data, the last) model to ``out_dir/model``."""
+    """Train ``model`` and write the best (or, without validation data, the last) model to ``out_dir/model``.
+
+    The validation loss is the LM loss alone, anchored or not, so runs stay comparable.
+    """
     out_dir = Path(out_dir)
     started = time.perf_counter()
     set_seed(seed)
+    if anchor is not None and train.anchor_mask is None:
+        raise TrainingError(f"{stage}: an anchor needs training data with an anchor_mask")
     apply_freeze(model, cfg.freeze)
     if cfg.lora.enabled:
         model = apply_lora(model, cfg.lora)
@@ -95,6 +115,8 @@ def train_lm(
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.max_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     trainable = [p for p in model.parameters() if p.requires_grad]
+    if anchor is not None:
+        reference = anchor.reference.to(accelerator.device).eval().requires_grad_(False)
     model_dir, checkpoints = out_dir / "model", out_dir / "checkpoints"
 
     loop = {"best_val_loss": math.inf, "evals_without_improvement": 0, "train_loss": math.nan}
@@ -127,7 +149,9 @@ def train_lm(
             # Normalise by the global token count; DDP averages gradients over ranks, hence the
             # factor ``world``: the update is then the one a single process makes on the whole batch.
             step_tokens = global_sum(accelerator, sum(b["loss_mask"][:, 1:].sum() for b in micro_batches)).clamp(min=1.0)
-            step_loss = 0.0
+            if anchor is not None:
+                anchor_tokens = global_sum(accelerator, sum(b["anchor_mask"][:, 1:].sum() for b in micro_batches)).clamp(min=1.0)
+            step_loss, step_anchor_kl = 0.0, 0.0
             for i, batch in enumerate(micro_batches):
                 last = i == len(micro_batches) - 1
                 with nullcontext() if last else accelerator.no_sync(model):
@@ -135,6 +159,13 @@ def train_lm(
                     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
                     loss = masked_lm_loss_sum(logits, batch["input_ids"], batch["loss_mask"]) * world / step_tokens.item()
                     value = loss.item() / world
+                    if anchor is not None:
+                        with torch.no_grad():
+                            ref_logits = reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                        kl = masked_kl_to_reference_sum(logits, ref_logits, batch["anchor_mask"]) * world / anchor_tokens.item()
+                        step_anchor_kl += kl.item() / world
+                        loss = loss + anchor.coef * kl
+                        value += anchor.coef * kl.item() / world
                     if not math.isfinite(value):
                         kept = latest_checkpoint(checkpoints)
                         raise TrainingError(
@@ -160,6 +191,8 @@ def train_lm(
                     "grad_norm": float(grad_norm),
                     "tokens_per_s": float(global_sum(accelerator, window_tokens)) / max(elapsed, 1e-9),
                 }
+                if anchor is not None:
+                    metrics["anchor_kl"] = float(global_sum(accelerator, step_anchor_kl))
                 log.write(stage, step, **metrics)
                 accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)
                 window_tokens, window_start = 0, time.perf_counter()

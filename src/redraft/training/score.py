@@ -7,7 +7,9 @@ decodes from.
 - Pair-SFT: attempt 1 is the model's own sample (on-policy draft); attempt 2 is the correct
   answer. Attempt-2 tokens always carry loss; attempt-1 tokens carry loss when the draft is
   correct, so attempt 1 keeps being trained on right answers only (never on the wrong drafts, and
-  not masked out entirely, which would handicap attempt 1 and inflate Δ).
+  not masked out entirely, which would handicap attempt 1 and inflate Δ). Optionally every
+  attempt-1 token is also anchored to the SFT model (exact KL), since learning attempt 2 moves
+  the shared weights and with them attempt 1.
 - STaR: the model's own two-attempt samples, kept when attempt 1 was wrong and attempt 2 right;
   loss on attempt 2.
 - Stage I: reward on attempt 2 only, strong KL (β2) on attempt 1, small KL (β1) on attempt 2.
@@ -41,21 +43,29 @@ TrainedTurns = Callable[[Episode, int], bool]
 
 
 def episodes_to_sft(
-    episodes: list[Episode], trained: TrainedTurns, pad_id: int, max_length: int
+    episodes: list[Episode],
+    trained: TrainedTurns,
+    pad_id: int,
+    max_length: int,
+    anchored: TrainedTurns | None = None,
 ) -> TokenizedData:
-    """Episodes as SFT rows: loss on the reply tokens of the turns ``trained(episode, k)`` selects."""
-    sequences, masks = [], []
-    for episode in episodes:
-        sequences.append(episode.token_ids())
-        masks.append(
-            [
-                m
-                for k, turn in enumerate(episode.turns)
-                for m in [0] * len(turn.observation_ids)
-                + [int(trained(episode, k))] * len(turn.reply_ids)
-            ]
-        )
-    return pack_sequences(sequences, masks, pad_id, max_length)
+    """Episodes as SFT rows: loss on the reply tokens of the turns ``trained(episode, k)`` selects;
+    with ``anchored``, an anchor mask on the reply tokens of the turns it selects."""
+
+    def reply_mask(episode: Episode, selected: TrainedTurns) -> list[int]:
+        return [
+            m
+            for k, turn in enumerate(episode.turns)
+            for m in [0] * len(turn.observation_ids)
+            + [int(selected(episode, k))] * len(turn.reply_ids)
+        ]
+
+    sequences = [episode.token_ids() for episode in episodes]
+    masks = [reply_mask(episode, trained) for episode in episodes]
+    anchor_masks = (
+        [reply_mask(episode, anchored) for episode in episodes] if anchored else None
+    )
+    return pack_sequences(sequences, masks, pad_id, max_length, anchor_masks)
 
 
 def pair_sft_episodes(
@@ -151,6 +161,11 @@ def rebalance_wrong_drafts(
 
 def draft_is_right(episode: Episode) -> bool:
     return bool(episode.turns[0].info["correct"])
+
+
+def first_attempt(episode: Episode, turn: int) -> bool:
+    """Pair-SFT's anchor: every attempt 1, right or wrong (the reference's distribution is the target)."""
+    return turn == 0
 
 
 def first_attempt_correct_or_later(episode: Episode, turn: int) -> bool:
