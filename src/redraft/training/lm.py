@@ -163,9 +163,10 @@ def train_lm(
                         with torch.no_grad():
                             ref_logits = reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
                         kl = masked_kl_to_reference_sum(logits, ref_logits, batch["anchor_mask"]) * world / anchor_tokens.item()
-                        step_anchor_kl += kl.item() / world
+                        kl_value = kl.item() / world
+                        step_anchor_kl += kl_value
                         loss = loss + anchor.coef * kl
-                        value += anchor.coef * kl.item() / world
+                        value += anchor.coef * kl_value
                     if not math.isfinite(value):
                         kept = latest_checkpoint(checkpoints)
                         raise TrainingError(
