@@ -12,6 +12,7 @@ from redraft.algorithms import (
     group_advantages,
     reinforce_pp_advantages,
     rloo_advantages,
+    uniform_group_share,
 )
 from tests.algorithms.sharding import run_sharded
 
@@ -104,6 +105,16 @@ def test_rloo_hand_computed():
         torch.tensor([-1.5, 0.0, 1.5, 0.0, 0.0, 0.0]),
     )
     torch.testing.assert_close(rloo_advantages(torch.tensor([0.0, 4.0]), group_size=2), torch.tensor([-4.0, 4.0]))
+
+
+def test_uniform_group_share_counts_groups_without_signal():
+    # Groups [1, 1], [0, 1], [0, 0]: two uniform, and exactly their samples get RLOO advantage 0.
+    scores = torch.tensor([1.0, 1.0, 0.0, 1.0, 0.0, 0.0])
+    assert uniform_group_share(scores, group_size=2) == pytest.approx(2 / 3)
+    silent = rloo_advantages(scores, group_size=2).view(-1, 2).eq(0).all(dim=1)
+    assert silent.tolist() == [True, False, True]
+    with pytest.raises(ValueError):
+        uniform_group_share(scores, group_size=4)
 
 
 @pytest.mark.parametrize("group_size", [0, 1])

@@ -45,6 +45,7 @@ def test_reward_goes_up(tmp_path, micro_model, tokenizer, micro_task, algorithm,
     assert len(rewards) == 12
     assert sum(rewards[-3:]) / 3 > sum(rewards[:3]) / 3 + 0.2, rewards
     assert all(k in records[-1] for k in ("kl", "entropy", "clipfrac", "response_length", "truncated_fraction"))
+    assert all(0 <= r["frac_reward_zero_std"] <= 1 for r in records)
     if algorithm == "ppo":
         assert "value_error" in records[-1] and (tmp_path / "rl" / "critic" / "value_head.safetensors").is_file()
     assert (tmp_path / "rl" / "model" / "model.safetensors").is_file()

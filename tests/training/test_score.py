@@ -214,8 +214,11 @@ def test_stage_one_keeps_attempt_one_near_the_base(
             "delta",
             "kl_t1",
             "kl_t2",
+            "frac_reward_zero_std",
+            "frac_reward_zero_std_t2",
         )
     )
+    assert all(0 <= r["frac_reward_zero_std_t2"] <= 1 for r in free)
     # Attempt 2 learns either way (rewarded); only the β2 anchor holds attempt 1 where it was.
     for run in (free, anchored):
         early, late = (

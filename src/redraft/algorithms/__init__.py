@@ -9,6 +9,7 @@ from redraft.algorithms.advantages import (
     reinforce_pp_advantages,
     rloo_advantages,
     turns_to_tokens,
+    uniform_group_share,
 )
 from redraft.algorithms.bradley_terry import bradley_terry_loss, pairwise_accuracy
 from redraft.algorithms.kl import AdaptiveKLController, FixedKLController, kl_penalty
@@ -47,5 +48,6 @@ __all__ = [
     "reinforce_pp_advantages",
     "rloo_advantages",
     "turns_to_tokens",
+    "uniform_group_share",
     "value_loss",
 ]

@@ -13,6 +13,8 @@ token-level output is 0 there. Outputs are targets, so inputs are detached.
 - ``group_advantages`` (GRPO): A_i = (r_i − mean_g) / (std_g + eps), std_g the unbiased
   (n − 1) sample std of the group, as in TRL; or A_i = r_i − mean_g when ``scale=False``
 - ``rloo_advantages``: A_i = r_i − mean_{j≠i} r_j within the group
+- ``uniform_group_share``: the share of groups whose scores are all equal; a group baseline gives
+  every sample of such a group advantage 0, so it teaches nothing (TRL's ``frac_reward_zero_std``)
 - ``reinforce_pp_advantages`` (REINFORCE++): G_t as above, whitened over all action tokens of
   the batch; the "-baseline" variant subtracts the group's mean score from G_t first
 - ``broadcast_to_tokens``: a per-sequence value copied onto each action token of its row
@@ -93,6 +95,12 @@ def rloo_advantages(scores: torch.Tensor, group_size: int) -> torch.Tensor:
     grouped = _groups(scores, group_size)
     leave_one_out_mean = (grouped.sum(dim=1, keepdim=True) - grouped) / (group_size - 1)
     return (grouped - leave_one_out_mean).reshape(-1)
+
+
+def uniform_group_share(scores: torch.Tensor, group_size: int) -> float:
+    """Share of groups whose scores are all equal (zero std): they carry no group-baseline signal."""
+    grouped = _groups(scores, group_size)
+    return float((grouped == grouped[:, :1]).all(dim=1).float().mean())
 
 
 def broadcast_to_tokens(per_sequence: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -44,6 +44,7 @@ from redraft.algorithms import (
     reinforce_pp_advantages,
     rloo_advantages,
     turns_to_tokens,
+    uniform_group_share,
     value_loss,
 )
 from redraft.config import LoggingConfig, RLSection, SamplingConfig
@@ -187,8 +188,9 @@ def compute_advantages(
     return masked_whiten(advantages, mask, all_reduce=all_reduce), returns
 
 
-def per_turn_metrics(batch: RolloutBatch, kl_tokens: torch.Tensor) -> dict[str, float]:
-    """Each attempt's mean reward, checker accuracy and summed KL; ``delta`` = last − first accuracy."""
+def per_turn_metrics(batch: RolloutBatch, kl_tokens: torch.Tensor, group_size: int) -> dict[str, float]:
+    """Each attempt's mean reward, checker accuracy, summed KL and (with groups) share of groups
+    whose rewards for it are all equal; ``delta`` = last − first accuracy."""
     turns = batch.turn_rewards.shape[1]
     if turns < 2:
         return {}
@@ -198,6 +200,8 @@ def per_turn_metrics(batch: RolloutBatch, kl_tokens: torch.Tensor) -> dict[str, 
         metrics[f"reward_t{k + 1}"] = float(batch.turn_rewards[:, k].mean())
         metrics[f"accuracy_t{k + 1}"] = float(batch.turn_correct[:, k].mean())
         metrics[f"kl_t{k + 1}"] = float((kl_tokens * on_turn).sum(dim=1).mean())
+        if group_size > 1:
+            metrics[f"frac_reward_zero_std_t{k + 1}"] = uniform_group_share(batch.turn_rewards[:, k], group_size)
     metrics["delta"] = metrics[f"accuracy_t{turns}"] - metrics["accuracy_t1"]
     return metrics
 
@@ -392,13 +396,15 @@ def train_rl(
             metrics = {
                 "reward": float(scores.mean()),
                 "reward_std": float(scores.std()),
+                # Every rank's share is whole groups, so the gathered scores keep each group together.
+                **({"frac_reward_zero_std": uniform_group_share(scores, group)} if group > 1 else {}),
                 "accuracy": float(correct.mean()),
                 "kl": kl_per_sequence,
                 "kl_coef": float(controller.value),
                 "response_length": float(lengths.mean()),
                 "truncated_fraction": float(truncated.mean()),
                 **mean_across_ranks(accelerator, {
-                    **per_turn_metrics(batch, kl_tokens),
+                    **per_turn_metrics(batch, kl_tokens, group),
                     **{key: sum(values) / len(values) for key, values in stats.items()},
                     "generate_s": t1 - t0,
                     "logprob_s": t2 - t1,
