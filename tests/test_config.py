@@ -86,3 +86,24 @@ def test_cli_prints_one_line_error_without_traceback(tmp_path):
         capture_output=True, text=True, cwd=tmp_path,
     )
     assert missing.returncode == 2 and "config file not found: missing.yaml" in missing.stderr
+
+
+def test_scale_rewards_takes_the_three_modes_and_the_former_bools(tmp_path):
+    assert load_config("rl").rl.scale_rewards == "group"
+    for given, mode in (("true", "group"), ("false", "none"), ("batch", "batch"), ("none", "none")):
+        assert load_config("rl", None, [f"rl.scale_rewards={given}"]).rl.scale_rewards == mode
+    path = tmp_path / "c.yaml"
+    path.write_text("rl:\n  scale_rewards: false\n")  # a config written for the bool keeps working
+    assert load_config("rl", path).rl.scale_rewards == "none"
+    with pytest.raises(ConfigError, match=r"'rl\.scale_rewards'"):
+        load_config("rl", None, ["rl.scale_rewards=global"])
+
+
+def test_rl_options_name_the_literature_terms():
+    from redraft.config import RLSection, ScoreSection
+
+    fields = RLSection.model_fields
+    assert "Dr. GRPO" in fields["loss_agg"].description and "dr_grpo" in fields["loss_agg"].description
+    assert "TRL" in fields["scale_rewards"].description
+    assert "k1" in fields["kl_estimator"].description and "RLOO" in fields["kl_estimator"].description
+    assert "unbiased" in ScoreSection.model_fields["stage1_first_temperature"].description

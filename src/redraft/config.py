@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from redraft.errors import ConfigError
 
@@ -165,10 +165,26 @@ class RLSection(Section):
     minibatch_size: int = Field(512, ge=1)  # sequences per optimizer step
     clip_eps: float = Field(0.2, gt=0)
     clip_eps_high: float | None = Field(None, gt=0)
-    loss_agg: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = "token_mean"
-    scale_rewards: bool = True  # GRPO: divide by the group's reward std
+    loss_agg: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = Field(
+        "token_mean",
+        description="how per-token losses become one: token_mean = mean over all action tokens (DAPO; TRL "
+        "'dapo'/'bnpo'); seq_mean_token_mean = mean over sequences of each one's token mean (original GRPO; TRL "
+        "'grpo'); seq_mean_token_sum_norm = each sequence's token sum / the constant max_new_tokens × attempts, "
+        "averaged over sequences (Dr. GRPO; TRL 'dr_grpo')",
+    )
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group",
+        description="GRPO advantage (r − group mean) / (std + 1e-4) with the std of the group (GRPO), of the "
+        "whole batch (Lite PPO) or none (Dr. GRPO), as TRL's scale_rewards; true/false mean group/none",
+    )
     kl_coef: float = Field(0.0, ge=0)
-    kl_estimator: Literal["k1", "k2", "k3"] = "k3"
+    kl_estimator: Literal["k1", "k2", "k3"] = Field(
+        "k3",
+        description="Schulman's per-token KL(π ‖ π_ref) estimator, each clamped to [-10, 10] as in OpenRLHF: "
+        "k1 = log π − log π_ref, k2 = ½(log r)², k3 = r − 1 − log r. Used everywhere the KL goes: the GRPO "
+        "loss term, the reward of REINFORCE++/PPO, and the per-sequence sum folded into RLOO's score (TRL's "
+        "RLOO always uses k1 there: set k1 for parity)",
+    )
     adaptive_kl: bool = False
     kl_target: float = Field(0.05, gt=0)
     kl_horizon: int = Field(10_000, ge=1)
@@ -188,6 +204,14 @@ class RLSection(Section):
     generation_backend: Literal["local", "ray"] = "local"
     ray_workers: int | None = Field(None, ge=1)  # generation actors (None: one per CPU of the Ray cluster)
     optim: OptimConfig = OptimConfig(lr=1e-4, warmup_steps=5, weight_decay=0.0, min_lr_ratio=1.0)
+
+    @field_validator("scale_rewards", mode="before")
+    @classmethod
+    def _scale_rewards_bool(cls, value: Any) -> Any:
+        """The former bool: true = "group", false = "none"."""
+        if isinstance(value, bool):
+            return "group" if value else "none"
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> RLSection:
@@ -247,7 +271,14 @@ class ScoreSection(Section):
     # Stage I samples attempt 1 at this temperature (0 = greedy, as evaluation decodes it); attempt 1
     # gets no reward there, so its samples only set the context attempt 2 learns to correct.
     # None: rl.temperature, as in the paper.
-    stage1_first_temperature: float | None = Field(None, ge=0)
+    stage1_first_temperature: float | None = Field(
+        None,
+        ge=0,
+        description="Stage I samples attempt 1 at this temperature (0 = greedy; None = rl.temperature, as in the "
+        "paper). Off rl.temperature, attempt 1's tokens no longer come from the policy whose log-probs the "
+        "k3 KL estimator (β2 anchor) uses, so its KL is no longer an unbiased estimate of KL(π ‖ π_ref): with "
+        "greedy tokens it measures the KL at the argmax path only",
+    )
     star_iterations: int = Field(2, ge=1)
     star_problems: int = Field(4096, ge=1)  # problems sampled per STaR iteration
     star: TrainConfig = TrainConfig(

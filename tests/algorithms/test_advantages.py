@@ -74,21 +74,54 @@ def test_discounted_returns_contiguous_and_multi_turn():
 
 def test_group_advantages_uses_unbiased_std():
     scores = torch.tensor([0.0, 4.0, 1.0, 2.0])
-    # Group [0, 4]: mean 2, unbiased std sqrt((4 + 4) / 1) = 2.828427 → ±2 / 2.828427 = ±0.707107
+    # eps = 1e-4 is added to the std, as in TRL.
+    # Group [0, 4]: mean 2, unbiased std sqrt((4 + 4) / 1) = 2.828427 → ±2 / 2.828527 = ±0.707082
     #   (the biased std, 2, would give ±1)
-    # Group [1, 2]: mean 1.5, unbiased std sqrt((0.25 + 0.25) / 1) = 0.707107 → ±0.5 / 0.707107 = ±0.707107
-    expected = torch.tensor([-0.707107, 0.707107, -0.707107, 0.707107])
-    torch.testing.assert_close(group_advantages(scores, group_size=2), expected, rtol=0, atol=1e-5)
-    torch.testing.assert_close(
-        group_advantages(scores, group_size=2, scale=False), torch.tensor([-2.0, 2.0, -0.5, 0.5])
-    )
+    # Group [1, 2]: mean 1.5, unbiased std sqrt((0.25 + 0.25) / 1) = 0.707107 → ±0.5 / 0.707207 = ±0.707007
+    expected = torch.tensor([-0.707082, 0.707082, -0.707007, 0.707007])
+    torch.testing.assert_close(group_advantages(scores, group_size=2), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(group_advantages(scores, group_size=2, scale="group"), expected, rtol=0, atol=1e-6)
+    for unscaled in ("none", False):  # the old bool still works: False = "none", True = "group"
+        torch.testing.assert_close(
+            group_advantages(scores, group_size=2, scale=unscaled), torch.tensor([-2.0, 2.0, -0.5, 0.5])
+        )
+    torch.testing.assert_close(group_advantages(scores, group_size=2, scale=True), expected, rtol=0, atol=1e-6)
+
+
+def test_group_advantages_batch_scaling_hand_computed_and_as_trl():
+    scores = torch.tensor([0.0, 4.0, 1.0, 2.0])
+    # Centred within the group: [−2, 2, −0.5, 0.5]. Batch: mean 1.75, squared deviations
+    # 3.0625 + 5.0625 + 0.5625 + 0.0625 = 8.75, unbiased std sqrt(8.75 / 3) = 1.707825;
+    # ÷ (1.707825 + 1e-4) → [−1.171012, 1.171012, −0.292753, 0.292753]
+    expected = torch.tensor([-1.171012, 1.171012, -0.292753, 0.292753])
+    batch = group_advantages(scores, group_size=2, scale="batch")
+    torch.testing.assert_close(batch, expected, rtol=0, atol=1e-6)
+    # TRL's scale_rewards="batch" (GRPOTrainer._generate_and_score_completions), float64.
+    rewards = torch.tensor([3.0, 1.0, 0.0, 0.5, 2.0, 2.0], dtype=torch.float64)
+    mean_grouped = rewards.view(-1, 2).mean(dim=1).repeat_interleave(2)
+    trl = (rewards - mean_grouped) / (rewards.std().expand_as(rewards) + 1e-4)
+    torch.testing.assert_close(group_advantages(rewards, group_size=2, scale="batch"), trl, rtol=0, atol=1e-12)
+
+
+def test_group_advantages_batch_scaling_over_shards_matches_one_piece():
+    scores = torch.tensor([0.0, 4.0, 1.0, 2.0, 5.0, 5.0])
+    whole = group_advantages(scores, group_size=2, scale="batch")
+    shards = [(scores[:4], 2, "batch"), (scores[4:], 2, "batch")]
+    pieces = run_sharded(group_advantages, shards)
+    torch.testing.assert_close(torch.cat(pieces), whole)
+
+
+def test_group_advantages_rejects_unknown_scaling():
+    with pytest.raises(ValueError, match="global"):
+        group_advantages(torch.zeros(4), group_size=2, scale="global")
 
 
 def test_group_advantages_of_a_uniform_group_are_zero():
-    # Group [1, 2, 3]: mean 2, std sqrt((1 + 0 + 1) / 2) = 1 → −1, 0, 1 (÷ 1 + 1e-6).
+    # Group [1, 2, 3]: mean 2, std sqrt((1 + 0 + 1) / 2) = 1 → −1, 0, 1 (÷ 1 + 1e-4).
     # Group [4, 4, 4]: std 0, so 0 / eps = 0 rather than NaN.
     advantages = group_advantages(torch.tensor([1.0, 2.0, 3.0, 4.0, 4.0, 4.0]), group_size=3)
-    torch.testing.assert_close(advantages, torch.tensor([-1.0, 0.0, 1.0, 0.0, 0.0, 0.0]), rtol=0, atol=1e-5)
+    scaled = 1 / (1 + 1e-4)
+    torch.testing.assert_close(advantages, torch.tensor([-scaled, 0.0, scaled, 0.0, 0.0, 0.0]), rtol=0, atol=1e-6)
 
 
 def test_group_advantages_rejects_bad_groups():

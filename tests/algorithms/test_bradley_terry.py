@@ -36,3 +36,13 @@ def test_pairwise_accuracy_and_shape_check():
     assert pairwise_accuracy(torch.tensor([1.0, 2.0, 3.0, 0.0]), torch.tensor([0.0, 2.0, 4.0, -1.0])).item() == pytest.approx(0.625)
     with pytest.raises(ValueError, match="differ"):
         bradley_terry_loss(torch.zeros(2), torch.zeros(3))
+
+
+def test_pairwise_accuracy_counts_a_tie_half_where_trl_counts_zero():
+    chosen, rejected = torch.tensor([1.0, 1.0, 0.0, 2.0]), torch.tensor([1.0, 0.0, 0.0, 3.0])
+    # win, tie, tie, loss: (1 + ½ + ½ + 0) / 4 = 0.5; TRL's mean(r_w > r_l) = 1 / 4
+    assert pairwise_accuracy(chosen, rejected).item() == pytest.approx(0.5)
+    trl = (chosen > rejected).float().mean()
+    assert trl.item() == pytest.approx(0.25)
+    # the gap is ½ · the share of tied pairs
+    assert (pairwise_accuracy(chosen, rejected) - trl).item() == pytest.approx(0.5 * 2 / 4)

@@ -33,8 +33,26 @@ def test_k3_is_nonnegative_and_finite_for_extreme_ratios():
     assert (kl_penalty(logp, ref_logp, "k3") >= 0).all()
     extreme = kl_penalty(torch.tensor([0.0, -1000.0]), torch.tensor([-1000.0, 0.0]), "k3")
     assert torch.isfinite(extreme).all() and (extreme >= 0).all()
-    # log r = −1000 is clamped to −20: (e^{−20} − 1) + 20 ≈ 19
-    assert extreme[0].item() == pytest.approx(19.0)
+    # log r = ∓1000: k3 would be ≈ 999 and ≈ e^1000; both are clamped to 10
+    torch.testing.assert_close(extreme, torch.tensor([10.0, 10.0]))
+
+
+def test_every_estimator_is_clamped_to_plus_minus_ten():
+    # OpenRLHF's rule (compute_approx_kl): clamp(estimate, −10, 10) for k1, k2 and k3 alike.
+    # log r = ref_logp − logp = [−15, −2, 2, 3, 15]
+    logp = torch.tensor([0.0, 0.0, -2.0, -3.0, -15.0], requires_grad=True)
+    ref_logp = torch.tensor([-15.0, -2.0, 0.0, 0.0, 0.0])
+    # k1 = −log r = [15, 2, −2, −3, −15] → [10, 2, −2, −3, −10]
+    torch.testing.assert_close(kl_penalty(logp, ref_logp, "k1"), torch.tensor([10.0, 2.0, -2.0, -3.0, -10.0]))
+    # k2 = (log r)²/2 = [112.5, 2, 2, 4.5, 112.5] → [10, 2, 2, 4.5, 10]
+    torch.testing.assert_close(kl_penalty(logp, ref_logp, "k2"), torch.tensor([10.0, 2.0, 2.0, 4.5, 10.0]))
+    # k3 = e^{log r} − 1 − log r = [14 + e^{−15}, 1 + e^{−2}, e² − 3, e³ − 4, e^{15} − 16] → clamp at 10
+    expected_k3 = torch.tensor([10.0, 1 + math.exp(-2), math.exp(2) - 3, 10.0, 10.0])
+    k3 = kl_penalty(logp, ref_logp, "k3")
+    torch.testing.assert_close(k3, expected_k3)
+    # A clamped token passes no gradient (and no NaN); unclamped ones do: ∂k3/∂logp = 1 − e^{log r}.
+    k3.sum().backward()
+    torch.testing.assert_close(logp.grad, torch.tensor([0.0, 1 - math.exp(-2), 1 - math.exp(2), 0.0, 0.0]))
 
 
 def test_unknown_estimator_raises():

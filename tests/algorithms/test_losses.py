@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from redraft.algorithms import (
     aggregate_loss,
@@ -200,11 +201,82 @@ def test_dpo_label_smoothing_and_ipo():
     # 0.9 · 0.644397 + 0.1 · 0.744397 = 0.654397
     smoothed, _ = dpo_loss(*pair, beta=0.1, label_smoothing=0.1)
     assert smoothed.item() == pytest.approx(0.654397, abs=1e-6)
+    # cdpo is the same loss under its literature name (conservative DPO)
+    cdpo, _ = dpo_loss(*pair, beta=0.1, label_smoothing=0.1, kind="cdpo")
+    assert cdpo.item() == pytest.approx(0.654397, abs=1e-6)
     # (h − 1/(2β))² = (1 − 5)² = 16
     ipo, _ = dpo_loss(*pair, beta=0.1, kind="ipo")
     assert ipo.item() == pytest.approx(16.0)
-    with pytest.raises(ValueError):
-        dpo_loss(*pair, beta=0.1, label_smoothing=0.1, kind="ipo")
+    for kind in ("ipo", "ipo_mean", "hinge"):
+        with pytest.raises(ValueError, match="label_smoothing"):
+            dpo_loss(*pair, beta=0.1, label_smoothing=0.1, kind=kind)
+
+
+def test_dpo_robust_hand_computed_and_unbiased_under_label_noise():
+    pair = [t[:1] for t in _dpo_pairs()]  # h = 1
+    # (0.9 · 0.644397 − 0.1 · 0.744397) / (1 − 0.2) = (0.579957 − 0.074440) / 0.8 = 0.631897
+    robust, _ = dpo_loss(*pair, beta=0.1, label_smoothing=0.1, kind="robust")
+    assert robust.item() == pytest.approx(0.631897, abs=1e-6)
+    # Chowdhury et al.: averaged over a label flipped with probability s it is the clean DPO loss.
+    flipped = [pair[1], pair[0], pair[3], pair[2]]  # chosen ↔ rejected: h = −1
+    robust_flipped, _ = dpo_loss(*flipped, beta=0.1, label_smoothing=0.1, kind="robust")
+    clean, _ = dpo_loss(*pair, beta=0.1)
+    assert (0.9 * robust + 0.1 * robust_flipped).item() == pytest.approx(clean.item(), abs=1e-6)
+    with pytest.raises(ValueError, match="0.5"):
+        dpo_loss(*pair, beta=0.1, label_smoothing=0.5, kind="robust")
+
+
+def test_dpo_losses_match_trl_formulas():
+    # TRL 1.16 DPOTrainer's robust, hinge and ipo (length-averaged) lines, on float64 tensors.
+    generator = torch.Generator().manual_seed(0)
+    policy_chosen, policy_rejected, ref_chosen, ref_rejected = (
+        -5 * torch.rand(6, generator=generator, dtype=torch.float64) for _ in range(4)
+    )
+    chosen_tokens = torch.randint(1, 9, (6,), generator=generator)
+    rejected_tokens = torch.randint(1, 9, (6,), generator=generator)
+    beta, s = 0.3, 0.2
+    chosen_logratios, rejected_logratios = policy_chosen - ref_chosen, policy_rejected - ref_rejected
+    delta_score = chosen_logratios - rejected_logratios
+    clean_loss_term = -(1 - s) * F.logsigmoid(beta * delta_score)
+    flipped_loss_term = -s * F.logsigmoid(-beta * delta_score)
+    trl_robust = (clean_loss_term - flipped_loss_term) / (1 - 2 * s)
+    trl_hinge = torch.relu(1 - beta * delta_score)
+    ipo_delta = chosen_logratios / chosen_tokens.clamp(min=1.0) - rejected_logratios / rejected_tokens.clamp(min=1.0)
+    trl_ipo = (ipo_delta - 1 / (2 * beta)) ** 2
+    logps = (policy_chosen, policy_rejected, ref_chosen, ref_rejected)
+    robust, _ = dpo_loss(*logps, beta=beta, label_smoothing=s, kind="robust")
+    hinge, _ = dpo_loss(*logps, beta=beta, kind="hinge")
+    ipo_mean, _ = dpo_loss(*logps, beta=beta, kind="ipo_mean", chosen_lengths=chosen_tokens, rejected_lengths=rejected_tokens)
+    torch.testing.assert_close(robust, trl_robust.mean(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(hinge, trl_hinge.mean(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(ipo_mean, trl_ipo.mean(), rtol=0, atol=1e-12)
+
+
+def test_dpo_hinge_hand_computed():
+    # h = 1 and h = −1: max(0, 1 − 0.1) = 0.9 and max(0, 1 + 0.1) = 1.1 → mean 1.0
+    hinge, _ = dpo_loss(*_dpo_pairs(), beta=0.1, kind="hinge")
+    assert hinge.item() == pytest.approx(1.0)
+    # β·h = 20 · 1 ≥ 1: no loss and no gradient
+    pair = [t[:1].detach().requires_grad_() for t in _dpo_pairs()]
+    past_margin, _ = dpo_loss(*pair, beta=20.0, kind="hinge")
+    past_margin.backward()
+    assert past_margin.item() == 0.0 and pair[0].grad.item() == 0.0
+
+
+def test_dpo_ipo_mean_averages_log_probs_over_completion_tokens():
+    pair = [t[:1] for t in _dpo_pairs()]  # chosen log-ratio 0.5 (2 tokens), rejected −0.5 (4 tokens)
+    lengths = torch.tensor([2]), torch.tensor([4])
+    # h = 0.5 / 2 − (−0.5 / 4) = 0.375;  (0.375 − 1/(2·0.1))² = (0.375 − 5)² = 21.390625
+    loss, stats = dpo_loss(*pair, beta=0.1, kind="ipo_mean", chosen_lengths=lengths[0], rejected_lengths=lengths[1])
+    assert loss.item() == pytest.approx(21.390625)
+    # the implicit rewards stay β·(summed log-ratio), as TRL logs them: 0.1 · 0.5 and 0.1 · (−0.5)
+    assert stats["chosen_reward"].item() == pytest.approx(0.05)
+    assert stats["rejected_reward"].item() == pytest.approx(-0.05)
+    # with one token per completion it is the summed form
+    ones = torch.tensor([1])
+    assert dpo_loss(*pair, beta=0.1, kind="ipo_mean", chosen_lengths=ones, rejected_lengths=ones)[0].item() == pytest.approx(16.0)
+    with pytest.raises(ValueError, match="lengths"):
+        dpo_loss(*pair, beta=0.1, kind="ipo_mean")
 
 
 def test_dpo_gradient_reaches_policy_only():

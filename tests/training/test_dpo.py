@@ -6,8 +6,9 @@ from redraft.config import LoggingConfig
 from redraft.models import load_model, save_model
 from redraft.rlhf.config import DPOSection
 from redraft.rlhf.preferences import PreferencePair
-from redraft.training.dpo import sampled_kl, train_dpo
+from redraft.training.dpo import completion_lengths, sampled_kl, train_dpo
 from redraft.training.logging import MetricsLog
+from redraft.training.pairwise import pair_batch, pair_data
 
 
 def preference_pairs(task, examples):
@@ -49,3 +50,41 @@ def test_dpo_learns_the_preference_and_logs_kl(tmp_path, sft_dir, tokenizer, mic
 def test_sampled_kl_is_zero_for_the_same_model(micro_model, tokenizer):
     kl = sampled_kl(micro_model, micro_model, tokenizer, ["1+2=", "3+4="] * 4, max_new_tokens=3)
     assert kl["kl"] == pytest.approx(0.0, abs=1e-4) and kl["kl_k3"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_dpo_section_names_the_losses_and_checks_label_smoothing():
+    assert DPOSection(loss="cdpo", label_smoothing=0.1).loss == "cdpo"
+    assert DPOSection(loss="robust", label_smoothing=0.2).loss == "robust"
+    assert DPOSection(loss="sigmoid", label_smoothing=0.1).label_smoothing == 0.1  # = cdpo, as TRL's sigmoid
+    for loss in ("hinge", "ipo", "ipo_mean"):
+        assert DPOSection(loss=loss).loss == loss
+        with pytest.raises(ValueError, match="label_smoothing"):
+            DPOSection(loss=loss, label_smoothing=0.1)
+    for loss, smoothing in (("cdpo", 0.0), ("robust", 0.0), ("robust", 0.5)):
+        with pytest.raises(ValueError, match="label_smoothing"):
+            DPOSection(loss=loss, label_smoothing=smoothing)
+    with pytest.raises(ValueError):
+        DPOSection(loss="conservative")
+
+
+def test_dpo_trains_with_length_averaged_ipo(tmp_path, sft_dir, tokenizer, micro_task):
+    # ipo_mean needs each completion's token count: the trainer passes them for training and validation.
+    pairs = preference_pairs(micro_task, micro_task.train[:16])
+    data = pair_data(tokenizer, pairs, 64)
+    lengths = completion_lengths(pair_batch(data, [0, 1]))
+    for key, side in (("chosen_lengths", "chosen"), ("rejected_lengths", "rejected")):
+        ids = tokenizer([getattr(p, side) for p in pairs[:2]], add_special_tokens=False)["input_ids"]
+        assert lengths[key].tolist() == [len(i) + 1 for i in ids]  # completion tokens + EOS
+    cfg = DPOSection.model_validate({
+        "beta": 0.1, "loss": "ipo_mean", "sft_coef": 0.0, "kl_prompts": 0, "eval_problems": 0, "select_by": "loss",
+        "train": {"max_steps": 2, "batch_size": 8, "eval_every": 2, "save_every": 2, "log_every": 1,
+                  "optim": {"lr": 1e-3, "warmup_steps": 0}},
+    })
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    train_dpo(model_path=sft_dir, tokenizer=tokenizer, train_pairs=pairs, val_pairs=pairs[:8], cfg=cfg,
+              out_dir=tmp_path / "dpo", seed=0, log=log, logging=LoggingConfig(progress=False))
+    first = log.read("dpo")[0]
+    # it ran (dpo_loss raises without the lengths); at the start policy = reference, so h = 0 and
+    # the loss is (0 − 1/(2β))² = 25
+    assert first["loss"] == pytest.approx(25.0, rel=1e-3)
+    assert any("val_loss" in r for r in log.read("dpo"))

@@ -10,8 +10,11 @@ token-level output is 0 there. Outputs are targets, so inputs are detached.
 
 - ``gae``: δ_t = r_t + γ·V_{t+1} − V_t,  A_t = δ_t + γλ·A_{t+1},  returns = A + V
 - ``discounted_returns``: G_t = r_t + γ·G_{t+1}  (GAE with V = 0 and λ = 1)
-- ``group_advantages`` (GRPO): A_i = (r_i − mean_g) / (std_g + eps), std_g the unbiased
-  (n − 1) sample std of the group, as in TRL; or A_i = r_i − mean_g when ``scale=False``
+- ``group_advantages`` (GRPO): A_i = (r_i − mean_g) / (std + eps), eps = 1e-4 added to the std,
+  as TRL's ``scale_rewards``: ``"group"`` divides by std_g, the unbiased (n − 1) sample std of the
+  group (GRPO); ``"batch"`` by the unbiased std of every score of the batch (Lite PPO's group
+  mean with batch std); ``"none"`` does not divide (A_i = r_i − mean_g, as Dr. GRPO recommends,
+  since the group std weights easy and hard prompts unequally)
 - ``rloo_advantages``: A_i = r_i − mean_{j≠i} r_j within the group
 - ``uniform_group_share``: the share of groups whose scores are all equal; a group baseline gives
   every sample of such a group advantage 0, so it teaches nothing (TRL's ``frac_reward_zero_std``)
@@ -28,6 +31,7 @@ Groups are ``group_size`` consecutive entries (the samples of one prompt).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 
@@ -79,14 +83,36 @@ def _groups(scores: torch.Tensor, group_size: int) -> torch.Tensor:
     return scores.detach().view(-1, group_size)
 
 
+RewardScaling = Literal["group", "batch", "none"]
+
+
 def group_advantages(
-    scores: torch.Tensor, group_size: int, scale: bool = True, eps: float = 1e-6
+    scores: torch.Tensor,
+    group_size: int,
+    scale: RewardScaling | bool = "group",
+    eps: float = 1e-4,
+    all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """GRPO: each score minus its group's mean, divided by the group's unbiased std + eps."""
+    """GRPO: each score minus its group's mean, divided by std + eps as ``scale`` says.
+
+    ``scale`` is ``"group"`` (the group's unbiased std), ``"batch"`` (the unbiased std of all
+    scores: of every process's shard when given ``all_reduce``, a sum over them, as TRL computes it
+    on the gathered batch) or ``"none"``; ``True``/``False`` mean ``"group"``/``"none"``.
+    """
+    if isinstance(scale, bool):
+        scale = "group" if scale else "none"
     grouped = _groups(scores, group_size)
     centred = grouped - grouped.mean(dim=1, keepdim=True)
-    if scale:
+    if scale == "group":
         centred = centred / (grouped.std(dim=1, unbiased=True, keepdim=True) + eps)
+    elif scale == "batch":
+        reduce = all_reduce or (lambda t: t)
+        flat = grouped.reshape(-1)
+        total, count = reduce(torch.stack([flat.sum(), flat.new_tensor(float(flat.numel()))])).unbind()
+        squared_deviation = reduce(((flat - total / count) ** 2).sum())
+        centred = centred / (torch.sqrt(squared_deviation / (count - 1).clamp(min=1)) + eps)
+    elif scale != "none":
+        raise ValueError(f"unknown reward scaling {scale!r}; expected 'group', 'batch' or 'none'")
     return centred.reshape(-1)
 
 

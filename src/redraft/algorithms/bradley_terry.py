@@ -16,7 +16,11 @@ import torch.nn.functional as F
 
 
 def pairwise_accuracy(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor) -> torch.Tensor:
-    """Fraction of pairs ranked the labelled way; a tie counts half (the model did not choose)."""
+    """Fraction of pairs ranked the labelled way; a tie counts half (the model did not choose).
+
+    TRL's ``RewardTrainer`` accuracy is ``mean(r_w > r_l)``: a tie counts 0 there, so with ties
+    this reads higher by ½ · (share of tied pairs).
+    """
     wins = (chosen_rewards > rejected_rewards).float() + 0.5 * (chosen_rewards == rejected_rewards).float()
     return wins.mean()
 
@@ -29,7 +33,7 @@ def bradley_terry_loss(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Mean negative log-likelihood that each chosen response beats its rejected one.
 
-    Stats (detached): ``accuracy`` (pairwise, ties half), ``reward_margin`` (mean r_w − r_l),
+    Stats (detached): ``accuracy`` (pairwise, ties half; TRL counts them 0), ``reward_margin`` (mean r_w − r_l),
     ``chosen_reward`` and ``rejected_reward`` (means).
     """
     if chosen_rewards.shape != rejected_rewards.shape:

@@ -7,6 +7,13 @@ Schulman's estimators of KL(π_θ ‖ π_ref) are
 - k2 = (log r)² / 2         (biased, low variance, ≥ 0)
 - k3 = (r − 1) − log r      (unbiased, low variance, ≥ 0)
 
+One clamping rule for all three, as OpenRLHF's ``compute_approx_kl``: every per-token estimate is
+clamped to [−10, 10] (``KL_CLAMP``), so one token with an extreme ratio cannot dominate a loss or a
+score, and a clamped token passes no gradient. k2 and k3 are ≥ 0, so for them only the upper
+bound acts; for k1 both do. Inside k3 the log-ratio is first limited to ±20 so exp() cannot
+overflow; that never changes the result, since k3 > 10 at both log r = −20 and log r = +20.
+TRL clamps none of them; with |log r| ≤ 10 (and k3 ≤ 10) the estimates are unclamped and equal.
+
 The controllers hold β in ``.value``; the trainer calls ``update(current_kl, n_steps)`` after
 each batch. ``FixedKLController`` never changes β. ``AdaptiveKLController`` is Ziegler et al.'s
 proportional controller:
@@ -22,22 +29,27 @@ import torch
 
 KLKind = Literal["k1", "k2", "k3"]
 
-# exp(20) ≈ 4.9e8 is far beyond any useful penalty yet finite in every float dtype we train in.
+# Every estimate is clamped to [−KL_CLAMP, KL_CLAMP] (OpenRLHF's rule).
+KL_CLAMP = 10.0
+# Overflow guard inside k3 only: k3(±20) > KL_CLAMP, so it never changes the clamped estimate,
+# while exp(20) ≈ 4.9e8 stays finite in float32 (and so do the gradients of clamped tokens).
 _MAX_ABS_LOG_RATIO = 20.0
 
 
 def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, kind: KLKind) -> torch.Tensor:
-    """Per-token KL estimate of ``kind`` from the sampling policy's and the reference's log-probs."""
+    """Per-token KL estimate of ``kind`` from the sampling policy's and the reference's log-probs,
+    clamped to [−``KL_CLAMP``, ``KL_CLAMP``]."""
     log_ratio = ref_logp - logp
     if kind == "k1":
-        return -log_ratio
-    if kind == "k2":
-        return 0.5 * log_ratio**2
-    if kind == "k3":
-        # Clamping both terms alike keeps k3 ≥ 0 (x − 1 − log x ≥ 0 holds for the clamped x too).
+        estimate = -log_ratio
+    elif kind == "k2":
+        estimate = 0.5 * log_ratio**2
+    elif kind == "k3":
         log_ratio = log_ratio.clamp(-_MAX_ABS_LOG_RATIO, _MAX_ABS_LOG_RATIO)
-        return torch.expm1(log_ratio) - log_ratio
-    raise ValueError(f"unknown KL estimator {kind!r}; expected 'k1', 'k2' or 'k3'")
+        estimate = torch.expm1(log_ratio) - log_ratio
+    else:
+        raise ValueError(f"unknown KL estimator {kind!r}; expected 'k1', 'k2' or 'k3'")
+    return estimate.clamp(-KL_CLAMP, KL_CLAMP)
 
 
 class FixedKLController:

@@ -9,13 +9,22 @@ log-probs and the current values. Stats are detached scalars for logging.
     token_mean               Σ_tokens ℓ / #tokens                      (DAPO)
     seq_mean_token_mean      mean_seq( Σ_t ℓ / #tokens of the sequence ) (original GRPO)
     seq_mean_token_sum_norm  mean_seq( Σ_t ℓ / max_len ), max_len constant (Dr. GRPO)
+  (max_len: TRL's max_completion_length for dr_grpo; the RL trainer passes
+  max_new_tokens × the environment's max_turns)
 - ``ppo_policy_loss``: ℓ_t = max(−A·ρ, −A·clip(ρ, 1 − ε, 1 + ε_high)), ρ = exp(logp − old_logp)
 - ``value_loss``: ℓ_t = ½·max((V − R)², (clip(V, V_old − ε, V_old + ε) − R)²)
 - ``entropy_from_logits``: H = −Σ_v p_v log p_v of softmax(logits)
 - ``logprobs_from_logits``: log softmax(logits / temperature) at the given tokens
-- ``dpo_loss``: with h = (log π(y_w) − log π_ref(y_w)) − (log π(y_l) − log π_ref(y_l)),
-    sigmoid  −(1 − s)·log σ(β·h) − s·log σ(−β·h)   (s = label smoothing, robust DPO)
-    ipo      (h − 1/(2β))²
+- ``dpo_loss``: with h = (log π(y_w) − log π_ref(y_w)) − (log π(y_l) − log π_ref(y_l)) and
+  s = label smoothing (the assumed probability that a label is flipped),
+    sigmoid   −log σ(β·h)                              DPO; with s > 0 it is cdpo (as OpenRLHF's)
+    cdpo      −(1 − s)·log σ(β·h) − s·log σ(−β·h)      conservative DPO (Mitchell); OpenRLHF's smoothing
+    robust    (−(1 − s)·log σ(β·h) + s·log σ(−β·h)) / (1 − 2s)
+                                                       robust DPO (Chowdhury et al.), TRL's robust
+    hinge     max(0, 1 − β·h)                          RSO / SLiC, TRL's hinge
+    ipo       (h − 1/(2β))², h from summed log-probs   IPO's Eq. 17 as written, OpenRLHF's --ipo
+    ipo_mean  (h − 1/(2β))², h from log-probs averaged over each completion's tokens:
+              TRL's ipo, the form the IPO authors confirmed
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from redraft.algorithms.kl import kl_penalty
 from redraft.algorithms.masked import masked_mean, masked_sum
 
 LossAggregation = Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"]
+DPOLossKind = Literal["sigmoid", "cdpo", "robust", "hinge", "ipo", "ipo_mean"]
 
 
 def aggregation_units(mask: torch.Tensor, mode: LossAggregation) -> torch.Tensor:
@@ -84,7 +94,8 @@ def ppo_policy_loss(
 
     Stats: ``clipfrac``, the fraction of action tokens where the clipped term is the larger one
     (so the token gives no gradient); ``approx_kl``, the mean k3 estimate of KL(π_old ‖ π_θ)
-    (samples come from π_old: (ρ − 1) − log ρ); ``ratio_mean``, the mean of ρ.
+    (samples come from π_old: (ρ − 1) − log ρ, clamped to ≤ 10 per token like every
+    ``kl_penalty``); ``ratio_mean``, the mean of ρ.
     """
     old_logp, advantages = old_logp.detach(), advantages.detach()
     acting = mask.bool()
@@ -175,29 +186,48 @@ def dpo_loss(
     ref_rejected_logp: torch.Tensor,
     beta: float = 0.1,
     label_smoothing: float = 0.0,
-    kind: Literal["sigmoid", "ipo"] = "sigmoid",
+    kind: DPOLossKind = "sigmoid",
+    chosen_lengths: torch.Tensor | None = None,
+    rejected_lengths: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """DPO (or IPO) loss averaged over pairs, from each response's summed log-prob (N,).
+    """A DPO-family loss averaged over pairs, from each response's summed log-prob (N,).
+
+    ``label_smoothing`` is used by ``sigmoid``/``cdpo`` and ``robust`` (< 0.5 there) only.
+    ``ipo_mean`` divides each log-ratio by its completion's token count, ``chosen_lengths`` /
+    ``rejected_lengths`` (N,), inside the loss; the stats keep the summed log-ratios (as TRL).
 
     Stats use the implicit rewards β·(log π − log π_ref): ``chosen_reward`` and
     ``rejected_reward`` (means), ``reward_margin`` (mean of chosen − rejected) and
-    ``reward_accuracy`` (fraction of pairs where chosen > rejected).
+    ``reward_accuracy`` (fraction of pairs where chosen > rejected; a tie counts 0, as in TRL).
     """
     if not 0.0 <= label_smoothing <= 0.5:
         raise ValueError(f"label_smoothing must be in [0, 0.5], got {label_smoothing}")
+    if label_smoothing and kind not in ("sigmoid", "cdpo", "robust"):
+        raise ValueError(f"label_smoothing is defined for the sigmoid, cdpo and robust losses only, not {kind!r}")
     chosen_log_ratio = policy_chosen_logp - ref_chosen_logp.detach()
     rejected_log_ratio = policy_rejected_logp - ref_rejected_logp.detach()
     preference = chosen_log_ratio - rejected_log_ratio
-    if kind == "sigmoid":
-        losses = -(1.0 - label_smoothing) * F.logsigmoid(beta * preference) - label_smoothing * F.logsigmoid(
-            -beta * preference
-        )
-    elif kind == "ipo":
-        if label_smoothing:
-            raise ValueError("label_smoothing is defined for the sigmoid loss only")
+    if kind == "ipo_mean":
+        if chosen_lengths is None or rejected_lengths is None:
+            raise ValueError("the ipo_mean loss needs chosen_lengths and rejected_lengths (completion token counts)")
+        chosen_count = chosen_lengths.detach().to(chosen_log_ratio.dtype).clamp(min=1)
+        rejected_count = rejected_lengths.detach().to(rejected_log_ratio.dtype).clamp(min=1)
+        preference = chosen_log_ratio / chosen_count - rejected_log_ratio / rejected_count
+    agree, disagree = F.logsigmoid(beta * preference), F.logsigmoid(-beta * preference)
+    if kind in ("sigmoid", "cdpo"):
+        losses = -(1.0 - label_smoothing) * agree - label_smoothing * disagree
+    elif kind == "robust":
+        if label_smoothing >= 0.5:
+            raise ValueError("the robust loss needs label_smoothing < 0.5 (it divides by 1 − 2·label_smoothing)")
+        losses = (-(1.0 - label_smoothing) * agree + label_smoothing * disagree) / (1.0 - 2.0 * label_smoothing)
+    elif kind == "hinge":
+        losses = torch.relu(1.0 - beta * preference)
+    elif kind in ("ipo", "ipo_mean"):
         losses = (preference - 1.0 / (2.0 * beta)) ** 2
     else:
-        raise ValueError(f"unknown DPO loss {kind!r}; expected 'sigmoid' or 'ipo'")
+        raise ValueError(
+            f"unknown DPO loss {kind!r}; expected 'sigmoid', 'cdpo', 'robust', 'hinge', 'ipo' or 'ipo_mean'"
+        )
     with torch.no_grad():
         chosen_reward = beta * chosen_log_ratio
         rejected_reward = beta * rejected_log_ratio

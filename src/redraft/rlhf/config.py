@@ -70,8 +70,22 @@ class DPOSection(Section):
     """Direct preference optimisation of the policy against a frozen copy of itself."""
 
     beta: float = Field(0.3, gt=0)
-    loss: Literal["sigmoid", "ipo"] = "sigmoid"
-    label_smoothing: float = Field(0.0, ge=0, le=0.5)
+    loss: Literal["sigmoid", "cdpo", "robust", "hinge", "ipo", "ipo_mean"] = Field(
+        "sigmoid",
+        description="sigmoid: DPO (Rafailov et al.; TRL/OpenRLHF default); cdpo: conservative DPO, the "
+        "sigmoid loss with label smoothing (Mitchell; OpenRLHF's --label_smoothing; TRL 1.16 has none); "
+        "robust: robust DPO, unbiased under label noise (Chowdhury et al.; TRL 'robust'); "
+        "hinge: RSO/SLiC hinge (TRL 'hinge'); ipo: IPO (Azar et al.) on summed log-probs (OpenRLHF --ipo); "
+        "ipo_mean: IPO on log-probs averaged over each completion's tokens (TRL 'ipo', the form the IPO "
+        "authors confirmed)",
+    )
+    label_smoothing: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description="the assumed probability ε that a preference label is flipped: cdpo and robust only "
+        "(sigmoid with ε > 0 is cdpo)",
+    )
     # RPO: + sft_coef · per-token NLL of the chosen completions, which keeps DPO from lowering the
     # chosen log-probs along with the rejected ones.
     sft_coef: float = Field(1.0, ge=0)
@@ -91,6 +105,10 @@ class DPOSection(Section):
     def _check(self) -> DPOSection:
         if self.select_by == "accuracy" and self.eval_problems == 0:
             raise ValueError("dpo.select_by=accuracy needs dpo.eval_problems > 0 (or use select_by=loss)")
+        if self.loss in ("cdpo", "robust") and not 0 < self.label_smoothing < 0.5:
+            raise ValueError(f"dpo.loss={self.loss} needs 0 < dpo.label_smoothing < 0.5 (at 0 it is plain DPO: loss=sigmoid)")
+        if self.loss in ("hinge", "ipo", "ipo_mean") and self.label_smoothing:
+            raise ValueError(f"dpo.label_smoothing is not used by dpo.loss={self.loss}; set it to 0")
         return self
 
 

@@ -48,6 +48,12 @@ def completion_logprobs(model, batch: Batch) -> torch.Tensor:
     return (logp * batch["loss_mask"]).sum(dim=1)
 
 
+def completion_lengths(batch: Batch) -> dict[str, torch.Tensor]:
+    """``dpo_loss``'s chosen_lengths / rejected_lengths: completion tokens per sequence (for ipo_mean)."""
+    chosen, rejected = split_pair_outputs(batch["loss_mask"].sum(dim=1))
+    return {"chosen_lengths": chosen, "rejected_lengths": rejected}
+
+
 @torch.no_grad()
 def add_reference_logprobs(reference, data: PairData, batch_size: int) -> None:
     """Store the reference's chosen/rejected completion log-probs in ``data.extra``."""
@@ -126,7 +132,10 @@ def train_dpo(
 
     def loss_fn(current, batch: Batch):
         chosen, rejected = split_pair_outputs(completion_logprobs(current, batch))
-        loss, stats = dpo_loss(chosen, rejected, batch["ref_chosen"], batch["ref_rejected"], cfg.beta, cfg.label_smoothing, cfg.loss)
+        loss, stats = dpo_loss(
+            chosen, rejected, batch["ref_chosen"], batch["ref_rejected"], cfg.beta, cfg.label_smoothing, cfg.loss,
+            **completion_lengths(batch),
+        )
         if cfg.sft_coef:
             nll = chosen_nll(chosen, batch)
             loss = loss + cfg.sft_coef * nll
@@ -136,15 +145,18 @@ def train_dpo(
     @torch.no_grad()
     def validate(current) -> dict[str, float]:
         current.eval()
-        chosen, rejected = [], []
+        chosen, rejected, lengths = [], [], []
         for start in range(0, len(val), cfg.train.batch_size):
             rows = list(range(start, min(start + cfg.train.batch_size, len(val))))
-            c, r = split_pair_outputs(completion_logprobs(current, pair_batch(val, rows)))
+            batch = pair_batch(val, rows)
+            c, r = split_pair_outputs(completion_logprobs(current, batch))
             chosen.append(c)
             rejected.append(r)
+            lengths.append(completion_lengths(batch))
         loss, stats = dpo_loss(
             torch.cat(chosen), torch.cat(rejected), val.extra["ref_chosen"], val.extra["ref_rejected"],
             cfg.beta, cfg.label_smoothing, cfg.loss,
+            **{key: torch.cat([part[key] for part in lengths]) for key in ("chosen_lengths", "rejected_lengths")},
         )
         metrics = {"val_loss": float(loss), **{f"val_{k}": float(v) for k, v in stats.items()}}
         plain = plain_model(current)

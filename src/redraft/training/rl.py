@@ -177,7 +177,7 @@ def compute_advantages(
         per_turn = per_turn_advantages(batch.turn_rewards, group, credit.reward_weights, credit.shaping_alpha)
         return turns_to_tokens(per_turn, batch.turn_ids, mask), None
     if cfg.algorithm == "grpo":
-        return broadcast_to_tokens(group_advantages(batch.scores, group, scale=cfg.scale_rewards), mask), None
+        return broadcast_to_tokens(group_advantages(batch.scores, group, cfg.scale_rewards, all_reduce=all_reduce), mask), None
     if cfg.algorithm == "rloo":
         penalised = batch.scores - kl_coef * (kl_tokens * mask).sum(dim=1)
         return broadcast_to_tokens(rloo_advantages(penalised, group), mask), None
@@ -243,6 +243,9 @@ def train_rl(
     started = time.perf_counter()
     set_seed(seed)
     env_factory = env_factory or (lambda: SingleTurnEnv(task))
+    # Dr. GRPO's constant normaliser (loss_agg=seq_mean_token_sum_norm): the most action tokens an episode
+    # can have, not the minibatch's tensor width, which depends on prompt lengths and minibatch makeup.
+    max_action_tokens = cfg.max_new_tokens * env_factory().max_turns
     policy = load_model(model_path)
     # The reference is scored even when β = 0: KL to it is the first thing to watch for drift.
     reference = load_model(reference_path or model_path).eval().requires_grad_(False)
@@ -351,13 +354,15 @@ def train_rl(
                     logp, logits = sequence_logprobs(policy, ids, attn, cfg.temperature)
                     loss, policy_stats = ppo_policy_loss(
                         logp, batch.old_logp[idx, :width], advantages[idx, :width], mb_mask,
-                        cfg.clip_eps, cfg.clip_eps_high, cfg.loss_agg,
+                        cfg.clip_eps, cfg.clip_eps_high, cfg.loss_agg, max_action_tokens,
                     )
                     if token_kl_coefs is not None:
                         kl_terms = token_kl_coefs[idx, :width] * kl_penalty(logp, ref_logp[idx, :width], cfg.kl_estimator)
-                        loss = loss + aggregate_loss(kl_terms, mb_mask, cfg.loss_agg)
+                        loss = loss + aggregate_loss(kl_terms, mb_mask, cfg.loss_agg, max_action_tokens)
                     elif cfg.algorithm == "grpo" and controller.value > 0:
-                        kl_loss = aggregate_loss(kl_penalty(logp, ref_logp[idx, :width], cfg.kl_estimator), mb_mask, cfg.loss_agg)
+                        kl_loss = aggregate_loss(
+                            kl_penalty(logp, ref_logp[idx, :width], cfg.kl_estimator), mb_mask, cfg.loss_agg, max_action_tokens
+                        )
                         loss = loss + controller.value * kl_loss
                     _check_finite(loss.item(), "policy loss", iteration, checkpoints)
                     # Weighted by this rank's share, the mean over ranks (gradients and the logged
