@@ -116,7 +116,11 @@ def test_star_samples_with_the_last_round_but_fine_tunes_the_starting_model(
         trained_from.append(model_path)
         return {"model_dir": f"{tmp_path}/{name}"}
 
-    monkeypatch.setattr(score, "load_model", lambda path: str(path))
+    class FakeModel(str):  # a model that is just its path; placing it on a device keeps it
+        def to(self, device):
+            return self
+
+    monkeypatch.setattr(score, "load_model", FakeModel)
     monkeypatch.setattr(score, "star_episodes", fake_star_episodes)
     monkeypatch.setattr(score, "episodes_to_sft", lambda *args: None)
     monkeypatch.setattr(score, "_sft_stage", fake_sft_stage)

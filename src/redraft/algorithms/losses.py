@@ -51,7 +51,7 @@ def aggregation_units(mask: torch.Tensor, mode: LossAggregation) -> torch.Tensor
         return mask.bool().sum().to(torch.float32)
     if mode == "seq_mean_token_mean":
         return mask.bool().any(dim=-1).sum().to(torch.float32)
-    return torch.tensor(float(mask.shape[0]))
+    return torch.tensor(float(mask.shape[0]), device=mask.device)
 
 
 def aggregate_loss(

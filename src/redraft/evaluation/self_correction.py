@@ -339,14 +339,14 @@ def run_self_correction_eval(cfg: EvalConfig, out_dir: Path, task: Task | None =
     """The `redraft eval --self-correct` stage: self_correction.json, samples.jsonl, self_correction.md
     (and inference_scaling.png when ``eval.scaling_budgets`` is set) in ``out_dir``."""
     from redraft.evaluation.plots import plot_inference_scaling
-    from redraft.models import load_model
+    from redraft.models import default_device, load_model
     from redraft.tasks import build_task
     from redraft.text.tokenizer import load_tokenizer
 
     if not cfg.model.path:
         raise RedraftError("eval needs model.path (use --model PATH)")
     task = task or build_task(cfg.task)
-    model = load_model(cfg.model.path)
+    model = load_model(cfg.model.path).to(default_device())
     tokenizer = load_tokenizer(cfg.model.path)
     settings = cfg.eval
     examples = task.split(settings.split)[: settings.num_problems]

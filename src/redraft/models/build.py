@@ -68,6 +68,11 @@ def build_model(cfg: ModelConfig, tokenizer) -> PreTrainedModel:
     return GPT2LMHeadModel(config)
 
 
+def default_device() -> torch.device:
+    """Where a model that no trainer places (evaluation, sampling) runs: the GPU when there is one."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def load_model(path: str | Path) -> PreTrainedModel:
     """Any local HF causal-LM checkpoint folder."""
     path = Path(path)

@@ -80,7 +80,8 @@ class FastLlamaRunner:
         half = self.head_dim // 2
         signed_sin = angles.sin()
         signed_sin[:, :half] = -signed_sin[:, :half]
-        self.cos_table, self.sin_table = angles.cos().to(dtype), signed_sin.to(dtype)
+        device = self.embed.device
+        self.cos_table, self.sin_table = angles.cos().to(device, dtype), signed_sin.to(device, dtype)
 
     def _layer(self, x, weights, cos, sin, k_cache, v_cache, write_at, attn_mask, rows, last_rows=None):
         """One decoder block. ``x`` holds only real tokens, as rows (N, hidden); ``rows`` (or
@@ -133,14 +134,14 @@ class FastLlamaRunner:
         # Uninitialised is safe: attention only ever reads positions already written.
         self.k_caches = [self.embed.new_empty(shape) for _ in self.layers]
         self.v_caches = [self.embed.new_empty(shape) for _ in self.layers]
-        self.valid = torch.zeros(batch, self.max_total, dtype=torch.bool)
+        self.valid = torch.zeros(batch, self.max_total, dtype=torch.bool, device=input_ids.device)
         self.valid[:, :length] = attention_mask.bool()
         positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         self.next_position = positions[:, -1] + 1
         self.length = length
-        causal = torch.ones(length, length, dtype=torch.bool).tril()
+        causal = torch.ones(length, length, dtype=torch.bool, device=input_ids.device).tril()
         # Padding queries attend to themselves only, so no softmax row is empty (NaN-free).
-        mask = (causal & self.valid[:, None, :length]) | torch.eye(length, dtype=torch.bool)
+        mask = (causal & self.valid[:, None, :length]) | torch.eye(length, dtype=torch.bool, device=input_ids.device)
         cos, sin = self._rope(positions)
         rows = attention_mask.flatten().nonzero().flatten()
         x = F.embedding(input_ids.flatten()[rows], self.embed)

@@ -101,7 +101,9 @@ def sample_next(
         filtered = filtered.masked_fill(drop, float("-inf"))
     probs = filtered.softmax(dim=-1)
     if uniforms is None:
-        tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        # A seeded generator lives on the CPU: draw there, whatever device the logits are on.
+        draw_from = probs if generator is None or generator.device == probs.device else probs.cpu()
+        tokens = torch.multinomial(draw_from, 1, generator=generator).squeeze(-1).to(probs.device)
     else:
         cdf = probs.double().cumsum(dim=-1)
         # u > 0 never lands on a zero-probability token: its CDF equals its predecessor's.
@@ -175,6 +177,7 @@ def _generate_batch(
     start_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos_id
     prompt_ids = [ids if ids else [start_id] for ids in prompt_ids]
     input_ids, attention_mask = _left_pad(prompt_ids, pad_id)
+    device = next(model.parameters()).device
     limit = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
     max_new = params.max_new_tokens
     if limit is not None:
@@ -191,12 +194,13 @@ def _generate_batch(
     stop_matcher = _StopMatcher(tokenizer, params.stop) if params.stop else None
 
     uniforms = row_uniforms(row_seeds, max_new) if row_seeds is not None else None
-    logits = runner.prefill(input_ids, attention_mask)
+    logits = runner.prefill(input_ids.to(device), attention_mask.to(device))
     for step in range(max_new):
         next_tokens, next_logprobs = sample_next(
             logits, params.temperature, params.top_k, params.top_p, generator,
             uniforms[:, step] if uniforms is not None else None,
         )  # fmt: skip
+        next_tokens, next_logprobs = next_tokens.cpu(), next_logprobs.cpu()  # bookkeeping stays on the CPU
         next_tokens = next_tokens.masked_fill(finished, pad_id)
         tokens[:, step] = next_tokens
         logprobs[:, step] = next_logprobs.masked_fill(finished, 0.0)
@@ -213,7 +217,7 @@ def _generate_batch(
         finished |= newly_done
         if finished.all() or step == max_new - 1:
             break
-        logits = runner.decode(next_tokens)
+        logits = runner.decode(next_tokens.to(device))
 
     out = Generation()
     for row in range(batch):

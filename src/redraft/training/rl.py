@@ -115,6 +115,9 @@ class RolloutBatch:
     turn_rewards: torch.Tensor  # (N, K) each turn's reward (0 for turns an episode did not reach)
     turn_correct: torch.Tensor  # (N, K) each turn's checker verdict
 
+    def to(self, device) -> RolloutBatch:
+        return RolloutBatch(**{name: value.to(device) for name, value in vars(self).items()})
+
 
 def collate_episodes(episodes: list[Episode], pad_id: int, truncation_penalty: float = 0.0) -> RolloutBatch:
     width = max(len(e.token_ids()) for e in episodes)
@@ -153,6 +156,8 @@ def collate_episodes(episodes: list[Episode], pad_id: int, truncation_penalty: f
 
 def sequence_logprobs(model, input_ids, attention_mask, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-prob of every token given its prefix (column 0 is 0) and the logits that produced them."""
+    device = next(model.parameters()).device
+    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
     logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]
     logp = logprobs_from_logits(logits, input_ids[:, 1:], temperature)
     return torch.cat([logp.new_zeros(len(logp), 1), logp], dim=1), logits
@@ -261,6 +266,7 @@ def train_rl(
     require_divisible("rl.minibatch_size", cfg.minibatch_size, world)
     local_rollouts, local_minibatch = rollouts // world, cfg.minibatch_size // world
     all_reduce = (lambda t: global_sum(accelerator, t).to(t.dtype)) if world > 1 else None
+    reference = reference.to(accelerator.device)
 
     def global_share(mask: torch.Tensor, mode: str) -> float:
         """This rank's weight in a loss averaged over the whole minibatch (DDP averages over ranks)."""
@@ -323,7 +329,7 @@ def train_rl(
             episodes = run_episodes(
                 unwrapped, tokenizer, envs, examples, turn_sampling, generate_turn=generate_turn, row_seeds=row_seeds
             )
-            batch = collate_episodes(episodes, pad_id, cfg.truncation_penalty)
+            batch = collate_episodes(episodes, pad_id, cfg.truncation_penalty).to(accelerator.device)
             mask = batch.action_mask
             t1 = time.perf_counter()
 
