@@ -9,7 +9,9 @@ from PIL import Image
 from transformers import AutoModelForCausalLM
 
 MICRO = [
+    # Clean demonstrations keep the micro run about mechanics (teacher slips: tests/tasks).
     "--set", "task.train_size=600", "--set", "task.val_size=32", "--set", "task.test_size=48", "--set", "task.max_digits=2",
+    "--set", "task.teacher_slip_rate=0",
     "--set", "tokenizer.vocab_size=270", "--set", "model.preset=micro",
     "--set", "pretrain.max_steps=30", "--set", "pretrain.eval_every=15", "--set", "pretrain.save_every=15",
     "--set", "sft.max_steps=20", "--set", "sft.eval_every=10", "--set", "sft.save_every=10",
@@ -40,7 +42,8 @@ def micro_run(tmp_path_factory):
 def test_main_job_writes_a_complete_run_folder(micro_run):
     for name in ["config.yaml", "metrics.jsonl", "report.md", "loss.png", "accuracy.png", "rl.png", "timing.json",
                  "pretrain/tokenizer/tokenizer.json", "pretrain/model/model.safetensors", "sft/model/model.safetensors",
-                 "rl/model/model.safetensors", "eval/sft/eval.json", "eval/sft/samples.jsonl", "eval/rl/eval.json"]:
+                 "rl/model/model.safetensors", "eval/sft/eval.json", "eval/sft/samples.jsonl", "eval/rl/eval.json",
+                 "sft_same_time/model/model.safetensors", "eval/sft_same_time/eval.json"]:
         assert (micro_run / name).is_file(), name
     for plot in ("loss.png", "accuracy.png", "rl.png"):
         assert Image.open(micro_run / plot).size[0] > 300
@@ -52,8 +55,29 @@ def test_main_job_writes_a_complete_run_folder(micro_run):
     assert result["num_problems"] == 48 and set(result["pass_at_k"]) == {"1", "2", "4"}
     report = (micro_run / "report.md").read_text()
     assert "greedy accuracy" in report and "pass@4" in report and "![loss.png](loss.png)" in report
-    assert "| sft |" in report and "| rl |" in report and "RL changed greedy accuracy by" in report
+    assert "| sft |" in report and "| rl |" in report and "| sft_same_time |" in report
+    assert "## What each stage added" in report and "| RL over SFT continued for the same wall-clock |" in report
+    # The equal-cost SFT control trains for at least the RL stage's wall-clock, then stops.
+    rl_seconds = json.loads((micro_run / "rl" / "result.json").read_text())["seconds"]
+    control = json.loads((micro_run / "sft_same_time" / "result.json").read_text())
+    assert control["seconds"] >= rl_seconds and control["steps"] >= 1
     assert AutoModelForCausalLM.from_pretrained(str(micro_run / "sft" / "model")).config.num_hidden_layers == 1
+
+
+def test_main_job_without_pretraining_on_scarce_demonstrations(tmp_path):
+    """pretrain.max_steps=0 trains only the tokenizer; SFT sees task.demonstrations problems, RL all prompts."""
+    result = redraft(
+        "run", "--name", "scarce", *MICRO, "--set", "pretrain.max_steps=0", "--set", "task.demonstrations=200",
+        "--set", "score.enabled=false", "--set", "sft_same_time=false", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "runs" / "scarce"
+    assert (run / "tokenizer" / "tokenizer.json").is_file() and not (run / "pretrain").exists()
+    assert not (run / "sft_same_time").exists()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert "pretrain" not in {r["stage"] for r in records}
+    report = (run / "report.md").read_text()
+    assert "| RL over SFT |" in report and "pretrain" not in report.split("## Stages")[1].split("## Evaluation")[0]
 
 
 def test_main_job_ends_with_the_self_correction_table(micro_run):
@@ -85,7 +109,8 @@ def test_score_command_on_the_sft_model(micro_run):
     # The validation table covers the whole val split, however large (here more than the default 256).
     sets += ["--set", "task.val_size=300", "--set", "score.baselines=[prompting]"]
     sets += ["--set", "score.wrong_draft_share=0.5", "--set", "score.pair_sft.eval_accuracy_problems=8"]
-    sets += ["--set", "score.pair_sft_anchor=1.0"]
+    # A micro model gets few drafts right, so rebalancing to half wrong leaves few rows: a batch of 2.
+    sets += ["--set", "score.pair_sft_anchor=1.0", "--set", "score.pair_sft.batch_size=2"]
     out = redraft("score", "--model", model, "--name", "sc", *sets, cwd=root)
     assert out.returncode == 0, out.stderr
     summary = json.loads((root / "runs" / "sc" / "score.json").read_text())

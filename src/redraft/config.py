@@ -37,6 +37,13 @@ class TaskConfig(Section):
     kind: Literal["arithmetic", "file"] = "arithmetic"
     seed: int = 1234
     train_size: int = Field(20_000, ge=1)
+    demonstrations: int | None = Field(
+        None,
+        ge=1,
+        description="how many training problems come with a worked answer (None: all). SFT, pretraining and "
+        "Pair-SFT targets use only these; RL and the other checker-scored stages draw prompts from the whole "
+        "training split, as in practice, where demonstrations are scarce and a checker is cheap",
+    )
     val_size: int = Field(256, ge=0)
     test_size: int = Field(1_000, ge=1)
     # Arithmetic knobs (difficulty).
@@ -45,6 +52,14 @@ class TaskConfig(Section):
     max_digits: int = Field(3, ge=1, le=12)
     num_operands: int = Field(2, ge=2, le=6)
     reverse_answer: bool = False
+    teacher_slip_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of the training problems needing a carry whose demonstration is the carry-free sum "
+        "(58+67 -> 15), as an imperfect teacher writes it; the checker grades the true sum. SFT imitates the "
+        "slips, a verifiable reward does not reward them (addition only)",
+    )
     # Custom task files (kind: file).
     train_path: str | None = None
     test_path: str | None = None
@@ -118,6 +133,9 @@ class TrainConfig(Section):
     save_every: int = Field(100, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     patience: int = Field(0, ge=0)  # early stopping after N evals without improvement; 0 = off
+    max_seconds: float | None = Field(
+        None, gt=0, description="wall-clock budget: stop after the step that reaches it (None: max_steps alone)"
+    )
     optim: OptimConfig = OptimConfig()
     freeze: FreezeConfig = FreezeConfig()
     lora: LoraConfig = LoraConfig()
@@ -343,15 +361,26 @@ class GenerateConfig(StageConfig):
     sampling: SamplingConfig = SamplingConfig()
 
 
+class PretrainStageConfig(TrainConfig):
+    max_steps: int = Field(
+        500, ge=0, description="optimizer steps; 0 skips pretraining, so SFT starts from freshly initialised weights"
+    )
+
+
 class PipelineConfig(StageConfig):
     """The main job: tokenizer -> pretraining -> SFT -> RL -> evaluation -> report."""
 
     task: TaskConfig = TaskConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
     model: ModelConfig = ModelConfig()
-    pretrain: TrainConfig = TrainConfig()
+    pretrain: PretrainStageConfig = PretrainStageConfig()
     sft: TrainConfig = TrainConfig()
     rl: RLSection = RLSection()
+    sft_same_time: bool = Field(
+        True,
+        description="also continue SFT from the SFT model for the RL stage's wall-clock time and evaluate it, "
+        "so the report shows what RL adds over more SFT at equal cost",
+    )
     eval: EvalSettings = EvalSettings()
     score: ScoreSection = ScoreSection(enabled=False)
 

@@ -7,6 +7,7 @@ skips finished stages and continues the unfinished one from its last checkpoint.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from redraft.config import (
     RLConfig,
     ScoreConfig,
     SFTConfig,
+    TokenizerConfig,
+    TrainConfig,
     dump_config,
 )
 from redraft.distributed import on_main_process, processes
@@ -31,12 +34,14 @@ from redraft.evaluation.evaluate import (
     EvalResult,
     evaluate,
     greedy_accuracy,
+    greedy_verdicts,
     save_result,
 )
+from redraft.evaluation.metrics import paired_difference_ci95
 from redraft.evaluation.plots import plot_accuracy, plot_losses, plot_rl
 from redraft.evaluation.report import write_report
 from redraft.fsutil import write_json_atomic
-from redraft.models import build_model, load_model
+from redraft.models import build_model, default_device, load_model
 from redraft.tasks import Task, build_task
 from redraft.text.tokenizer import load_tokenizer, train_tokenizer
 from redraft.training.data import pretraining_data, sft_data
@@ -44,6 +49,7 @@ from redraft.training.lm import train_lm
 from redraft.training.logging import MetricsLog
 
 RESULT = "result.json"
+SFT_SAME_TIME = "sft_same_time"  # stage and model name of the equal-wall-clock SFT control
 TIMING = "timing.json"
 
 
@@ -125,7 +131,9 @@ def run_pretrain(cfg: PretrainConfig, out_dir: Path, log: MetricsLog, resume: bo
     return finish_stage(out_dir, {**asdict(result), "model_dir": str(result.model_dir), "parameters": model.num_parameters()})
 
 
-def run_sft(cfg: SFTConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None) -> dict[str, Any]:
+def run_sft(
+    cfg: SFTConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None, stage: str = "sft"
+) -> dict[str, Any]:
     if done := stage_result(out_dir):
         return done
     if not cfg.model.path and not cfg.tokenizer.path:
@@ -147,10 +155,10 @@ def run_sft(cfg: SFTConfig, out_dir: Path, log: MetricsLog, resume: bool = False
         return {"val_accuracy": greedy_accuracy(current_model, tokenizer, task, accuracy_problems)}
 
     result = train_lm(
-        stage="sft",
+        stage=stage,
         model=model,
         tokenizer=tokenizer,
-        train=pairs(task.train),
+        train=pairs(task.demonstration_examples),
         val=pairs(task.val) if task.val else None,
         cfg=cfg.train,
         out_dir=out_dir,
@@ -160,7 +168,7 @@ def run_sft(cfg: SFTConfig, out_dir: Path, log: MetricsLog, resume: bool = False
         resume=resume,
         val_metrics=val_accuracy,
     )
-    return finish_stage(out_dir, {**asdict(result), "model_dir": str(result.model_dir)})
+    return finish_stage(out_dir, {**asdict(result), "model_dir": str(result.model_dir), "parameters": model.num_parameters()})
 
 
 def run_rl(cfg: RLConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None) -> dict[str, Any]:
@@ -185,11 +193,20 @@ def run_rl(cfg: RLConfig, out_dir: Path, log: MetricsLog, resume: bool = False, 
     return finish_stage(out_dir, result)
 
 
+def _sft_same_time_config(cfg: PipelineConfig, sft: dict[str, Any], seconds: float, model) -> SFTConfig:
+    """SFT continued from the SFT model for ``seconds`` (the RL stage's wall-clock), the control
+    that shows what RL adds over more of the same supervised training at equal cost."""
+    seconds_per_step = sft["seconds"] / max(sft["steps"], 1)
+    steps = max(1, math.ceil(2 * seconds / seconds_per_step))  # a cap only: the clock stops it
+    train = cfg.sft.model_copy(update={"max_steps": steps, "max_seconds": seconds})
+    return SFTConfig(run=cfg.run, task=cfg.task, logging=cfg.logging, model=model, train=train)
+
+
 def run_eval(cfg: EvalConfig, out_dir: Path, task: Task | None = None) -> EvalResult:
     if not cfg.model.path:
         raise RedraftError("eval needs model.path (use --model PATH)")
     task = task or build_task(cfg.task)
-    model = load_model(cfg.model.path)
+    model = load_model(cfg.model.path).to(default_device())
     tokenizer = load_tokenizer(cfg.model.path)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = evaluate(model, tokenizer, task, cfg.eval, seed=cfg.run.seed, samples_path=out_dir / "samples.jsonl")
@@ -208,24 +225,38 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
     task = build_task(cfg.task)
 
     shared = {"run": cfg.run, "task": cfg.task, "logging": cfg.logging}
-    pretrain_cfg = PretrainConfig(**shared, tokenizer=cfg.tokenizer, model=cfg.model, train=cfg.pretrain)
-    pretrain = run_pretrain(pretrain_cfg, run_dir / "pretrain", log, resume, task)
+    stages = {}
+    if cfg.pretrain.max_steps:
+        pretrain_train = TrainConfig(**cfg.pretrain.model_dump())
+        pretrain_cfg = PretrainConfig(**shared, tokenizer=cfg.tokenizer, model=cfg.model, train=pretrain_train)
+        stages["pretrain"] = run_pretrain(pretrain_cfg, run_dir / "pretrain", log, resume, task)
+        sft_cfg = SFTConfig(**shared, model=cfg.model.model_copy(update={"path": stages["pretrain"]["model_dir"]}), train=cfg.sft)
+    else:  # SFT starts from the configured checkpoint, or from a fresh model on a tokenizer trained here
+        tokenizer_dir = run_dir / "tokenizer"
+        tokenizer_for(PretrainConfig(**shared, tokenizer=cfg.tokenizer, model=cfg.model), task, tokenizer_dir)
+        tokenizer = cfg.tokenizer if cfg.tokenizer.path or cfg.model.path else TokenizerConfig(path=str(tokenizer_dir))
+        sft_cfg = SFTConfig(**shared, tokenizer=tokenizer, model=cfg.model, train=cfg.sft)
+    sft = stages["sft"] = run_sft(sft_cfg, run_dir / "sft", log, resume, task)
 
-    sft_model = cfg.model.model_copy(update={"path": pretrain["model_dir"]})
-    sft_cfg = SFTConfig(**shared, model=sft_model, train=cfg.sft)
-    sft = run_sft(sft_cfg, run_dir / "sft", log, resume, task)
+    def from_sft(path: str):
+        return cfg.model.model_copy(update={"path": path})
 
-    stages = {"pretrain": pretrain, "sft": sft}
     models = {"sft": sft["model_dir"]}
     if cfg.rl.iterations:
-        rl_cfg = RLConfig(**shared, model=sft_model.model_copy(update={"path": sft["model_dir"]}), rl=cfg.rl)
+        rl_cfg = RLConfig(**shared, model=from_sft(sft["model_dir"]), rl=cfg.rl)
         stages["rl"] = run_rl(rl_cfg, run_dir / "rl", log, resume, task)
         models["rl"] = stages["rl"]["model_dir"]
+        if cfg.sft_same_time:
+            stages[SFT_SAME_TIME] = run_sft(
+                _sft_same_time_config(cfg, sft, stages["rl"]["seconds"], from_sft(sft["model_dir"])),
+                run_dir / SFT_SAME_TIME, log, resume, task, stage=SFT_SAME_TIME,
+            )
+            models[SFT_SAME_TIME] = stages[SFT_SAME_TIME]["model_dir"]
 
     results = {}
     for stage, model_dir in models.items():
         eval_dir = run_dir / "eval" / stage
-        eval_cfg = EvalConfig(run=cfg.run, task=cfg.task, model=sft_model.model_copy(update={"path": model_dir}), eval=cfg.eval)
+        eval_cfg = EvalConfig(run=cfg.run, task=cfg.task, model=from_sft(model_dir), eval=cfg.eval)
         done = main_process_stage(eval_dir, lambda eval_cfg=eval_cfg, eval_dir=eval_dir: asdict(run_eval(eval_cfg, eval_dir, task)))
         results[stage] = EvalResult(**{**done, "pass_at_k": {int(k): v for k, v in done["pass_at_k"].items()}})
 
@@ -233,7 +264,7 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
     if cfg.score.enabled:
         from redraft.score import run_score
 
-        score_cfg = ScoreConfig(**shared, model=sft_model.model_copy(update={"path": sft["model_dir"]}), score=cfg.score)
+        score_cfg = ScoreConfig(**shared, model=from_sft(sft["model_dir"]), score=cfg.score)
         score_summary = run_score(score_cfg, run_dir / "score", log, resume, task)
     timings["main_job_seconds"] = timings.get("main_job_seconds", 0.0) + time.perf_counter() - started
     report = on_main_process(lambda: _write_run_report(cfg, run_dir, task, log, stages, results, score_summary, timings))
@@ -243,7 +274,7 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
 def _write_run_report(cfg, run_dir: Path, task: Task, log: MetricsLog, stages, results, score_summary, timings) -> Path:
     write_json_atomic(run_dir / TIMING, timings)
     records = log.read()
-    plots = [plot_losses(records, ["pretrain", "sft"], run_dir / "loss.png").name]
+    plots = [plot_losses(records, [name for name in ("pretrain", "sft", SFT_SAME_TIME) if name in stages], run_dir / "loss.png").name]
     bars = {}
     for name, result in results.items():
         bars[f"{name} greedy"] = result.greedy_accuracy
@@ -258,5 +289,21 @@ def _write_run_report(cfg, run_dir: Path, task: Task, log: MetricsLog, stages, r
         sections.append(score_report(score_summary, records, run_dir))
     return write_report(
         run_dir, cfg=cfg, task=task, stages=stages, results=results, seconds=timings["main_job_seconds"], plots=plots,
-        sections=sections,
+        sections=sections, gains=_stage_gains(run_dir, results),
     )
+
+
+STAGE_COMPARISONS = {  # (after, before) model pairs the report compares on the same test problems
+    "RL over SFT": ("rl", "sft"),
+    "SFT continued for RL's wall-clock, over SFT": (SFT_SAME_TIME, "sft"),
+    "RL over SFT continued for the same wall-clock": ("rl", SFT_SAME_TIME),
+}
+
+
+def _stage_gains(run_dir: Path, results: dict[str, EvalResult]) -> dict[str, tuple[float, float]]:
+    verdicts = {name: greedy_verdicts(run_dir / "eval" / name / "samples.jsonl") for name in results}
+    return {
+        label: paired_difference_ci95(verdicts[after], verdicts[before])
+        for label, (after, before) in STAGE_COMPARISONS.items()
+        if after in verdicts and before in verdicts
+    }

@@ -37,7 +37,7 @@ from redraft.evaluation.self_correction import (
     inference_scaling,
 )
 from redraft.fsutil import write_json_atomic
-from redraft.models import load_model
+from redraft.models import default_device, load_model
 from redraft.pipeline import finish_stage, main_process_stage, stage_result
 from redraft.tasks import Task, build_task
 from redraft.text.tokenizer import load_tokenizer
@@ -125,7 +125,7 @@ def _pair_sft(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     s = cfg.score
-    base = load_model(cfg.model.path)
+    base = load_model(cfg.model.path).to(default_device())
     max_new = s.rl.max_new_tokens
 
     def drafts(examples, seed, drafts_per_problem):
@@ -152,7 +152,7 @@ def _pair_sft(
             anchored=first_attempt if anchored else None,
         )
 
-    episodes = drafts(task.train, cfg.run.seed, s.drafts_per_problem)
+    episodes = drafts(task.demonstration_examples, cfg.run.seed, s.drafts_per_problem)
     mix = {"draft_wrong_share": sum(not draft_is_right(e) for e in episodes) / len(episodes)}
     if s.wrong_draft_share is not None:
         episodes = rebalance_wrong_drafts(episodes, s.wrong_draft_share, cfg.run.seed)
@@ -201,7 +201,7 @@ def _star(
                 for i in range(s.star_problems)
             ]
             episodes = star_episodes(
-                load_model(sampler),
+                load_model(sampler).to(default_device()),
                 tokenizer,
                 task,
                 problems,
@@ -296,7 +296,7 @@ def _evaluate(
     cfg: ScoreConfig, task: Task, model_dir: str, out_dir: Path, scaling: bool
 ) -> dict[str, Any]:
     s = cfg.score
-    model, tokenizer = load_model(model_dir), load_tokenizer(model_dir)
+    model, tokenizer = load_model(model_dir).to(default_device()), load_tokenizer(model_dir)
     common = {
         "max_new_tokens": s.eval.max_new_tokens,
         "batch_size": s.eval.batch_size,

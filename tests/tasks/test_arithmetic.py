@@ -3,6 +3,7 @@ import pytest
 from redraft.config import TaskConfig
 from redraft.errors import ConfigError
 from redraft.tasks import build_task
+from redraft.tasks.arithmetic import carry_free_sum
 
 
 def test_deterministic_by_seed_and_seed_matters():
@@ -51,3 +52,29 @@ def test_few_shot_prompt_uses_training_examples():
     assert len(lines) == 3
     assert lines[0] == f"{task.train[0].question}={task.train[0].answer}"
     assert lines[2] == f"{task.test[0].question}="
+
+
+def test_carry_free_sum_by_hand():
+    assert carry_free_sum([58, 67]) == 15 and carry_free_sum([999, 1]) == 990
+    assert carry_free_sum([123, 456]) == 579 and carry_free_sum([5, 5]) == 0 and carry_free_sum([7, 8, 9]) == 4
+
+
+def test_teacher_slips_change_demonstrations_not_answers():
+    clean = build_task(TaskConfig(train_size=4000, val_size=50, test_size=50))
+    slipped = build_task(TaskConfig(train_size=4000, val_size=50, test_size=50, teacher_slip_rate=0.6))
+    assert [e.question for e in slipped.train] == [e.question for e in clean.train]
+    assert [e.answer for e in slipped.train] == [e.answer for e in clean.train]  # the checker grades the truth
+    assert slipped.val == clean.val and slipped.test == clean.test  # only demonstrations slip
+    wrong = [e for e in slipped.train if e.target != e.answer]
+    carries = sum(e.fields["value"] != carry_free_sum([int(v) for v in e.question.split("+")]) for e in clean.train)
+    assert 0.5 < len(wrong) / carries < 0.7
+    for example in wrong:
+        assert not slipped.check(example.target, example) and example.fields["teacher_slip"]
+    with pytest.raises(ConfigError):
+        build_task(TaskConfig(ops=["*"], teacher_slip_rate=0.5))
+
+
+def test_demonstrations_limit_supervised_data_only():
+    task = build_task(TaskConfig(train_size=300, val_size=10, test_size=10, demonstrations=120))
+    assert len(task.train) == 300 and task.demonstration_examples == task.train[:120]
+    assert len(task.corpus()) == 120

@@ -97,5 +97,11 @@ def evaluate(
     )
 
 
+def greedy_verdicts(samples_path: str | Path) -> list[float]:
+    """Per-problem greedy correctness (1/0) from an evaluation's ``samples.jsonl``, in problem order."""
+    lines = Path(samples_path).read_text().splitlines()
+    return [float(json.loads(line)["greedy_correct"]) for line in lines if line.strip()]
+
+
 def save_result(result: EvalResult, path: str | Path) -> None:
     Path(path).write_text(json.dumps(asdict(result), indent=2))

@@ -24,3 +24,12 @@ def mean_ci95(values: list[float]) -> tuple[float, float]:
         return mean, math.nan
     variance = sum((v - mean) ** 2 for v in values) / (n - 1)
     return mean, 1.96 * math.sqrt(variance / n)
+
+
+def paired_difference_ci95(after: list[float], before: list[float]) -> tuple[float, float]:
+    """Mean of ``after - before`` over the same items, with its 95% CI half-width: the interval for a
+    change in accuracy measured on one set of problems, narrower than the two accuracies' own CIs
+    because the problems' difficulty cancels."""
+    if len(after) != len(before):
+        raise ValueError(f"paired samples differ in length: {len(after)} vs {len(before)}")
+    return mean_ci95([a - b for a, b in zip(after, before)])

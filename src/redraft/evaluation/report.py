@@ -30,13 +30,15 @@ def write_report(
     seconds: float,
     plots: list[str],
     sections: Sequence[str] = (),
+    gains: dict[str, tuple[float, float]] | None = None,
 ) -> Path:
+    """``gains`` maps a comparison ("RL over SFT") to its paired accuracy difference and 95% CI half-width."""
     lines = [
         f"# redraft run `{cfg.run.name}`",
         "",
         f"- task: `{task.name}` — {len(task.train)} train / {len(task.val)} val / {len(task.test)} test problems, "
         f"prompt template `{cfg.task.template}`",
-        f"- model: {cfg.model.arch} preset `{cfg.model.preset}`, {stages['pretrain'].get('parameters', '?'):,} parameters",
+        f"- model: {cfg.model.arch} preset `{cfg.model.preset}`, {stages['sft'].get('parameters', '?'):,} parameters",
         f"- seed: {cfg.run.seed}; main job wall time: **{seconds / 60:.1f} min**",
         "",
         "## Stages",
@@ -44,8 +46,10 @@ def write_report(
         "| stage | steps | time (s) | final train loss | best val loss | early stop |",
         "|---|---|---|---|---|---|",
     ]
-    for name in ("pretrain", "sft"):
-        stage = stages[name]
+    for name in ("pretrain", "sft", "sft_same_time"):
+        stage = stages.get(name)
+        if stage is None:
+            continue
         lines.append(
             f"| {name} | {stage['steps']} | {stage['seconds']:.0f} | {_fmt(stage['train_loss'])} | "
             f"{_fmt(stage['best_val_loss'])} | {'yes' if stage['stopped_early'] else 'no'} |"
@@ -74,7 +78,19 @@ def write_report(
             + " | ".join(f"{100 * result.pass_at_k[k]:.1f}" for k in ks)
             + f" | {100 * result.truncated_fraction:.1f} |"
         )
-    if "sft" in results and "rl" in results:
+    if gains:
+        lines += [
+            "",
+            "## What each stage added",
+            "",
+            "Greedy test accuracy, each change with the 95% CI of the paired per-problem difference "
+            "(the same problems, so the interval is narrower than the two accuracies' own).",
+            "",
+            "| comparison | change (points) | paired 95% CI |",
+            "|---|---|---|",
+            *[f"| {label} | **{100 * mean:+.1f}** | [{100 * (mean - ci):+.1f}, {100 * (mean + ci):+.1f}] |" for label, (mean, ci) in gains.items()],
+        ]
+    elif "sft" in results and "rl" in results:
         gain = 100 * (results["rl"].greedy_accuracy - results["sft"].greedy_accuracy)
         lines += ["", f"RL changed greedy accuracy by **{gain:+.1f} points** over SFT."]
     else:
@@ -93,8 +109,8 @@ def write_report(
     lines += [
         "## Files",
         "",
-        "`config.yaml` (the full config), `metrics.jsonl` (every logged metric), `pretrain/model`,",
-        "`sft/model`, `rl/model` (HF checkpoints: `AutoModelForCausalLM.from_pretrained(path)`),",
+        "`config.yaml` (the full config), `metrics.jsonl` (every logged metric), `pretrain/model` or `tokenizer/`,",
+        "`sft/model`, `rl/model`, `sft_same_time/model` (HF checkpoints: `AutoModelForCausalLM.from_pretrained(path)`),",
         "`*/checkpoints/` (resumable training state), `eval/<model>/eval.json` and `samples.jsonl`.",
         "",
     ]

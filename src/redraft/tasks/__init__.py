@@ -8,10 +8,13 @@ def build_task(cfg: TaskConfig) -> Task:
     if cfg.kind == "arithmetic":
         from redraft.tasks.arithmetic import arithmetic_task
 
-        return arithmetic_task(cfg)
-    from redraft.tasks.files import file_task
+        task = arithmetic_task(cfg)
+    else:
+        from redraft.tasks.files import file_task
 
-    return file_task(cfg)
+        task = file_task(cfg)
+    task.demonstrations = cfg.demonstrations
+    return task
 
 
 __all__ = ["Example", "Task", "build_task"]

@@ -26,6 +26,30 @@ def _problem(rng: random.Random, cfg: TaskConfig) -> Example:
     return Example(question=question, answer=answer, fields={"value": value})
 
 
+def carry_free_sum(operands: list[int]) -> int:
+    """The sum written digit by digit without carrying (``58 + 67 -> 15``): the classic slip of an
+    imperfect teacher."""
+    width = max(len(str(v)) for v in operands)
+    digits = [sum(v // 10**place % 10 for v in operands) % 10 for place in range(width)]
+    return sum(d * 10**place for place, d in enumerate(digits))
+
+
+def _with_teacher_slips(examples: list[Example], cfg: TaskConfig) -> list[Example]:
+    """Demonstrations as an imperfect teacher writes them: on ``teacher_slip_rate`` of the problems
+    whose sum needs a carry, the completion is the carry-free sum. ``answer`` stays the true sum,
+    so checkers (and everything graded) use the truth."""
+    rng = random.Random(cfg.seed * 1000 + 7)
+    slipped = []
+    for example in examples:
+        operands = [int(v) for v in example.question.split("+")]
+        wrong = carry_free_sum(operands)
+        if wrong != example.fields["value"] and rng.random() < cfg.teacher_slip_rate:
+            text = str(wrong)[::-1] if cfg.reverse_answer else str(wrong)
+            example = Example(example.question, example.answer, completion=text, fields={**example.fields, "teacher_slip": True})
+        slipped.append(example)
+    return slipped
+
+
 def _draw_unique(rng: random.Random, cfg: TaskConfig, count: int, taken: set[str], what: str) -> list[Example]:
     examples: list[Example] = []
     attempts = 0
@@ -52,6 +76,10 @@ def arithmetic_task(cfg: TaskConfig) -> Task:
     for offset, (split, size) in enumerate((("test", cfg.test_size), ("val", cfg.val_size), ("train", cfg.train_size))):
         rng = random.Random(cfg.seed * 1000 + offset)
         splits[split] = _draw_unique(rng, cfg, size, taken, split)
+    if cfg.teacher_slip_rate:
+        if cfg.ops != ["+"]:
+            raise ConfigError("task: teacher_slip_rate (carry-free sums) needs ops: ['+']")
+        splits["train"] = _with_teacher_slips(splits["train"], cfg)
     ops = "".join(cfg.ops)
     return Task(
         name=f"arithmetic[{ops},{cfg.min_digits}-{cfg.max_digits}d,{cfg.num_operands}ops]",

@@ -54,6 +54,15 @@ class Task:
     template: str = "{question}="
     match: Literal["exact", "numeric"] = "numeric"
     few_shot: int = 0
+    # How many training problems come with a worked answer (None: all of them); see demonstration_examples.
+    demonstrations: int | None = None
+
+    @property
+    def demonstration_examples(self) -> list[Example]:
+        """The training problems whose answers supervised stages learn from (SFT, pretraining,
+        Pair-SFT targets). Checker-scored stages (RL, STaR, SCoRe) draw prompts from all of
+        ``train``: demonstrations are scarce, prompts and a checker are cheap."""
+        return self.train if self.demonstrations is None else self.train[: self.demonstrations]
 
     def split(self, name: Literal["train", "val", "test"]) -> list[Example]:
         return {"train": self.train, "val": self.val, "test": self.test}[name]
@@ -71,5 +80,5 @@ class Task:
         return answers_match(self.extract(completion), example.answer, self.match)
 
     def corpus(self) -> list[str]:
-        """Pretraining text: each training problem written out with its answer."""
-        return [format_prompt(self.template, ex.question) + ex.target for ex in self.train]
+        """Pretraining text: each demonstration written out with its answer."""
+        return [format_prompt(self.template, ex.question) + ex.target for ex in self.demonstration_examples]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast_object_list, set_seed
 from transformers import PreTrainedModel
 
 from redraft.config import LoggingConfig, TrainConfig
@@ -70,8 +70,10 @@ def validation_loss(model, data: TokenizedData, batch_size: int) -> float:
     was_training = model.training
     model.eval()
     total, tokens = 0.0, 0.0
+    device = next(model.parameters()).device
     for start in range(0, len(data), batch_size):
         batch = collate(data, list(range(start, min(start + batch_size, len(data)))))
+        batch = {k: v.to(device) for k, v in batch.items()}
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         total += masked_lm_loss_sum(logits, batch["input_ids"], batch["loss_mask"]).item()
         tokens += batch["loss_mask"][:, 1:].sum().item()
@@ -198,8 +200,11 @@ def train_lm(
                 accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)
                 window_tokens, window_start = 0, time.perf_counter()
 
+            out_of_time = cfg.max_seconds is not None and time.perf_counter() - started >= cfg.max_seconds
+            if world > 1 and cfg.max_seconds is not None:  # rank 0's clock decides, so all ranks stop together
+                out_of_time = broadcast_object_list([out_of_time])[0]
             stop = False
-            if val is not None and len(val) and (step % cfg.eval_every == 0 or step == cfg.max_steps):
+            if val is not None and len(val) and (step % cfg.eval_every == 0 or step == cfg.max_steps or out_of_time):
                 val_loss = validation_loss(model, val, cfg.batch_size)
                 metrics = {"val_loss": val_loss}
                 if val_metrics is not None:
@@ -213,6 +218,7 @@ def train_lm(
                     loop["evals_without_improvement"] += 1
                 stop = bool(cfg.patience) and loop["evals_without_improvement"] >= cfg.patience
                 stopped_early = stop and step < cfg.max_steps
+            stop = stop or out_of_time
 
             if step % cfg.save_every == 0 or step == cfg.max_steps or stop:
                 save_checkpoint(accelerator, checkpoints, step, loop, cfg.keep_checkpoints)
