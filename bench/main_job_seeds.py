@@ -20,10 +20,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from redraft.evaluation.evaluate import greedy_verdicts
-from redraft.evaluation.metrics import paired_difference_ci95
+from redraft.pipeline import stage_gains
 
-COMPARISONS = {"rl_over_sft": ("rl", "sft"), "rl_over_sft_same_time": ("rl", "sft_same_time")}
+COMPARISONS = {"rl_over_sft": "RL over SFT", "rl_over_sft_same_time": "RL over SFT continued for the same wall-clock"}
 
 
 def run_job(name: str, seed: int, threads: int, overrides: list[str], output_dir: str) -> Path:
@@ -42,15 +41,15 @@ def run_job(name: str, seed: int, threads: int, overrides: list[str], output_dir
 def summarize(run_dir: Path) -> dict:
     evals = {p.name: json.loads((p / "eval.json").read_text()) for p in sorted((run_dir / "eval").iterdir())
              if (p / "eval.json").is_file()}
-    verdicts = {name: greedy_verdicts(run_dir / "eval" / name / "samples.jsonl") for name in evals}
+    gains = stage_gains(run_dir, list(evals))
     row = {
         "greedy": {name: result["greedy_accuracy"] for name, result in evals.items()},
         "pass@1": {name: result["pass_at_k"]["1"] for name, result in evals.items()},
         "minutes": json.loads((run_dir / "timing.json").read_text())["main_job_seconds"] / 60,
     }
-    for key, (after, before) in COMPARISONS.items():
-        if after in verdicts and before in verdicts:
-            mean, ci = paired_difference_ci95(verdicts[after], verdicts[before])
+    for key, label in COMPARISONS.items():
+        if label in gains:
+            mean, ci = gains[label]
             row[key] = {"mean": mean, "ci95": ci}
     score = run_dir / "score" / "score.json"
     if score.is_file():

@@ -238,17 +238,17 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
         sft_cfg = SFTConfig(**shared, tokenizer=tokenizer, model=cfg.model, train=cfg.sft)
     sft = stages["sft"] = run_sft(sft_cfg, run_dir / "sft", log, resume, task)
 
-    def from_sft(path: str):
+    def model_at(path: str):
         return cfg.model.model_copy(update={"path": path})
 
     models = {"sft": sft["model_dir"]}
     if cfg.rl.iterations:
-        rl_cfg = RLConfig(**shared, model=from_sft(sft["model_dir"]), rl=cfg.rl)
+        rl_cfg = RLConfig(**shared, model=model_at(sft["model_dir"]), rl=cfg.rl)
         stages["rl"] = run_rl(rl_cfg, run_dir / "rl", log, resume, task)
         models["rl"] = stages["rl"]["model_dir"]
         if cfg.sft_same_time:
             stages[SFT_SAME_TIME] = run_sft(
-                _sft_same_time_config(cfg, sft, stages["rl"]["seconds"], from_sft(sft["model_dir"])),
+                _sft_same_time_config(cfg, sft, stages["rl"]["seconds"], model_at(sft["model_dir"])),
                 run_dir / SFT_SAME_TIME, log, resume, task, stage=SFT_SAME_TIME,
             )
             models[SFT_SAME_TIME] = stages[SFT_SAME_TIME]["model_dir"]
@@ -256,7 +256,7 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
     results = {}
     for stage, model_dir in models.items():
         eval_dir = run_dir / "eval" / stage
-        eval_cfg = EvalConfig(run=cfg.run, task=cfg.task, model=from_sft(model_dir), eval=cfg.eval)
+        eval_cfg = EvalConfig(run=cfg.run, task=cfg.task, model=model_at(model_dir), eval=cfg.eval)
         done = main_process_stage(eval_dir, lambda eval_cfg=eval_cfg, eval_dir=eval_dir: asdict(run_eval(eval_cfg, eval_dir, task)))
         results[stage] = EvalResult(**{**done, "pass_at_k": {int(k): v for k, v in done["pass_at_k"].items()}})
 
@@ -264,7 +264,7 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
     if cfg.score.enabled:
         from redraft.score import run_score
 
-        score_cfg = ScoreConfig(**shared, model=from_sft(sft["model_dir"]), score=cfg.score)
+        score_cfg = ScoreConfig(**shared, model=model_at(sft["model_dir"]), score=cfg.score)
         score_summary = run_score(score_cfg, run_dir / "score", log, resume, task)
     timings["main_job_seconds"] = timings.get("main_job_seconds", 0.0) + time.perf_counter() - started
     report = on_main_process(lambda: _write_run_report(cfg, run_dir, task, log, stages, results, score_summary, timings))
@@ -289,7 +289,7 @@ def _write_run_report(cfg, run_dir: Path, task: Task, log: MetricsLog, stages, r
         sections.append(score_report(score_summary, records, run_dir))
     return write_report(
         run_dir, cfg=cfg, task=task, stages=stages, results=results, seconds=timings["main_job_seconds"], plots=plots,
-        sections=sections, gains=_stage_gains(run_dir, results),
+        sections=sections, gains=stage_gains(run_dir, list(results)),
     )
 
 
@@ -300,8 +300,10 @@ STAGE_COMPARISONS = {  # (after, before) model pairs the report compares on the 
 }
 
 
-def _stage_gains(run_dir: Path, results: dict[str, EvalResult]) -> dict[str, tuple[float, float]]:
-    verdicts = {name: greedy_verdicts(run_dir / "eval" / name / "samples.jsonl") for name in results}
+def stage_gains(run_dir: Path, models: list[str]) -> dict[str, tuple[float, float]]:
+    """Each STAGE_COMPARISONS pair's paired greedy-accuracy difference and 95% CI half-width, from the
+    evaluated ``models``' per-problem verdicts in ``run_dir/eval``."""
+    verdicts = {name: greedy_verdicts(run_dir / "eval" / name / "samples.jsonl") for name in models}
     return {
         label: paired_difference_ci95(verdicts[after], verdicts[before])
         for label, (after, before) in STAGE_COMPARISONS.items()

@@ -90,9 +90,6 @@ def write_report(
             "|---|---|---|",
             *[f"| {label} | **{100 * mean:+.1f}** | [{100 * (mean - ci):+.1f}, {100 * (mean + ci):+.1f}] |" for label, (mean, ci) in gains.items()],
         ]
-    elif "sft" in results and "rl" in results:
-        gain = 100 * (results["rl"].greedy_accuracy - results["sft"].greedy_accuracy)
-        lines += ["", f"RL changed greedy accuracy by **{gain:+.1f} points** over SFT."]
     else:
         lines += ["", "The gap between greedy accuracy and pass@k is the headroom an RL stage can claim."]
     lines += ["", *sections]
