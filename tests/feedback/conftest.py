@@ -5,17 +5,25 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import random
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from redraft.feedback.app import create_app
 from redraft.feedback.config import FeedbackConfig, QueueConfig, StoreConfig
 from redraft.feedback.migrations import upgrade
+from redraft.feedback.queue import add_prompt, enqueue
+from redraft.feedback.security import add_annotator
 from redraft.feedback.store import make_engine, make_sessionmaker
 
 
@@ -103,3 +111,34 @@ def open_store(url: str):
 
 def feedback_config(url: str, labels_per_item: int = 1, **queue) -> FeedbackConfig:
     return FeedbackConfig(store=StoreConfig(url=url), queue=QueueConfig(labels_per_item=labels_per_item, **queue))
+
+
+@contextmanager
+def labelling_app(url: str, outputs: list[str], kinds: list[str], labels_per_item: int = 2) -> Iterator[tuple]:
+    """(TestClient, tokens, sessionmaker) of an app whose queue holds the items of these kinds of
+    one prompt ("5+7=", answer "12") with these outputs; tokens of alice, bob and boss (admin).
+    Server errors come back as 500 answers, not as exceptions in the test."""
+    app = create_app(feedback_config(url, labels_per_item=labels_per_item))
+    sessions = app.state.feedback.sessions
+    with sessions.begin() as session:
+        enqueue(session, add_prompt(session, "5+7=", outputs, answer="12"), kinds, labels_per_item, random.Random(0))
+    tokens = {name: add_annotator(sessions, name, is_admin=name == "boss") for name in ("alice", "bob", "boss")}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client, tokens, sessions
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def form_csrf(page: str) -> str:
+    return re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
+
+
+def sign_in(client: TestClient, token: str):
+    """Sign in as a browser does: from the sign-in page, whose form carries a CSRF token."""
+    client.cookies.clear()
+    page = client.get("/")
+    response = client.post("/signin", data={"token": token, "csrf": form_csrf(page.text)}, follow_redirects=False)
+    assert response.status_code == 303
+    return response

@@ -13,45 +13,34 @@ from redraft.feedback.app import CONFIG_ENV, SECRET_ENV, app_from_environment, c
 from redraft.feedback.queue import add_prompt, enqueue
 from redraft.feedback.security import add_annotator
 from redraft.feedback.store import Correction, Label
-from tests.feedback.conftest import feedback_config
+from tests.feedback.conftest import bearer, feedback_config, form_csrf, labelling_app, sign_in
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
 @pytest.fixture()
 def app_and_tokens(sqlite_url):
-    config = feedback_config(sqlite_url, labels_per_item=2)
-    app = create_app(config)
-    sessions = app.state.feedback.sessions
-    with sessions.begin() as session:
-        prompt = add_prompt(session, "5+7=", ["12", HOSTILE], answer="12")
-        enqueue(session, prompt, ["compare", "correct"], 2, random.Random(0))
-    tokens = {name: add_annotator(sessions, name, is_admin=name == "boss") for name in ("alice", "bob", "boss")}
-    with TestClient(app) as client:
-        yield client, tokens, sessions
-
-
-def _bearer(token):
-    return {"Authorization": f"Bearer {token}"}
+    with labelling_app(sqlite_url, ["12", HOSTILE], ["compare", "correct"]) as client_tokens_sessions:
+        yield client_tokens_sessions
 
 
 def test_api_labels_with_bearer_tokens(app_and_tokens):
     client, tokens, _ = app_and_tokens
     assert client.get("/api/next").json() == {"error": "missing or unknown bearer token"}
-    item = client.get("/api/next", headers=_bearer(tokens["alice"])).json()["item"]
+    item = client.get("/api/next", headers=bearer(tokens["alice"])).json()["item"]
     assert item["kind"] == "compare" and item["reference_answer"] == "12"
     body = {"item_id": item["item_id"], "choice": "a"}
-    first = client.post("/api/labels?next=true", json=body, headers=_bearer(tokens["alice"]))
+    first = client.post("/api/labels?next=true", json=body, headers=bearer(tokens["alice"]))
     assert first.status_code == 201 and first.json()["next_item"]["kind"] == "correct"
-    retry = client.post("/api/labels", json=body, headers=_bearer(tokens["alice"]))
+    retry = client.post("/api/labels", json=body, headers=bearer(tokens["alice"]))
     assert retry.status_code == 200 and retry.json()["label_id"] == first.json()["label_id"]
-    assert client.get("/api/progress", headers=_bearer(tokens["alice"])).json() == {"done": 1, "remaining": 1}
+    assert client.get("/api/progress", headers=bearer(tokens["alice"])).json() == {"done": 1, "remaining": 1}
     assert "/api/labels" in client.get("/openapi.json").json()["paths"]
 
 
 def test_api_errors_are_short_json(app_and_tokens):
     client, tokens, _ = app_and_tokens
-    headers = _bearer(tokens["alice"])
+    headers = bearer(tokens["alice"])
     bad = client.post("/api/labels", json={"item_id": 1, "rating": 99}, headers=headers)
     assert bad.status_code == 422 and bad.json()["error"].startswith("invalid request: body.rating")
     assert client.post("/api/labels", json={"item_id": 1, "choice": "a"}, headers=headers).status_code == 409
@@ -62,19 +51,9 @@ def test_api_errors_are_short_json(app_and_tokens):
     assert "Traceback" not in client.get("/no/such/page").text
 
 
-def _sign_in(client, token):
-    response = client.post("/signin", data={"token": token}, follow_redirects=False)
-    assert response.status_code == 303
-    return response
-
-
-def _csrf(page):
-    return re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
-
-
 def test_pages_escape_model_text_and_require_csrf(app_and_tokens):
     client, tokens, sessions = app_and_tokens
-    _sign_in(client, tokens["alice"])
+    sign_in(client, tokens["alice"])
     page = client.get("/label")
     assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
     assert "<script>alert" not in page.text and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page.text
@@ -82,12 +61,12 @@ def test_pages_escape_model_text_and_require_csrf(app_and_tokens):
     item_id = re.search(r'action="/label/(\d+)"', page.text).group(1)
     forged = client.post(f"/label/{item_id}", data={"choice": "a", "csrf": "0" * 64}, follow_redirects=False)
     assert forged.status_code == 403 and "did not come from this site" in forged.text
-    done = client.post(f"/label/{item_id}", data={"choice": "b", "csrf": _csrf(page.text)}, follow_redirects=False)
+    done = client.post(f"/label/{item_id}", data={"choice": "b", "csrf": form_csrf(page.text)}, follow_redirects=False)
     assert done.status_code == 303
     page = client.get("/label")
     assert 'data-kind="correct"' in page.text
     item_id = re.search(r'action="/label/(\d+)"', page.text).group(1)
-    client.post(f"/label/{item_id}", data={"corrected": "12", "csrf": _csrf(page.text)})
+    client.post(f"/label/{item_id}", data={"corrected": "12", "csrf": form_csrf(page.text)})
     with sessions() as session:
         assert session.scalar(select(Correction.corrected_text)) == "12"
         assert session.scalar(select(Label.kind).where(Label.kind == "compare")) == "compare"
@@ -96,22 +75,23 @@ def test_pages_escape_model_text_and_require_csrf(app_and_tokens):
 def test_admin_page_shows_counts_and_agreement(app_and_tokens):
     client, tokens, _ = app_and_tokens
     for name in ("alice", "bob"):
-        headers = _bearer(tokens[name])
+        headers = bearer(tokens[name])
         item = client.get("/api/next", headers=headers).json()["item"]
         client.post("/api/labels", json={"item_id": item["item_id"], "choice": "a"}, headers=headers)
-    stats = client.get("/api/admin/stats", headers=_bearer(tokens["boss"])).json()
+    stats = client.get("/api/admin/stats", headers=bearer(tokens["boss"])).json()
     assert stats["counts"]["labels"] == {"compare": 2}
     assert stats["agreement"]["compare"]["items"] == 1 and stats["agreement"]["compare"]["percent_agreement"] == 1.0
-    _sign_in(client, tokens["alice"])
+    sign_in(client, tokens["alice"])
     assert client.get("/admin").status_code == 403
-    _sign_in(client, tokens["boss"])
+    sign_in(client, tokens["boss"])
     page = client.get("/admin").text
     assert "Inter-annotator agreement" in page and "1.000" in page and "alice" in page
 
 
 def test_wrong_token_and_unusable_store(tmp_path, app_and_tokens):
     client, _, _ = app_and_tokens
-    assert client.post("/signin", data={"token": "nope"}).status_code == 401
+    page = client.get("/").text
+    assert client.post("/signin", data={"token": "nope", "csrf": form_csrf(page)}).status_code == 401
     from redraft.errors import RedraftError
 
     with pytest.raises(RedraftError, match="cannot open the feedback store"):
@@ -130,11 +110,11 @@ def test_worker_processes_accept_each_others_forms(tmp_path, sqlite_url, monkeyp
         with sessions.begin() as session:
             enqueue(session, add_prompt(session, "5+7=", ["12", "13"], answer="12"), ["compare"], 1, random.Random(0))
         token = add_annotator(sessions, "alice")
-        _sign_in(one, token)
-        _sign_in(other, token)
+        sign_in(one, token)
+        sign_in(other, token)
         page = one.get("/label").text
         item_id = re.search(r'action="/label/(\d+)"', page).group(1)
-        done = other.post(f"/label/{item_id}", data={"choice": "a", "csrf": _csrf(page)}, follow_redirects=False)
+        done = other.post(f"/label/{item_id}", data={"choice": "a", "csrf": form_csrf(page)}, follow_redirects=False)
         assert done.status_code == 303
         with sessions() as session:
             assert session.scalar(select(Label.item_id)) == int(item_id)

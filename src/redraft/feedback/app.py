@@ -47,6 +47,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+NO_STORE = (b"cache-control", b"no-store")
 
 
 def _error(request: Request, status_code: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -82,31 +83,51 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 class LimitsAndHeaders:
-    """Refuse oversized bodies (by Content-Length) and add the security headers to every answer.
+    """Refuse oversized bodies and add the security headers to every answer.
 
+    A declared Content-Length over the limit is refused before the app runs; and the bytes are
+    counted as they arrive, so that a chunked upload (which declares none) is cut off at the limit
+    instead of read whole before the app answers, even when the answer is a 401.
     A plain ASGI middleware: Starlette's BaseHTTPMiddleware costs a task group per request.
     """
 
     def __init__(self, app: ASGIApp, max_body: int):
         self.app, self.max_body = app, max_body
+        self.too_large = f"request body larger than {max_body} bytes"
         self.headers = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # Pages and API answers show labels and annotators: no browser or proxy may keep a copy.
+        headers = self.headers if scope["path"].startswith("/static/") else [*self.headers, NO_STORE]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *self.headers]
+                message["headers"] = [*message.get("headers", []), *headers]
             await send(message)
 
         declared = Headers(scope=scope).get("content-length", "0")
         if not declared.isdigit() or int(declared) > self.max_body:
-            response = _error(Request(scope), 413, f"request body larger than {self.max_body} bytes")
-            await response(scope, receive, send_with_headers)
+            await _error(Request(scope), 413, self.too_large)(scope, receive, send_with_headers)
             return
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, self._within_limit(receive), send_with_headers)
+
+    def _within_limit(self, receive: Receive) -> Receive:
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body:
+                # An HTTPException, which FastAPI's body parsing passes on (other errors become
+                # a 400) and the app's handler answers, whichever route was reading.
+                raise HTTPException(413, self.too_large)
+            return message
+
+        return receive_within_limit
 
 
 def open_store(config: FeedbackConfig) -> Engine:

@@ -67,6 +67,21 @@ def add_annotator_command(
     print(token)
 
 
+@feedback_app.command("rotate-token")
+def rotate_token_command(
+    name: Annotated[str, typer.Argument(help="The annotator's name.")],
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    db: DbOption = None,
+) -> None:
+    """Replace an annotator's sign-in token and print the new one (shown only this once). The old
+    token stops working at once, in browsers and API clients alike: to revoke an annotator's
+    access, rotate and keep the new token."""
+    from redraft.feedback.security import rotate_token
+
+    print(rotate_token(_sessions(_config(config, set_, db)), name))
+
+
 @feedback_app.command()
 def serve(
     config: ConfigOption = None,

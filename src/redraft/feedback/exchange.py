@@ -9,7 +9,8 @@ Export files, one JSON object per line:
 - ``sft.jsonl``: ``{"prompt", "completion"}``, one row per correction.
 
 Every row also has ``"answer"`` (the task's reference answer) when the prompt has one. A pair
-whose two texts are identical says nothing and is left out.
+whose two texts are identical says nothing and is left out, and so is a correction that only
+changed what a browser changes (line ends, a leading newline): it was left as it was.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from redraft.errors import DataError
-from redraft.feedback.queue import add_prompt
+from redraft.feedback.queue import add_prompt, same_answer
 from redraft.feedback.security import MAX_NAME_CHARS
 from redraft.feedback.store import (
     Annotator,
@@ -73,7 +74,8 @@ def preference_pairs(session: Session) -> Iterator[dict[str, Any]]:
     yield from _rating_pairs(session)
     for correction in _labels(session, Correction):
         original = correction.item.outputs[0].text
-        yield from _pair(correction.item.prompt, correction.corrected_text, original, "correction")
+        if not same_answer(correction.corrected_text, original):  # stores written before the app said so
+            yield from _pair(correction.item.prompt, correction.corrected_text, original, "correction")
 
 
 def _rating_pairs(session: Session) -> Iterator[dict[str, Any]]:

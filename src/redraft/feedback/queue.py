@@ -15,9 +15,10 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from annotated_types import Ge, Le
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import exists, false, func, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from redraft.errors import RedraftError
 from redraft.feedback.store import (
     LABEL_CLASSES,
+    MAX_ID,
     MAX_RATING,
     MIN_RATING,
     Assignment,
@@ -58,16 +60,51 @@ class InvalidLabel(QueueError):
     status_code = 422
 
 
+RowId = Annotated[int, Ge(1), Le(MAX_ID)]  # an item or output id as a request may give it
+
+
+def _storable(text: str) -> bool:
+    """PostgreSQL text cannot hold NUL, and no database a lone surrogate (it has no UTF-8 form)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def normalize_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def same_answer(edited: str, original: str) -> bool:
+    """Whether an edited answer is the original as a browser sends an untouched textarea back:
+    CRLF line ends, and a leading newline dropped (HTML drops one right after ``<textarea>``)."""
+    return normalize_newlines(edited).removeprefix("\n") == normalize_newlines(original).removeprefix("\n")
+
+
 class Judgement(BaseModel):
-    """What an annotator says about an item: exactly one of the fields, matching the item's kind."""
+    """What an annotator says about an item: exactly one of choice, ranking, rating, corrected
+    or skip=true; unless skipping, the one matching the item's kind."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict: a JSON true is not the rating 1, nor "yes" a skip.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    choice: str | None = Field(None, pattern="^(a|b|tie)$")  # compare
-    ranking: list[int] | None = Field(None, max_length=64)  # rank: output ids, best first
-    rating: int | None = Field(None, ge=MIN_RATING, le=MAX_RATING)  # rate
-    corrected: str | None = Field(None, min_length=1)  # correct: the edited answer
-    skip: bool = False
+    choice: str | None = Field(None, pattern="^(a|b|tie)$", description="compare items: a, b or tie")
+    ranking: list[RowId] | None = Field(None, max_length=64, description="rank items: the output ids, best first")
+    rating: int | None = Field(None, ge=MIN_RATING, le=MAX_RATING, description="rate items")
+    corrected: str | None = Field(
+        None, min_length=1, description="correct items: the edited answer (CRLF stored as LF; no NUL characters)"
+    )
+    skip: bool = Field(False, description="true: pass on this item")
+
+    @field_validator("corrected")
+    @classmethod
+    def _storable_text(cls, text: str | None) -> str | None:
+        if text is None:
+            return None
+        if not _storable(text):
+            raise ValueError("must be text without NUL characters or lone surrogates")
+        return normalize_newlines(text)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Judgement:
@@ -194,7 +231,9 @@ def _build_label(item: Item, annotator_id: int, judgement: Judgement, max_text_c
     else:
         if len(value) > max_text_chars:
             raise InvalidLabel(f"corrected text is longer than {max_text_chars} characters")
-        fields = {"corrected_text": value}
+        original = item.outputs[0].text
+        # An answer sent back untouched is kept as it was shown, not as a whitespace-only "correction".
+        fields = {"corrected_text": original if same_answer(value, original) else value}
     return cls(item_id=item.id, annotator_id=annotator_id, **fields)
 
 

@@ -55,6 +55,7 @@ NAMING = {
 ITEM_KINDS = ("compare", "rank", "rate", "correct")
 CHOICES = ("a", "b", "tie")
 MIN_RATING, MAX_RATING = 1, 7
+MAX_ID = 2**31 - 1  # ids are INTEGER columns, 32-bit on PostgreSQL: a larger number names no row
 WRITE_OPTION = "redraft_feedback_write"
 
 
