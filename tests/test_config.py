@@ -66,6 +66,19 @@ def test_missing_and_malformed_files(tmp_path):
         load_config("run", bad)
 
 
+def test_config_file_that_is_not_utf8_names_the_line(tmp_path):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes(b"run:\n  name: caf\xe9\n")
+    with pytest.raises(ConfigError, match=rf"{bad}:2: not valid UTF-8 \(byte 0xe9\)"):
+        load_config("run", bad)
+
+
+@pytest.mark.parametrize("assignment", ["sft.optim.beta1=.nan", "sft.optim.beta2=1.0", "sft.optim.eps=-1", "sft.optim.eps=0"])
+def test_optimizer_constants_are_validated(assignment):
+    with pytest.raises(ConfigError, match=assignment.split("=")[0].removeprefix("sft.")):
+        load_config("run", None, [assignment])
+
+
 def test_override_syntax():
     assert apply_override({}, "a.b=3") == {"a": {"b": 3}}
     with pytest.raises(ConfigError):

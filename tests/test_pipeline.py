@@ -1,8 +1,10 @@
 """End-to-end: the main job on a micro config, through the real CLI entry point."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from PIL import Image
@@ -138,6 +140,25 @@ def test_existing_run_needs_resume_or_overwrite(micro_run):
     assert again.returncode == 2 and "--resume" in again.stderr
     resumed = redraft("run", "--name", "micro", "--resume", *MICRO, cwd=root)
     assert resumed.returncode == 0, resumed.stderr  # every stage done: only the report is rebuilt
+
+
+def test_resume_with_a_changed_config_is_refused_naming_the_key(micro_run):
+    root = micro_run.parent.parent
+    changed = redraft("run", "--name", "micro", "--resume", *MICRO, "--set", "sft.optim.lr=0.5", cwd=root)
+    assert changed.returncode == 2 and "sft.optim.lr: 0.001 -> 0.5" in changed.stderr, changed.stderr
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path):
+    args = ["-m", "redraft", "pretrain", "--name", "p", "--set", "model.preset=micro", "--set", "train.max_steps=100000",
+            "--set", "train.save_every=5", "--set", "task.train_size=200", "--set", "logging.progress=false"]
+    victim = subprocess.Popen([sys.executable, *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    checkpoints = tmp_path / "runs" / "p" / "checkpoints"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(checkpoints.glob("step-*")):
+        time.sleep(0.1)
+    victim.send_signal(signal.SIGINT)
+    _, stderr = victim.communicate(timeout=60)
+    assert victim.returncode == 130 and "rerun the same command with --resume" in stderr, stderr
 
 
 def test_stage_commands_on_the_trained_model(micro_run):

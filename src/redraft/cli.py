@@ -60,7 +60,7 @@ def _say(message: str) -> None:
 
 def _train_stage(runner, cfg, resume: bool, overwrite: bool) -> None:
     """Run one training stage on its own: outputs, config and metrics in <output_dir>/<name>/."""
-    from redraft.pipeline import start_run_dir
+    from redraft.run_folder import start_run_dir
     from redraft.training.logging import MetricsLog
 
     out = cfg.run.directory
@@ -139,7 +139,7 @@ def score(
     (prompting, Pair-SFT, STaR, single-turn RL, naive multi-turn RL, single-attempt control); writes report.md."""
     cfg = _load("score", config, set_, name, **{"model.path": model})
     from redraft.distributed import on_main_process
-    from redraft.pipeline import start_run_dir
+    from redraft.run_folder import start_run_dir
     from redraft.score import run_score, score_report
     from redraft.training.logging import MetricsLog
 
@@ -277,6 +277,13 @@ def _quiet_libraries() -> None:
     logging.getLogger("accelerate").setLevel(logging.ERROR)
 
 
+INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
+
+
+def _print_interrupted() -> None:
+    Console(stderr=True).print("interrupted; rerun the same command with --resume to continue from the last checkpoint")
+
+
 def main() -> None:
     _quiet_libraries()
     try:
@@ -286,10 +293,12 @@ def main() -> None:
             from redraft.distributed import end_processes
 
             end_processes()
+        if exit_.code == INTERRUPTED:  # typer turns Ctrl-C into this exit before our handler below sees it
+            _print_interrupted()
         raise
     except RedraftError as exc:
         Console(stderr=True).print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted; rerun with --resume to continue from the last checkpoint")
-        sys.exit(130)
+        _print_interrupted()
+        sys.exit(INTERRUPTED)

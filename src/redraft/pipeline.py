@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,6 @@ from redraft.config import (
     SFTConfig,
     TokenizerConfig,
     TrainConfig,
-    dump_config,
 )
 from redraft.distributed import on_main_process, processes
 from redraft.errors import RedraftError
@@ -42,54 +39,15 @@ from redraft.evaluation.plots import plot_accuracy, plot_losses, plot_rl
 from redraft.evaluation.report import write_report
 from redraft.fsutil import write_json_atomic
 from redraft.models import build_model, default_device, load_model
+from redraft.run_folder import finish_stage, main_process_stage, stage_result, start_run_dir
 from redraft.tasks import Task, build_task
 from redraft.text.tokenizer import load_tokenizer, train_tokenizer
 from redraft.training.data import pretraining_data, sft_data
 from redraft.training.lm import train_lm
 from redraft.training.logging import MetricsLog
 
-RESULT = "result.json"
 SFT_SAME_TIME = "sft_same_time"  # stage and model name of the equal-wall-clock SFT control
 TIMING = "timing.json"
-
-
-def stage_result(stage_dir: Path) -> dict[str, Any] | None:
-    path = stage_dir / RESULT
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _save_stage(stage_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(stage_dir / RESULT, result)
-    return result
-
-
-def finish_stage(stage_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
-    """Record a stage every process ran (training): the main process writes its result."""
-    on_main_process(lambda: _save_stage(stage_dir, result))
-    return result
-
-
-def main_process_stage(stage_dir: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """A stage one process does (evaluation): the main process computes and records it, unless it
-    already is; every process returns the recorded result."""
-    on_main_process(lambda: stage_result(stage_dir) or _save_stage(stage_dir, compute()))
-    return stage_result(stage_dir)
-
-
-def start_run_dir(run_dir: Path, cfg, resume: bool, overwrite: bool) -> None:
-    """Create the run folder (or check that it may be reused) and write the run's config into it."""
-
-    def prepare() -> None:
-        if run_dir.exists() and any(run_dir.iterdir()):
-            if overwrite:
-                shutil.rmtree(run_dir)
-            elif not resume:
-                raise RedraftError(f"{run_dir} already exists: pass --resume to continue it or --overwrite to start over")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, run_dir / "config.yaml")
-
-    on_main_process(prepare)
 
 
 def tokenizer_for(cfg: PretrainConfig, task: Task, out_dir: Path):

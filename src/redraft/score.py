@@ -38,7 +38,7 @@ from redraft.evaluation.self_correction import (
 )
 from redraft.fsutil import write_json_atomic
 from redraft.models import default_device, load_model
-from redraft.pipeline import finish_stage, main_process_stage, stage_result
+from redraft.run_folder import finish_stage, main_process_stage, stage_result
 from redraft.tasks import Task, build_task
 from redraft.text.tokenizer import load_tokenizer
 from redraft.training.data import TokenizedData

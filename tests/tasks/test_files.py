@@ -29,6 +29,20 @@ def test_malformed_line_reports_file_and_line(tmp_path):
         build_task(TaskConfig(kind="file", train_path=str(path)))
 
 
+def test_line_that_is_not_utf8_reports_file_and_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"prompt": "a", "answer": "1"}\n{"prompt": "caf\xe9", "answer": "2"}\n')
+    with pytest.raises(DataError, match=rf"{path}:2: not valid UTF-8 \(byte 0xe9 at column 16\)"):
+        build_task(TaskConfig(kind="file", train_path=str(path)))
+
+
+def test_empty_task_file_is_named(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n")
+    with pytest.raises(DataError, match=rf"{path}: no records \(the file is empty\)"):
+        build_task(TaskConfig(kind="file", train_path=str(path)))
+
+
 def test_missing_field_reports_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"prompt": "a", "answer": "1"}\n\n{"prompt": "b"}\n')

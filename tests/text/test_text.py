@@ -1,7 +1,7 @@
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from redraft.errors import ConfigError
+from redraft.errors import ConfigError, RedraftError
 from redraft.text.prompts import chat_prompt, few_shot_prompt
 from redraft.text.tokenizer import load_tokenizer
 
@@ -18,6 +18,15 @@ def test_saved_as_pretrained_tokenizer_fast(tokenizer, tmp_path):
     assert isinstance(loaded, PreTrainedTokenizerFast)
     assert loaded("9+9=")["input_ids"] == tokenizer("9+9=")["input_ids"]
     assert load_tokenizer(tmp_path).pad_token == "<pad>"
+
+
+def test_a_folder_without_a_tokenizer_is_named_not_blamed_on_sentencepiece(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(RedraftError, match=rf"no tokenizer in {tmp_path} .*is it a model or tokenizer folder"):
+        load_tokenizer(tmp_path)
+    (tmp_path / "tokenizer_config.json").write_text("{broken")
+    with pytest.raises(RedraftError, match=rf"cannot load the tokenizer in {tmp_path}"):
+        load_tokenizer(tmp_path)
 
 
 def test_few_shot_builder():

@@ -20,13 +20,13 @@ def _sft(task, tokenizer, split="train"):
     return sft_data(tokenizer, [task.prompt(e) for e in examples], [e.target for e in examples], 64)
 
 
-def _train(tmp_path, model, tokenizer, task, val=True, train=None, anchor=None, **overrides):
+def _train(tmp_path, model, tokenizer, task, val=True, train=None, anchor=None, resume=False, **overrides):
     cfg = TrainConfig.model_validate({"max_steps": 6, "batch_size": 16, "log_every": 1, "eval_every": 3, "save_every": 3, **overrides})
     log = MetricsLog(tmp_path / "metrics.jsonl")
     result = lm_module.train_lm(
         stage="sft", model=model, tokenizer=tokenizer, train=train or _sft(task, tokenizer),
         val=_sft(task, tokenizer, "val") if val else None, cfg=cfg, out_dir=tmp_path, seed=0, log=log,
-        logging=LoggingConfig(progress=False), anchor=anchor,
+        logging=LoggingConfig(progress=False), anchor=anchor, resume=resume,
     )
     return result, log
 
@@ -168,6 +168,24 @@ sys.argv = ["redraft", "pretrain", "--name", "r", "--set", "run.output_dir={out}
             "--set", "train.eval_every=20", "--set", "train.batch_size=32"] + sys.argv[1:]
 main()
 """
+
+
+def test_a_huge_learning_rate_stops_before_non_finite_weights_are_saved(tmp_path, micro_model, tokenizer, micro_task):
+    with pytest.raises(TrainingError, match=r"weights are not finite after step 1.*none yet.*lower learning rate"):
+        _train(tmp_path, micro_model, tokenizer, micro_task, val=False, optim={"lr": 1e30, "warmup_steps": 0})
+    assert not (tmp_path / "model").exists() and not list((tmp_path / "checkpoints").glob("step-*"))
+
+
+def test_resume_skips_an_unreadable_newest_checkpoint_and_removes_staging_leftovers(tmp_path, micro_model, tokenizer, micro_task):
+    _train(tmp_path, micro_model, tokenizer, micro_task, val=False, max_steps=6, keep_checkpoints=2)
+    newest = tmp_path / "checkpoints" / "step-0000006" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])  # damaged after it was saved
+    leftover = tmp_path / "checkpoints" / ".step-0000009.tmp-4242"
+    leftover.mkdir()
+    result, log = _train(tmp_path, micro_model, tokenizer, micro_task, val=False, max_steps=6, keep_checkpoints=2, resume=True)
+    assert result.steps == 6 and not leftover.exists()
+    steps = [r["step"] for r in log.read("sft") if "loss" in r]
+    assert steps == [1, 2, 3, 4, 5, 6]  # steps 4-6 were redone from step 3 and logged once
 
 
 def test_resume_after_kill_reaches_the_same_parameters(tmp_path):

@@ -38,7 +38,7 @@ def _load(cls, config: Path | None, overrides: list[str] | None, name: str | Non
 
 def _prepare(cfg, resume: bool, overwrite: bool):
     from redraft.errors import RedraftError
-    from redraft.pipeline import start_run_dir
+    from redraft.run_folder import start_run_dir
     from redraft.rlhf.preferences import load_pair_splits
     from redraft.training.logging import MetricsLog
 
@@ -52,7 +52,7 @@ def _prepare(cfg, resume: bool, overwrite: bool):
 
 
 def _finish(out: Path, result: dict) -> None:
-    from redraft.pipeline import finish_stage
+    from redraft.run_folder import finish_stage
 
     finish_stage(out, result)
 
@@ -114,7 +114,7 @@ def rlhf(
     collect: CollectOption = None, wait: WaitOption = False, resume: ResumeOption = False, overwrite: OverwriteOption = False,
 ) -> None:
     """RLHF rounds: sample -> collect preferences (simulated, or the feedback app) -> reward model + PPO (or DPO) -> evaluate."""
-    from redraft.pipeline import start_run_dir
+    from redraft.run_folder import start_run_dir
     from redraft.rlhf.config import RLHFConfig
     from redraft.rlhf.loop import run_rlhf
 

@@ -24,8 +24,12 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"file not found: {path}")
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})") from None
             if not line.strip():
                 continue
             try:
@@ -39,8 +43,12 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def _validate_jsonl(path: Path, required: list[str]) -> None:
     """Check every line before `datasets` sees the file, so errors name the line."""
+    records = 0
     for number, record in iter_jsonl(path):
         _check_record(record, required, f"{path}:{number}")
+        records += 1
+    if not records:
+        raise DataError(f"{path}: no records (the file is empty)")
 
 
 def _check_record(record: dict[str, Any], required: list[str], where: str) -> None:

@@ -36,11 +36,20 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 300, min_frequency:
     )
 
 
+# What AutoTokenizer can load from: a fast tokenizer, a config naming one, or a slow tokenizer's vocab.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
     path = Path(path)
     if not path.is_dir():
         raise RedraftError(f"tokenizer folder not found: {path}")
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise RedraftError(f"no tokenizer in {path} (none of {', '.join(TOKENIZER_FILES)}): is it a model or tokenizer folder?")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:  # transformers' own words for a folder it cannot read
+        raise RedraftError(f"cannot load the tokenizer in {path}: {str(exc).splitlines()[0]}") from None
     if tokenizer.pad_token is None:
         # Many HF causal LMs ship without a pad token; EOS is the usual stand-in.
         tokenizer.pad_token = tokenizer.eos_token

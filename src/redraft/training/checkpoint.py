@@ -15,8 +15,10 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import torch
 from accelerate.utils import broadcast_object_list
 
+from redraft.errors import TrainingError
 from redraft.fsutil import atomic_directory
 
 STATE_FILE = "trainer_state.json"
@@ -55,3 +57,43 @@ def save_checkpoint(accelerator, root: str | Path, step: int, loop_state: dict[s
 def load_checkpoint(accelerator, path: Path) -> dict[str, Any]:
     accelerator.load_state(str(path))
     return json.loads((path / STATE_FILE).read_text())
+
+
+def _remove_staging_leftovers(root: Path) -> None:
+    """Folders a killed save left half-written (``.step-N.tmp-PID``) or not yet removed (``.old-PID``);
+    the run folder's lock guarantees no other process is writing them."""
+    for leftover in [*root.glob(".step-*.tmp-*"), *root.glob(".step-*.old-*")]:
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def resume_checkpoint(accelerator, root: str | Path, stage: str) -> dict[str, Any] | None:
+    """Load the newest readable checkpoint under ``root`` (its loop state, ``step`` included), or None.
+
+    Saves are atomic, but a disk that fills or a file damaged after the save can still leave the
+    newest checkpoint unreadable: it is reported and the one before it tried.
+    """
+    root = Path(root)
+    if accelerator.is_main_process and root.is_dir():
+        _remove_staging_leftovers(root)
+    accelerator.wait_for_everyone()
+    for path in reversed(checkpoint_dirs(root)):
+        try:
+            state = load_checkpoint(accelerator, path)
+        except Exception as exc:  # safetensors, torch and json each raise their own types
+            accelerator.print(f"{stage}: checkpoint {path} is unreadable ({type(exc).__name__}); trying the one before")
+            continue
+        accelerator.print(f"{stage}: resuming from {path}")
+        return state
+    return None
+
+
+def require_finite_weights(parameters: list[torch.Tensor], stage: str, step: int, checkpoints: Path) -> None:
+    """Stop before non-finite weights are saved: a loss is checked before the update, so a too-large
+    learning rate would otherwise end a run "done" with NaN or overflowing weights."""
+    with torch.no_grad():
+        finite = bool(torch.isfinite(torch.nn.utils.get_total_norm(parameters)))
+    if not finite:
+        raise TrainingError(
+            f"{stage}: the weights are not finite after step {step}; stopped without saving them. Last good "
+            f"checkpoint: {latest_checkpoint(checkpoints) or 'none yet'}. Try a lower learning rate."
+        )

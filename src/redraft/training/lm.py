@@ -26,7 +26,8 @@ from redraft.models.adapters import apply_freeze, apply_lora, plain_model
 from redraft.models.build import save_model
 from redraft.training.checkpoint import (
     latest_checkpoint,
-    load_checkpoint,
+    require_finite_weights,
+    resume_checkpoint,
     save_checkpoint,
 )
 from redraft.training.data import TokenizedData, collate, micro_batch_rows
@@ -123,12 +124,11 @@ def train_lm(
 
     loop = {"best_val_loss": math.inf, "evals_without_improvement": 0, "train_loss": math.nan}
     first_step = 1
-    latest = latest_checkpoint(checkpoints) if resume else None
-    if latest is not None:
-        loop = load_checkpoint(accelerator, latest)
+    resumed = resume_checkpoint(accelerator, checkpoints, stage) if resume else None
+    if resumed is not None:
+        loop = resumed
         first_step = loop.pop("step") + 1
         log.drop_after(stage, first_step - 1)
-        accelerator.print(f"{stage}: resuming from {latest}")
 
     def export() -> None:
         if accelerator.is_main_process:
@@ -182,6 +182,7 @@ def train_lm(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            require_finite_weights(trainable, stage, step, checkpoints)
             step_loss = float(global_sum(accelerator, step_loss))
             loop["train_loss"] = step_loss
             last_step = step

@@ -49,7 +49,9 @@ class MetricsLog:
         if not self.writes:
             return
         kept = [r for r in self.read() if not (r["stage"] == stage and r["step"] > step)]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        staging = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        staging.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        os.replace(staging, self.path)  # a kill mid-write leaves the old file whole, never an empty one
 
 
 def trackers(tensorboard: bool, wandb: bool) -> list[str]:

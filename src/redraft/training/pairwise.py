@@ -33,7 +33,8 @@ from redraft.errors import TrainingError
 from redraft.rlhf.preferences import PreferencePair
 from redraft.training.checkpoint import (
     latest_checkpoint,
-    load_checkpoint,
+    require_finite_weights,
+    resume_checkpoint,
     save_checkpoint,
 )
 from redraft.training.data import TokenizedData, collate, micro_batch_rows, sft_data
@@ -170,12 +171,11 @@ def train_pairwise(
 
     loop = {"best_monitored": None, "evals_without_improvement": 0, "train_loss": math.nan}
     first_step = 1
-    latest = latest_checkpoint(checkpoints) if resume else None
-    if latest is not None:
-        loop = load_checkpoint(accelerator, latest)
+    resumed = resume_checkpoint(accelerator, checkpoints, stage) if resume else None
+    if resumed is not None:
+        loop = resumed
         first_step = loop.pop("step") + 1
         log.drop_after(stage, first_step - 1)
-        accelerator.print(f"{stage}: resuming from {latest}")
 
     stopped_early = False
     last_step = first_step - 1
@@ -207,6 +207,7 @@ def train_pairwise(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            require_finite_weights(trainable, stage, step, checkpoints)
             rank_means = mean_across_ranks(accelerator, {"loss": step_loss, **sums})
             step_loss = rank_means.pop("loss")
             loop["train_loss"] = step_loss

@@ -65,7 +65,8 @@ from redraft.rollout.sampler import derive_seed
 from redraft.tasks.base import Task
 from redraft.training.checkpoint import (
     latest_checkpoint,
-    load_checkpoint,
+    require_finite_weights,
+    resume_checkpoint,
     save_checkpoint,
 )
 from redraft.training.data import micro_batch_rows
@@ -297,13 +298,11 @@ def train_rl(
     val_problems = task.val[: cfg.eval_problems]
 
     first = 1
-    latest = latest_checkpoint(checkpoints) if resume else None
-    if latest is not None:
-        state = load_checkpoint(accelerator, latest)
+    state = resume_checkpoint(accelerator, checkpoints, stage) if resume else None
+    if state is not None:
         first = state["step"] + 1
         controller.value = state["kl_coef"]
         log.drop_after(stage, first - 1)
-        accelerator.print(f"{stage}: resuming from {latest}")
 
     unwrapped = accelerator.unwrap_model(policy)
     pool = generate_turn = None
@@ -394,6 +393,8 @@ def train_rl(
                         critic_optimizer.zero_grad(set_to_none=True)
                         for key, value in {"value_loss": v_loss, **v_stats}.items():
                             stats.setdefault(key, []).append(float(value.detach() if torch.is_tensor(value) else value))
+            updated = list(policy.parameters()) + (list(critic.parameters()) if critic is not None else [])
+            require_finite_weights(updated, stage, iteration, checkpoints)
             if pool is not None:
                 pool.load_weights(unwrapped.state_dict())  # the next iteration samples from the updated policy
             t3 = time.perf_counter()
