@@ -205,6 +205,11 @@ class RLSection(Section):
         "RLOO always uses k1 there: set k1 for parity)",
     )
     adaptive_kl: bool = False
+    log_reference_kl: bool = Field(
+        False,
+        description="log KL(π ‖ π_ref) even when nothing uses it (kl_coef 0, no adaptive KL): costs one reference "
+        "forward pass over the rollouts per iteration; without it the update's KL(π_old ‖ π) is logged as approx_kl",
+    )
     kl_target: float = Field(0.05, gt=0)
     kl_horizon: int = Field(10_000, ge=1)
     gamma: float = Field(1.0, ge=0, le=1)

@@ -45,7 +45,7 @@ def test_ray_rollouts_train_exactly_like_local_ones(tmp_path, micro_task, tokeni
         ray.shutdown()
     assert [r["reward"] for r in remote] == [r["reward"] for r in local]
     assert any(r["reward"] > 0 for r in local)
-    for key in ("kl", "policy_loss", "grad_norm", "response_length"):
+    for key in ("approx_kl", "policy_loss", "grad_norm", "response_length"):
         torch.testing.assert_close(
             torch.tensor([r[key] for r in remote]), torch.tensor([r[key] for r in local]), rtol=1e-4, atol=1e-6
         )

@@ -51,6 +51,18 @@ def test_reward_goes_up(tmp_path, micro_model, tokenizer, micro_task, algorithm,
     assert (tmp_path / "rl" / "model" / "model.safetensors").is_file()
 
 
+def test_without_a_kl_term_the_reference_is_not_scored_and_training_is_unchanged(tmp_path, micro_model, tokenizer, micro_task, monkeypatch):
+    loaded = []
+    real_load = rl_module.load_model
+    monkeypatch.setattr(rl_module, "load_model", lambda path: loaded.append(path) or real_load(path))
+    _, plain = _run(tmp_path / "plain", micro_model, tokenizer, micro_task, "grpo", iterations=3)
+    assert len(loaded) == 1 and "kl" not in plain[-1] and "approx_kl" in plain[-1]  # the policy only
+    _, logged = _run(tmp_path / "logged", micro_model, tokenizer, micro_task, "grpo", iterations=3, log_reference_kl=True)
+    assert len(loaded) == 3 and logged[-1]["kl"] > 0
+    for name, weight in load_file(str(tmp_path / "plain" / "rl" / "model" / "model.safetensors")).items():
+        assert torch.equal(weight, load_file(str(tmp_path / "logged" / "rl" / "model" / "model.safetensors"))[name]), name
+
+
 def test_adaptive_kl_moves_the_coefficient(tmp_path, micro_model, tokenizer, micro_task):
     _, records = _run(tmp_path, micro_model, tokenizer, micro_task, "reinforce_pp", iterations=4,
                       kl_coef=0.1, adaptive_kl=True, kl_target=1e-6, kl_horizon=100)

@@ -73,9 +73,11 @@ def plot_rl(records: list[dict[str, Any]], path: str | Path) -> Path:
     axes[0].plot(steps, values, alpha=0.35, label="per iteration")
     axes[0].plot(steps, smoothed, label=f"mean of last {window}")
     axes[0].set_title("rollout reward (task checker)")
-    steps, values = _series(rl, "kl")
+    # KL to the reference is measured only when used (or rl.log_reference_kl); the update's own KL always is.
+    to_reference = any("kl" in r for r in rl)
+    steps, values = _series(rl, "kl" if to_reference else "approx_kl")
     axes[1].plot(steps, values, color="#c44e52")
-    axes[1].set_title("KL to reference (per sequence)")
+    axes[1].set_title("KL to reference (per sequence)" if to_reference else "KL(sampling ‖ updated policy) per token")
     steps, values = _series(rl, "val_accuracy")
     axes[2].plot(steps, [100 * v for v in values], "o-", markersize=3, color="#55a868")
     axes[2].set_title("greedy accuracy on validation problems (%)")

@@ -194,9 +194,9 @@ def compute_advantages(
     return masked_whiten(advantages, mask, all_reduce=all_reduce), returns
 
 
-def per_turn_metrics(batch: RolloutBatch, kl_tokens: torch.Tensor, group_size: int) -> dict[str, float]:
-    """Each attempt's mean reward, checker accuracy, summed KL and (with groups) share of groups
-    whose rewards for it are all equal; ``delta`` = last − first accuracy."""
+def per_turn_metrics(batch: RolloutBatch, kl_tokens: torch.Tensor | None, group_size: int) -> dict[str, float]:
+    """Each attempt's mean reward, checker accuracy, summed KL (when measured) and (with groups) share
+    of groups whose rewards for it are all equal; ``delta`` = last − first accuracy."""
     turns = batch.turn_rewards.shape[1]
     if turns < 2:
         return {}
@@ -205,7 +205,8 @@ def per_turn_metrics(batch: RolloutBatch, kl_tokens: torch.Tensor, group_size: i
         on_turn = (batch.turn_ids == k).float() * batch.action_mask
         metrics[f"reward_t{k + 1}"] = float(batch.turn_rewards[:, k].mean())
         metrics[f"accuracy_t{k + 1}"] = float(batch.turn_correct[:, k].mean())
-        metrics[f"kl_t{k + 1}"] = float((kl_tokens * on_turn).sum(dim=1).mean())
+        if kl_tokens is not None:
+            metrics[f"kl_t{k + 1}"] = float((kl_tokens * on_turn).sum(dim=1).mean())
         if group_size > 1:
             metrics[f"frac_reward_zero_std_t{k + 1}"] = uniform_group_share(batch.turn_rewards[:, k], group_size)
     metrics["delta"] = metrics[f"accuracy_t{turns}"] - metrics["accuracy_t1"]
@@ -253,8 +254,10 @@ def train_rl(
     # can have, not the minibatch's tensor width, which depends on prompt lengths and minibatch makeup.
     max_action_tokens = cfg.max_new_tokens * env_factory().max_turns
     policy = load_model(model_path)
-    # The reference is scored even when β = 0: KL to it is the first thing to watch for drift.
-    reference = load_model(reference_path or model_path).eval().requires_grad_(False)
+    # Scoring the reference costs a forward pass over every rollout, so it is loaded only when something
+    # uses it (a KL penalty, the adaptive controller, SCoRe's per-attempt β) or the KL is asked for.
+    measure_kl = cfg.kl_coef > 0 or cfg.adaptive_kl or credit is not None or cfg.log_reference_kl
+    reference = load_model(reference_path or model_path).eval().requires_grad_(False) if measure_kl else None
     group = cfg.samples_per_prompt
     rollouts = cfg.prompts_per_iteration * group
     updates_per_iteration = cfg.epochs * math.ceil(rollouts / cfg.minibatch_size)
@@ -267,7 +270,8 @@ def train_rl(
     require_divisible("rl.minibatch_size", cfg.minibatch_size, world)
     local_rollouts, local_minibatch = rollouts // world, cfg.minibatch_size // world
     all_reduce = (lambda t: global_sum(accelerator, t).to(t.dtype)) if world > 1 else None
-    reference = reference.to(accelerator.device)
+    if reference is not None:
+        reference = reference.to(accelerator.device)
 
     def global_share(mask: torch.Tensor, mode: str) -> float:
         """This rank's weight in a loss averaged over the whole minibatch (DDP averages over ranks)."""
@@ -335,8 +339,11 @@ def train_rl(
             with torch.no_grad():
                 if first_turn_temperature is not None:
                     batch.old_logp = sequence_logprobs(unwrapped, batch.input_ids, batch.attention_mask, cfg.temperature)[0] * mask
-                ref_logp, _ = sequence_logprobs(reference, batch.input_ids, batch.attention_mask, cfg.temperature)
-                kl_tokens = kl_penalty(batch.old_logp, ref_logp, cfg.kl_estimator) * mask
+                if reference is not None:
+                    ref_logp, _ = sequence_logprobs(reference, batch.input_ids, batch.attention_mask, cfg.temperature)
+                    kl_tokens = kl_penalty(batch.old_logp, ref_logp, cfg.kl_estimator) * mask
+                else:  # β = 0: the penalty is zero whatever the KL, and the advantages are unchanged
+                    kl_tokens = torch.zeros_like(batch.old_logp)
                 old_values = critic(batch.input_ids, batch.attention_mask) if critic is not None else None
                 token_kl_coefs = (
                     turns_to_tokens(mask.new_tensor(credit.kl_coefs).expand(len(mask), -1), batch.turn_ids, mask)
@@ -411,12 +418,12 @@ def train_rl(
                 # Every rank's share is whole groups, so the gathered scores keep each group together.
                 **({"frac_reward_zero_std": uniform_group_share(scores, group)} if group > 1 else {}),
                 "accuracy": float(correct.mean()),
-                "kl": kl_per_sequence,
+                **({"kl": kl_per_sequence} if measure_kl else {}),
                 "kl_coef": float(controller.value),
                 "response_length": float(lengths.mean()),
                 "truncated_fraction": float(truncated.mean()),
                 **mean_across_ranks(accelerator, {
-                    **per_turn_metrics(batch, kl_tokens, group),
+                    **per_turn_metrics(batch, kl_tokens if measure_kl else None, group),
                     **{key: sum(values) / len(values) for key, values in stats.items()},
                     "generate_s": t1 - t0,
                     "logprob_s": t2 - t1,
@@ -435,7 +442,7 @@ def train_rl(
                 out_of_time = broadcast_object_list([out_of_time])[0]
             if iteration % cfg.save_every == 0 or iteration == cfg.iterations or out_of_time:
                 save_checkpoint(accelerator, checkpoints, iteration, {"kl_coef": float(controller.value)}, cfg.keep_checkpoints)
-            bar.update(progress, completed=iteration, info=f"reward {metrics['reward']:.3f} kl {kl_per_sequence:.3f}")
+            bar.update(progress, completed=iteration, info=f"reward {metrics['reward']:.3f}" + (f" kl {kl_per_sequence:.3f}" if measure_kl else ""))
             if out_of_time:
                 break
 
