@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from redraft.errors import ConfigError
-from redraft.rewards.sandbox import SandboxResult, run_python
+from redraft.rewards.sandbox import SandboxResult, aligned_with_programs, run_python
 
 
 def _ray():
@@ -67,8 +67,8 @@ class RayActorPool:
 class _SandboxScorer(RayActor):
     """One Ray actor: runs sandboxed programs one at a time."""
 
-    def run(self, program: str, entry_point: str | None, limits: dict[str, Any]) -> SandboxResult:
-        return run_python(program, entry_point=entry_point, **limits)
+    def run(self, program: str, tests: str | None, entry_point: str | None, limits: dict[str, Any]) -> SandboxResult:
+        return run_python(program, tests=tests, entry_point=entry_point, **limits)
 
 
 class RaySandboxPool(RayActorPool):
@@ -82,16 +82,15 @@ class RaySandboxPool(RayActorPool):
         programs: Sequence[str],
         workers: int | None = None,
         *,
+        tests: Sequence[str | None] | None = None,
         entry_points: Sequence[str | None] | None = None,
         **limits: Any,
     ) -> list[SandboxResult]:
         """Results in the order of ``programs``; ``workers`` is ignored (the pool's size decides)."""
-        if entry_points is None:
-            entry_points = [None] * len(programs)
-        if len(entry_points) != len(programs):
-            raise ConfigError(f"run_many got {len(entry_points)} entry points for {len(programs)} programs")
+        tests = aligned_with_programs("tests", tests, len(programs))
+        entry_points = aligned_with_programs("entry points", entry_points, len(programs))
         calls = [
-            self.actors[i % len(self.actors)].run.remote(program, entry_point, limits)
-            for i, (program, entry_point) in enumerate(zip(programs, entry_points))
+            self.actors[i % len(self.actors)].run.remote(program, test, entry_point, limits)
+            for i, (program, test, entry_point) in enumerate(zip(programs, tests, entry_points))
         ]
         return _ray().get(calls)
