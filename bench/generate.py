@@ -13,7 +13,8 @@ import time
 import torch
 
 from redraft.config import SamplingConfig
-from redraft.rollout.sampler import _left_pad, encode_prompts, generate
+from redraft.rollout.sampler import _left_pad, generate
+from redraft.text.tokenizer import encode_prompts
 
 from common import bench_setup
 

@@ -3,7 +3,7 @@
 1. Code-sandbox reward throughput (HumanEval-sized programs/s): the in-process thread pool
    (``sandbox.run_many``) vs the Ray backend (``RaySandboxPool``) on a local Ray cluster.
 2. Data-parallel step time on CPU: torchrun with 2 gloo processes vs 1 process,
-   same global batch (the micro SFT run of ``redraft.distributed.smoke``).
+   same global batch (the micro SFT run of ``redraft.testing.smoke``).
 3. Sampling throughput (generated tokens/s): in-process ``generate_ids`` in batches of the shard
    size (one process, all cores) vs ``RayGenerationPool`` (one single-threaded actor per core),
    same row seeds, so the same samples.
@@ -25,9 +25,10 @@ from pathlib import Path
 from common import bench_setup
 
 from redraft.config import SamplingConfig
-from redraft.distributed.smoke import launch_command
 from redraft.rewards.sandbox import run_many
-from redraft.rollout.sampler import derive_seed, encode_prompts, generate_ids
+from redraft.rollout.sampler import derive_seed, generate_ids
+from redraft.testing.smoke import launch_command
+from redraft.text.tokenizer import encode_prompts
 
 # A HumanEval-sized task: a ~20-line solution and a check() with several asserts.
 PROGRAM = '''

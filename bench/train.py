@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from redraft.config import LoggingConfig, TrainConfig
-from redraft.training.data import collate, micro_batch_rows, sft_data
+from redraft.data.sequences import collate, micro_batch_rows, sft_data
 from redraft.training.lm import train_lm
 from redraft.training.logging import MetricsLog
 

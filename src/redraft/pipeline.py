@@ -25,6 +25,7 @@ from redraft.config import (
     TokenizerConfig,
     TrainConfig,
 )
+from redraft.data.sequences import pretraining_data, sft_data
 from redraft.distributed import on_main_process, processes
 from redraft.errors import RedraftError
 from redraft.evaluation.evaluate import (
@@ -42,7 +43,6 @@ from redraft.models import build_model, default_device, load_model
 from redraft.run_folder import finish_stage, main_process_stage, stage_result, start_run_dir
 from redraft.tasks import Task, build_task
 from redraft.text.tokenizer import load_tokenizer, train_tokenizer
-from redraft.training.data import pretraining_data, sft_data
 from redraft.training.lm import train_lm
 from redraft.training.logging import MetricsLog
 

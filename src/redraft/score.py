@@ -28,6 +28,7 @@ from typing import Any
 from accelerate.utils import set_seed
 
 from redraft.config import ScoreConfig
+from redraft.data.sequences import TokenizedData
 from redraft.distributed import on_main_process
 from redraft.errors import RedraftError
 from redraft.evaluation.self_correction import (
@@ -41,7 +42,6 @@ from redraft.models import default_device, load_model
 from redraft.run_folder import finish_stage, main_process_stage, stage_result
 from redraft.tasks import Task, build_task
 from redraft.text.tokenizer import load_tokenizer
-from redraft.training.data import TokenizedData
 from redraft.training.lm import Anchor, ValMetricsFn, train_lm
 from redraft.training.logging import MetricsLog
 from redraft.training.rl import train_rl

@@ -2,8 +2,7 @@ import json
 
 import pytest
 
-from redraft.errors import DataError
-from redraft.rlhf.preferences import (
+from redraft.data.preferences import (
     PreferencePair,
     load_pair_splits,
     ranking_to_pairs,
@@ -13,6 +12,7 @@ from redraft.rlhf.preferences import (
     split_by_prompt,
     write_pairs,
 )
+from redraft.errors import DataError
 
 
 def test_ranking_gives_every_ordered_pair():

@@ -20,11 +20,11 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 
 from redraft.config import ModelConfig, TaskConfig
+from redraft.data.sequences import collate, sft_data
 from redraft.distributed import end_processes
 from redraft.models import build_model
 from redraft.tasks import build_task
 from redraft.text.tokenizer import train_tokenizer
-from redraft.training.data import collate, sft_data
 from redraft.training.losses import masked_lm_loss_sum
 
 

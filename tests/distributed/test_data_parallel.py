@@ -11,8 +11,8 @@ import torch
 
 from redraft.algorithms import group_advantages
 from redraft.distributed import end_processes, rank_share, require_divisible
-from redraft.distributed.smoke import RL_TRAINERS, launch_command
 from redraft.errors import ConfigError
+from redraft.testing.smoke import RL_TRAINERS, launch_command
 
 # Two ranks sum their halves of a batch in a different order than one process does: float32
 # rounding only, which the Adam updates carry along a few steps. Absolute tolerance for numbers that

@@ -19,9 +19,9 @@ from redraft.rollout.ray_workers import RayGenerationPool
 from redraft.rollout.sampler import (
     Generation,
     derive_seed,
-    encode_prompts,
     generate_ids,
 )
+from redraft.text.tokenizer import encode_prompts
 
 ray = pytest.importorskip("ray")
 

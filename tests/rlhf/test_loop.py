@@ -5,12 +5,12 @@ import json
 import pytest
 from sqlalchemy import func, select
 
+from redraft.data.preferences import read_pairs
 from redraft.feedback.config import StoreConfig
 from redraft.feedback.store import Label, make_engine, make_sessionmaker
 from redraft.models import save_model
 from redraft.rlhf.config import RLHFConfig, load_rlhf_config
 from redraft.rlhf.loop import run_rlhf
-from redraft.rlhf.preferences import read_pairs
 
 
 def _config(tmp_path, model_dir, method, *extra):

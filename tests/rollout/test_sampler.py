@@ -8,12 +8,12 @@ from redraft.rollout.sampler import (
     HFRunner,
     _left_pad,
     derive_seed,
-    encode_prompts,
     generate,
     generate_ids,
     row_uniforms,
     sample_next,
 )
+from redraft.text.tokenizer import encode_prompts
 
 
 def _prompts(task, n=12):

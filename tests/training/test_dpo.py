@@ -2,10 +2,9 @@
 
 import pytest
 
-from redraft.config import LoggingConfig
+from redraft.config import DPOSection, LoggingConfig
+from redraft.data.preferences import PreferencePair
 from redraft.models import load_model, save_model
-from redraft.rlhf.config import DPOSection
-from redraft.rlhf.preferences import PreferencePair
 from redraft.training.dpo import completion_lengths, sampled_kl, train_dpo
 from redraft.training.logging import MetricsLog
 from redraft.training.pairwise import pair_batch, pair_data

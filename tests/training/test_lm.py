@@ -8,9 +8,9 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from redraft.config import LoggingConfig, TrainConfig
+from redraft.data.sequences import collate, micro_batch_rows, pretraining_data, sft_data
 from redraft.errors import TrainingError
 from redraft.training import lm as lm_module
-from redraft.training.data import collate, micro_batch_rows, pretraining_data, sft_data
 from redraft.training.logging import MetricsLog
 from redraft.training.losses import masked_kl_to_reference_sum
 

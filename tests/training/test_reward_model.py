@@ -7,11 +7,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from redraft.config import LoggingConfig, ModelConfig
+from redraft.config import LoggingConfig, ModelConfig, RewardModelSection
+from redraft.data.preferences import PreferencePair
 from redraft.models import save_model
 from redraft.models.reward import build_reward_model
-from redraft.rlhf.config import RewardModelSection
-from redraft.rlhf.preferences import PreferencePair
 from redraft.training.logging import MetricsLog
 from redraft.training.reward_model import train_reward_model
 

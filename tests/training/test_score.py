@@ -6,7 +6,7 @@ from redraft.config import LoggingConfig, RLSection, SelfCorrectionSection
 from redraft.envs import Episode, Turn
 from redraft.models import save_model
 from redraft.rollout.episodes import run_episodes
-from redraft.rollout.sampler import encode_prompts
+from redraft.text.tokenizer import encode_prompts
 from redraft.training.logging import MetricsLog
 from redraft.training.score import (
     episodes_to_sft,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from redraft.rollout.sampler import encode_prompts
+from redraft.text.tokenizer import encode_prompts
 
 
 @dataclass

@@ -35,10 +35,10 @@ from transformers import (
 
 from redraft.algorithms import logprobs_from_logits
 from redraft.config import ModelConfig
+from redraft.data.sequences import TokenizedData, collate, sft_data
 from redraft.errors import RedraftError
 from redraft.fsutil import atomic_directory
 from redraft.models.build import build_model
-from redraft.training.data import TokenizedData, collate, sft_data
 
 STATS_FILE = "reward_stats.json"
 HEAD_KEY = "redraft_reward_head"

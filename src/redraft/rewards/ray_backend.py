@@ -16,52 +16,11 @@ throw-away namespace, which is what makes running it again safe.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Sequence
 from typing import Any
 
-from redraft.errors import ConfigError
+from redraft.ray_pool import RayActor, RayActorPool, import_ray
 from redraft.rewards.sandbox import SandboxResult, aligned_with_programs, run_python
-
-
-def _ray():
-    if importlib.util.find_spec("ray") is None:
-        raise ConfigError("the Ray backend needs the ray package: pip install 'redraft[ray]'")
-    import ray
-
-    return ray
-
-
-class RayActor:
-    """Base of redraft's Ray actors: besides its work, an actor reports its process id."""
-
-    def pid(self) -> int:
-        return os.getpid()
-
-
-class RayActorPool:
-    """``workers`` restartable actors of ``actor_class`` (one CPU each; default: one per CPU of the cluster).
-
-    Ray restarts an actor whose process died and retries its calls (``max_retries`` times).
-    """
-
-    def __init__(self, actor_class: type[RayActor], workers: int | None, max_retries: int, *args: Any):
-        ray = _ray()
-        if not ray.is_initialized():
-            ray.init()
-        count = workers or int(ray.cluster_resources().get("CPU", 1))
-        actor = ray.remote(num_cpus=1, max_restarts=max_retries, max_task_retries=max_retries)(actor_class)
-        self.actors = [actor.remote(*args) for _ in range(max(1, count))]
-
-    def worker_pids(self) -> list[int]:
-        return _ray().get([actor.pid.remote() for actor in self.actors])
-
-    def shutdown(self) -> None:
-        ray = _ray()
-        for actor in self.actors:
-            ray.kill(actor, no_restart=True)
-        self.actors = []
 
 
 class _SandboxScorer(RayActor):
@@ -93,4 +52,4 @@ class RaySandboxPool(RayActorPool):
             self.actors[i % len(self.actors)].run.remote(program, test, entry_point, limits)
             for i, (program, test, entry_point) in enumerate(zip(programs, tests, entry_points))
         ]
-        return _ray().get(calls)
+        return import_ray().get(calls)

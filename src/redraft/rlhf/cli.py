@@ -39,7 +39,7 @@ def _load(cls, config: Path | None, overrides: list[str] | None, name: str | Non
 def _prepare(cfg, resume: bool, overwrite: bool):
     from redraft.errors import RedraftError
     from redraft.run_folder import start_run_dir
-    from redraft.rlhf.preferences import load_pair_splits
+    from redraft.data.preferences import load_pair_splits
     from redraft.training.logging import MetricsLog
 
     if not cfg.model.path:

@@ -24,6 +24,7 @@ from rich.console import Console
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import sessionmaker
 
+from redraft.data.preferences import PreferencePair
 from redraft.feedback.annotators import simulate_annotators
 from redraft.feedback.app import running_server
 from redraft.feedback.config import FeedbackConfig, QueueConfig, StoreConfig
@@ -41,7 +42,6 @@ from redraft.feedback.store import (
     write_session,
 )
 from redraft.rlhf.config import AppCollectSection
-from redraft.rlhf.preferences import PreferencePair
 from redraft.tasks.base import Example, Task
 
 console = Console(stderr=True)

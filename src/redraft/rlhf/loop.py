@@ -21,7 +21,8 @@ from typing import Any
 
 from accelerate.utils import set_seed
 
-from redraft.config import LoggingConfig, ModelConfig, SamplingConfig, dump_config
+from redraft.config import LoggingConfig, ModelConfig, RewardModelSection, SamplingConfig, dump_config
+from redraft.data.preferences import PreferencePair, read_pairs, write_pairs
 from redraft.envs.base import SingleTurnEnv
 from redraft.errors import RedraftError
 from redraft.evaluation.evaluate import greedy_accuracy, greedy_answers
@@ -29,12 +30,10 @@ from redraft.evaluation.metrics import mean_ci95
 from redraft.fsutil import write_json_atomic
 from redraft.models.build import load_model
 from redraft.rlhf.config import (
-    RewardModelSection,
     RLHFConfig,
     RLHFSection,
     SimulatedSection,
 )
-from redraft.rlhf.preferences import PreferencePair, read_pairs, write_pairs
 from redraft.rlhf.simulated import SimulatedLabeller
 from redraft.rollout.sampler import generate
 from redraft.tasks import Task, build_task

@@ -12,7 +12,7 @@ import random
 from collections.abc import Sequence
 from itertools import combinations
 
-from redraft.rlhf.preferences import PreferencePair
+from redraft.data.preferences import PreferencePair
 from redraft.tasks.base import Example, Task
 
 

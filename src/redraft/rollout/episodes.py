@@ -9,13 +9,9 @@ from transformers import PreTrainedModel
 
 from redraft.config import SamplingConfig
 from redraft.envs.base import Environment, Episode, Turn
-from redraft.rollout.sampler import (
-    Generation,
-    derive_seed,
-    encode_prompts,
-    generate_ids,
-)
+from redraft.rollout.sampler import Generation, derive_seed, generate_ids
 from redraft.tasks.base import Example
+from redraft.text.tokenizer import encode_prompts
 
 # One turn of a rollout: (prompt token ids, sampling settings, the rollout's random stream, one seed
 # per prompt or None) -> one completion per prompt. With row seeds, the stream is not used.

@@ -30,7 +30,7 @@ from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
 from redraft.config import SamplingConfig
 from redraft.errors import ConfigError
-from redraft.rewards.ray_backend import RayActor, RayActorPool, _ray
+from redraft.ray_pool import RayActor, RayActorPool, import_ray
 from redraft.rollout.episodes import TurnGenerator
 from redraft.rollout.sampler import Generation, derive_seed, generate_ids
 
@@ -60,7 +60,7 @@ class _GenerationWorker(RayActor):
         self, weights: _Weights, prompt_ids: list[list[int]], params: SamplingConfig, row_seeds: list[int]
     ) -> Generation:
         if weights.version != self.version:
-            self.model.load_state_dict(_ray().get(weights.ref))
+            self.model.load_state_dict(import_ray().get(weights.ref))
             self.version = weights.version
         return generate_ids(self.model, self.tokenizer, prompt_ids, params, row_seeds=row_seeds)
 
@@ -86,7 +86,7 @@ class RayGenerationPool(RayActorPool):
         """
         tensors = {name: tensor.detach().cpu() for name, tensor in state_dict.items()}
         version = 0 if self._weights is None else self._weights.version + 1
-        self._weights = _Weights(version, _ray().put(tensors))
+        self._weights = _Weights(version, import_ray().put(tensors))
 
     def generate(
         self, prompt_ids: list[list[int]], params: SamplingConfig, row_seeds: list[int], shard_size: int
@@ -107,7 +107,7 @@ class RayGenerationPool(RayActorPool):
             for index, start in enumerate(range(0, len(prompt_ids), shard_size))
         ]
         result = Generation()
-        for part in _ray().get(calls):
+        for part in import_ray().get(calls):
             result.extend(part)
         return result
 

@@ -17,6 +17,7 @@ from transformers import DynamicCache, PreTrainedModel
 from redraft.config import SamplingConfig
 from redraft.errors import ConfigError
 from redraft.models.fast_llama import FastLlamaRunner, supports_fast_path
+from redraft.text.tokenizer import encode_prompts
 
 
 @dataclass
@@ -126,11 +127,6 @@ def row_uniforms(row_seeds: Sequence[int], steps: int) -> torch.Tensor:
         return torch.zeros(0, steps, dtype=torch.float64)
     draws = [torch.rand(steps, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) for seed in row_seeds]
     return 1.0 - torch.stack(draws)
-
-
-def encode_prompts(tokenizer, prompts: list[str]) -> list[list[int]]:
-    """How every stage turns prompt text into ids (training and sampling must agree)."""
-    return tokenizer(prompts, add_special_tokens=True)["input_ids"]
 
 
 def _left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,7 +1,7 @@
 """Micro training runs for checking a multi-process launch (used by tests/distributed and bench/scale.py).
 
-    python -m redraft.distributed.smoke TRAINER OUT_DIR STEPS [--resume]
-    torchrun --nproc_per_node 2 -m redraft.distributed.smoke sft OUT_DIR 4
+    python -m redraft.testing.smoke TRAINER OUT_DIR STEPS [--resume]
+    torchrun --nproc_per_node 2 -m redraft.testing.smoke sft OUT_DIR 4
 
 TRAINER is one of: sft, reward_model, dpo, grpo, rloo, reinforce_pp, ppo, score (SCoRe Stage I
 on two-attempt episodes). Each trains the micro preset on 2-digit addition and writes
@@ -18,23 +18,24 @@ from pathlib import Path
 import torch
 
 from redraft.config import (
+    DPOSection,
     LoggingConfig,
     ModelConfig,
+    RewardModelSection,
     RLSection,
     SelfCorrectionSection,
     TaskConfig,
     TrainConfig,
 )
+from redraft.data.preferences import PreferencePair
+from redraft.data.sequences import sft_data
 from redraft.distributed import end_processes, launch_argv, processes
 from redraft.envs import SelfCorrectionEnv, SingleTurnEnv
 from redraft.fsutil import write_json_atomic
 from redraft.models import build_model, save_model
 from redraft.models.reward import build_reward_model
-from redraft.rlhf.config import DPOSection, RewardModelSection
-from redraft.rlhf.preferences import PreferencePair
 from redraft.tasks import build_task
 from redraft.text.tokenizer import train_tokenizer
-from redraft.training.data import sft_data
 from redraft.training.dpo import train_dpo
 from redraft.training.lm import train_lm
 from redraft.training.logging import MetricsLog
@@ -73,7 +74,7 @@ def launch_command(
     env["OMP_NUM_THREADS"] = str(threads)
     if processes > 1:
         env["ACCELERATE_USE_CPU"] = "true"
-    args = ["-m", "redraft.distributed.smoke", trainer, str(out_dir), str(steps)] + (["--resume"] if resume else [])
+    args = ["-m", "redraft.testing.smoke", trainer, str(out_dir), str(steps)] + (["--resume"] if resume else [])
     return launch_argv(args, processes), env
 
 

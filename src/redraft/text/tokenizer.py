@@ -1,4 +1,7 @@
-"""Train a small BPE tokenizer on the task corpus and save it as a PreTrainedTokenizerFast folder."""
+"""Tokenizers: train a small BPE one on the task corpus, load a tokenizer folder, encode prompts.
+
+``encode_prompts`` is the one way every stage turns prompt text into ids.
+"""
 
 from __future__ import annotations
 
@@ -54,3 +57,8 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
         # Many HF causal LMs ship without a pad token; EOS is the usual stand-in.
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def encode_prompts(tokenizer, prompts: list[str]) -> list[list[int]]:
+    """How every stage turns prompt text into ids (training and sampling must agree)."""
+    return tokenizer(prompts, add_special_tokens=True)["input_ids"]

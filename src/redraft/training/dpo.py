@@ -19,13 +19,12 @@ from typing import Any
 import torch
 
 from redraft.algorithms import dpo_loss
-from redraft.config import LoggingConfig, SamplingConfig
+from redraft.config import DPOSection, LoggingConfig, SamplingConfig
+from redraft.data.preferences import PreferencePair
 from redraft.errors import RedraftError
 from redraft.evaluation.evaluate import greedy_accuracy
 from redraft.models.adapters import apply_freeze, apply_lora, plain_model
 from redraft.models.build import load_model, save_model
-from redraft.rlhf.config import DPOSection
-from redraft.rlhf.preferences import PreferencePair
 from redraft.rollout.sampler import generate
 from redraft.tasks.base import Task
 from redraft.training.logging import MetricsLog

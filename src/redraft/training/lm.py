@@ -20,6 +20,7 @@ from accelerate.utils import broadcast_object_list, set_seed
 from transformers import PreTrainedModel
 
 from redraft.config import LoggingConfig, TrainConfig
+from redraft.data.sequences import TokenizedData, collate, micro_batch_rows
 from redraft.distributed import global_sum, require_divisible
 from redraft.errors import TrainingError
 from redraft.models.adapters import apply_freeze, apply_lora, plain_model
@@ -30,7 +31,6 @@ from redraft.training.checkpoint import (
     resume_checkpoint,
     save_checkpoint,
 )
-from redraft.training.data import TokenizedData, collate, micro_batch_rows
 from redraft.training.logging import (
     MetricsLog,
     finish_trackers,

@@ -28,16 +28,16 @@ import torch
 from accelerate.utils import set_seed
 
 from redraft.config import LoggingConfig, TrainConfig
+from redraft.data.preferences import PreferencePair
+from redraft.data.sequences import TokenizedData, collate, micro_batch_rows, sft_data
 from redraft.distributed import global_sum, mean_across_ranks, require_divisible
 from redraft.errors import TrainingError
-from redraft.rlhf.preferences import PreferencePair
 from redraft.training.checkpoint import (
     latest_checkpoint,
     require_finite_weights,
     resume_checkpoint,
     save_checkpoint,
 )
-from redraft.training.data import TokenizedData, collate, micro_batch_rows, sft_data
 from redraft.training.logging import (
     MetricsLog,
     finish_trackers,

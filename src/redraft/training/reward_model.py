@@ -18,7 +18,8 @@ import torch
 from accelerate import PartialState
 
 from redraft.algorithms import bradley_terry_loss
-from redraft.config import LoggingConfig
+from redraft.config import LoggingConfig, RewardModelSection
+from redraft.data.preferences import PreferencePair
 from redraft.models.adapters import apply_freeze
 from redraft.models.reward import (
     RewardHead,
@@ -30,8 +31,6 @@ from redraft.models.reward import (
     save_reward_model,
     sequence_scores,
 )
-from redraft.rlhf.config import RewardModelSection
-from redraft.rlhf.preferences import PreferencePair
 from redraft.training.logging import MetricsLog
 from redraft.training.pairwise import (
     Batch,

@@ -48,6 +48,7 @@ from redraft.algorithms import (
     value_loss,
 )
 from redraft.config import LoggingConfig, RLSection, SamplingConfig
+from redraft.data.sequences import micro_batch_rows
 from redraft.distributed import (
     gather_all,
     global_sum,
@@ -69,7 +70,6 @@ from redraft.training.checkpoint import (
     resume_checkpoint,
     save_checkpoint,
 )
-from redraft.training.data import micro_batch_rows
 from redraft.training.logging import (
     MetricsLog,
     finish_trackers,

@@ -31,11 +31,12 @@ from redraft.config import (
     SamplingConfig,
     SelfCorrectionSection,
 )
+from redraft.data.sequences import TokenizedData, pack_sequences
 from redraft.envs import Episode, SelfCorrectionEnv, Turn
 from redraft.rollout.episodes import run_episodes
-from redraft.rollout.sampler import encode_prompts, generate_ids
+from redraft.rollout.sampler import generate_ids
 from redraft.tasks.base import Example, Task
-from redraft.training.data import TokenizedData, pack_sequences
+from redraft.text.tokenizer import encode_prompts
 from redraft.training.logging import MetricsLog
 from redraft.training.rl import TurnCredit, train_rl
 
