@@ -59,7 +59,7 @@ def build_task():
 
 def answer_lookup(task, tokenizer) -> dict[tuple[int, ...], str]:
     """Prompt token ids -> expected answer, for the TRL reward callables."""
-    from redraft.rollout.sampler import encode_prompts
+    from redraft.text.tokenizer import encode_prompts
 
     prompts = [task.prompt(e) for e in task.train]
     return {tuple(ids): e.answer for ids, e in zip(encode_prompts(tokenizer, prompts), task.train)}

@@ -40,8 +40,8 @@ def below_zero_prefix(operations: list[int]) -> int:
         if balance < 0:
             return index
     return -1
-
-
+'''
+TESTS = '''
 def check(candidate):
     assert candidate([]) == -1
     assert candidate([1, 2, -4, 5]) == 2
@@ -52,11 +52,12 @@ def check(candidate):
 
 
 def sandbox_throughput(count: int, workers: int) -> dict[str, float]:
-    programs = [PROGRAM.replace("{seed}", str(5 + i)) for i in range(count)]
+    programs = [PROGRAM] * count
+    tests = [TESTS.replace("{seed}", str(5 + i)) for i in range(count)]
     entry_points = ["below_zero_prefix"] * count
-    run_many(programs[:workers], workers, entry_points=entry_points[:workers])  # warm the isolation probe
+    run_many(programs[:workers], workers, tests=tests[:workers], entry_points=entry_points[:workers])  # warm the isolation probe
     started = time.perf_counter()
-    local = run_many(programs, workers, entry_points=entry_points)
+    local = run_many(programs, workers, tests=tests, entry_points=entry_points)
     local_s = time.perf_counter() - started
 
     import ray
@@ -66,9 +67,9 @@ def sandbox_throughput(count: int, workers: int) -> dict[str, float]:
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     try:
         pool = RaySandboxPool(workers=workers)
-        pool.run_many(programs[:workers], entry_points=entry_points[:workers])  # actors started
+        pool.run_many(programs[:workers], tests=tests[:workers], entry_points=entry_points[:workers])  # actors started
         started = time.perf_counter()
-        remote = pool.run_many(programs, entry_points=entry_points)
+        remote = pool.run_many(programs, tests=tests, entry_points=entry_points)
         ray_s = time.perf_counter() - started
     finally:
         ray.shutdown()
