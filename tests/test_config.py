@@ -79,6 +79,14 @@ def test_optimizer_constants_are_validated(assignment):
         load_config("run", None, [assignment])
 
 
+@pytest.mark.parametrize("assignment", ["task.reward=maths", "task.reward={math: 1, 'a b:c': 2}"])
+def test_reward_names_are_checked_with_the_config(assignment):
+    with pytest.raises(ConfigError, match="unknown reward"):
+        load_config("run", None, [assignment])
+    assert load_config("rl", None, ["task.reward={math: 1.0, 'my_rewards:brevity': 0.1}"]).task.reward == {
+        "math": 1.0, "my_rewards:brevity": 0.1}
+
+
 def test_override_syntax():
     assert apply_override({}, "a.b=3") == {"a": {"b": 3}}
     with pytest.raises(ConfigError):

@@ -7,6 +7,7 @@ keys and wrong types fail with a one-line :class:`~redraft.errors.ConfigError` n
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -30,6 +31,9 @@ class RunSection(Section):
     @property
     def directory(self) -> Path:
         return Path(self.output_dir) / self.name
+
+
+BUILT_IN_REWARDS = ("checker", "math", "code")  # task.reward names besides 'module:function' (rewards/named.py)
 
 
 class TaskConfig(Section):
@@ -68,6 +72,13 @@ class TaskConfig(Section):
     answer_field: str = "answer"
     completion_field: str | None = None
     match: Literal["exact", "numeric"] = "numeric"
+    reward: str | dict[str, float] = Field(
+        "checker",
+        description="what RL rewards: checker (the task's own answer check, 1/0), math (math-verify equivalence "
+        "with the answer: '#### 72', '\\boxed{}', LaTeX), code (the completion run against the 'tests' column in the "
+        "sandbox), or 'module:function', a callable f(prompts, completions, **columns) -> list[float] as in TRL, "
+        "given every dataset column under its own name; a mapping {name: weight} sums several",
+    )
     # Prompt template; {question} is the problem text.
     template: str = "{question}="
     few_shot: int = Field(0, ge=0)
@@ -80,6 +91,9 @@ class TaskConfig(Section):
             raise ValueError("kind 'file' needs train_path")
         if "{question}" not in self.template:
             raise ValueError("template must contain {question}")
+        for name in [self.reward] if isinstance(self.reward, str) else self.reward:
+            if name not in BUILT_IN_REWARDS and not re.fullmatch(r"[\w.]+:\w+", name):
+                raise ValueError(f"unknown reward {name!r}: use {', '.join(BUILT_IN_REWARDS)} or 'module:function'")
         return self
 
 

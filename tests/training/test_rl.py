@@ -103,3 +103,16 @@ def test_non_finite_loss_stops_with_the_last_checkpoint_named(tmp_path, micro_mo
     monkeypatch.setattr(rl_module, "ppo_policy_loss", poisoned)
     with pytest.raises(TrainingError, match=r"policy loss is nan at iteration 3.*step-0000002"):
         _run(tmp_path, micro_model, tokenizer, micro_task, "grpo", iterations=5, save_every=2)
+
+
+def test_rewards_that_never_fire_are_reported(tmp_path, micro_model, tokenizer, micro_task, capsys, monkeypatch):
+    monkeypatch.setattr(rl_module, "ZERO_REWARD_WARNING_ITERATIONS", 2)
+    save_model(micro_model, tokenizer, tmp_path / "start")
+    cfg = RLSection.model_validate({"iterations": 3, "prompts_per_iteration": 4, "samples_per_prompt": 2,
+                                    "max_new_tokens": 2, "eval_problems": 0, "save_every": 10})  # fmt: skip
+    rl_module.train_rl(
+        model_path=tmp_path / "start", tokenizer=tokenizer, task=micro_task, cfg=cfg, out_dir=tmp_path / "rl", seed=0,
+        log=MetricsLog(tmp_path / "metrics.jsonl"), logging=LoggingConfig(progress=False),
+        env_factory=lambda: SingleTurnEnv(micro_task, lambda prompts, completions, **fields: [0.0] * len(completions)),
+    )
+    assert capsys.readouterr().out.count("every reward was 0 for 2 iterations in a row") == 1

@@ -47,14 +47,14 @@ class Environment:
 
 
 class SingleTurnEnv(Environment):
-    """One prompt, one reply, one reward: the task's checker (1.0 / 0.0) or a reward function
-    ``fn(prompts, completions, answer=[...], **example fields) -> list[float]``."""
+    """One prompt, one reply, one reward: ``reward_fn(prompts, completions, answer=[...], **example
+    fields) -> list[float]``, by default the reward ``task.reward`` names (the checker: 1.0 / 0.0)."""
 
     max_turns = 1
 
     def __init__(self, task: Task, reward_fn: RewardFn | None = None):
         self.task = task
-        self.reward_fn = reward_fn
+        self.reward_fn = reward_fn or task_reward(task)
         self.example: Example | None = None
         self.prompt = ""
 
@@ -73,6 +73,15 @@ class SingleTurnEnv(Environment):
             StepResult(None, reward, True, {"correct": env.task.check(reply, env.example)})
             for env, reply, reward in zip(envs, replies, rewards)
         ]
+
+
+def task_reward(task: Task) -> RewardFn | None:
+    """The reward ``task.reward`` names, built on first use (None: the task's checker)."""
+    if task.reward_fn is None and task.reward != "checker":
+        from redraft.rewards.named import reward_from_spec  # math-verify and the sandbox load only when named
+
+        task.reward_fn = reward_from_spec(task.reward, task.match)
+    return task.reward_fn
 
 
 def score_replies(envs: Sequence[SingleTurnEnv], replies: Sequence[str]) -> list[float]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from redraft.config import DEFAULT_INSTRUCTION
-from redraft.envs.base import Environment, RewardFn, StepResult, score_replies
+from redraft.envs.base import Environment, RewardFn, StepResult, score_replies, task_reward
 from redraft.tasks.base import Example, Task
 
 
@@ -32,7 +32,7 @@ class SelfCorrectionEnv(Environment):
         self.task = task
         self.max_turns = attempts
         self.instruction = instruction
-        self.reward_fn = reward_fn
+        self.reward_fn = reward_fn or task_reward(task)
         self.reward_turns = reward_turns
         self.example: Example | None = None
         self.prompt = ""

@@ -14,6 +14,7 @@ def build_task(cfg: TaskConfig) -> Task:
 
         task = file_task(cfg)
     task.demonstrations = cfg.demonstrations
+    task.reward = cfg.reward
     return task
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -56,6 +57,9 @@ class Task:
     few_shot: int = 0
     # How many training problems come with a worked answer (None: all of them); see demonstration_examples.
     demonstrations: int | None = None
+    # What RL rewards, as task.reward names it ("checker": check() below); envs.task_reward builds it once.
+    reward: str | dict[str, float] = "checker"
+    reward_fn: Callable[..., list[float]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def demonstration_examples(self) -> list[Example]:

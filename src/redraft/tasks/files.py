@@ -1,8 +1,9 @@
 """Custom tasks from local JSONL or Parquet files.
 
 Each record needs a question field (``prompt`` by default) and an ``answer`` field; an optional
-completion field gives the SFT target text (default: the answer). Any other fields are kept in
-``Example.fields`` and reach reward functions later. Without ``test_path`` the test and
+completion field gives the SFT target text (default: the answer). Every column but ``prompt``,
+``completion`` and ``answer`` (mapped ones included) is kept in ``Example.fields`` and reaches reward
+functions under its own name. Without ``test_path`` the test and
 validation splits are carved off the training file by seed.
 """
 
@@ -17,6 +18,11 @@ from typing import Any
 from redraft.config import TaskConfig
 from redraft.errors import DataError
 from redraft.tasks.base import Example, Task
+
+
+# Every other column reaches rewards under its own name, mapped ones included, as TRL passes dataset
+# columns to rewards (all but prompt and completion; the answer is passed as ``answer`` anyway).
+NOT_REWARD_COLUMNS = frozenset({"prompt", "completion", "answer"})
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -80,13 +86,12 @@ def read_examples(path: str | Path, cfg: TaskConfig) -> list[Example]:
     for row_number, record in enumerate(dataset, start=1):
         _check_record(record, required, f"{path}: row {row_number}")
         completion = record.get(cfg.completion_field) if cfg.completion_field else None
-        known = {cfg.prompt_field, cfg.answer_field, cfg.completion_field}
         examples.append(
             Example(
                 question=str(record[cfg.prompt_field]),
                 answer=str(record[cfg.answer_field]),
                 completion=None if completion is None else str(completion),
-                fields={k: v for k, v in record.items() if k not in known},
+                fields={k: v for k, v in record.items() if k not in NOT_REWARD_COLUMNS},
             )
         )
     return examples

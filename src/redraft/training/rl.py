@@ -194,6 +194,10 @@ def compute_advantages(
     return masked_whiten(advantages, mask, all_reduce=all_reduce), returns
 
 
+# All-zero rewards give every advantage 0 and the policy never moves: say so rather than train on silently.
+ZERO_REWARD_WARNING_ITERATIONS = 5
+
+
 def per_turn_metrics(batch: RolloutBatch, kl_tokens: torch.Tensor | None, group_size: int) -> dict[str, float]:
     """Each attempt's mean reward, checker accuracy, summed KL (when measured) and (with groups) share
     of groups whose rewards for it are all equal; ``delta`` = last − first accuracy."""
@@ -316,6 +320,7 @@ def train_rl(
         pool = RayGenerationPool(unwrapped, tokenizer, workers=cfg.ray_workers)
         generate_turn = pool.turns(shard_size=group)
     last_accuracy = None
+    zero_reward_iterations = 0
     with progress_bar(logging.progress and accelerator.is_main_process) as bar:
         label = f"{stage} ({cfg.algorithm})" if credit is None else stage
         progress = bar.add_task(label, total=cfg.iterations, completed=first - 1, info="")
@@ -412,6 +417,12 @@ def train_rl(
             ], dim=1)).unbind(dim=1)
             kl_per_sequence = float(kl_sums.mean())
             controller.update(kl_per_sequence, rollouts)
+            zero_reward_iterations = zero_reward_iterations + 1 if not bool(scores.any()) else 0
+            if zero_reward_iterations == ZERO_REWARD_WARNING_ITERATIONS:
+                accelerator.print(
+                    f"{stage}: warning: every reward was 0 for {zero_reward_iterations} iterations in a row, so "
+                    "nothing is learned; check task.reward and that a reply can match the answers (format, max_new_tokens)"
+                )
             metrics = {
                 "reward": float(scores.mean()),
                 "reward_std": float(scores.std()),

@@ -1,0 +1,71 @@
+"""The reward a config names: ``task.reward`` in every command that scores completions.
+
+    checker            the task's own checker (``task.match``: first number or first line), 1.0 / 0.0
+    math               math-verify equivalence with ``answer`` (``#### 72``, ``\\boxed{\\frac12}``, LaTeX)
+    code               the completion's code run against ``tests`` in the sandbox (HumanEval/MBPP fields)
+    module:function    any callable in TRL's signature ``f(prompts, completions, **columns) -> list[float]``
+                       (a module importable from the current folder or the Python path)
+
+A mapping combines several with weights: ``{math: 1.0, "my_rewards:brevity": 0.1}``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from typing import Literal
+
+from redraft.config import BUILT_IN_REWARDS
+from redraft.errors import ConfigError
+from redraft.rewards.base import RewardFn, combine
+from redraft.rewards.sandbox import code_reward
+from redraft.rewards.verifiers import exact_match, math_match, numeric_match
+
+RewardSpec = str | dict[str, float]
+BUILT_IN: dict[str, Callable[[], RewardFn]] = {"math": math_match, "code": code_reward}
+CHECKERS: dict[str, Callable[[], RewardFn]] = {"exact": exact_match, "numeric": numeric_match}
+
+
+def _import_callable(name: str) -> RewardFn:
+    module_name, _, attribute = name.partition(":")
+    # The console script does not put the current folder on the path; a user's rewards file usually lives there.
+    added = os.getcwd() not in sys.path
+    if added:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigError(f"reward {name!r}: cannot import {module_name!r} ({error})") from None
+    finally:
+        if added:
+            sys.path.remove(os.getcwd())
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise ConfigError(f"reward {name!r}: {module_name} has no callable {attribute!r}")
+    return function
+
+
+def named_reward(name: str, match: Literal["exact", "numeric"]) -> RewardFn:
+    """One reward by name; ``checker`` is the task's checker for its ``match`` rule."""
+    if name == "checker":
+        return CHECKERS[match]()
+    if name in BUILT_IN:
+        return BUILT_IN[name]()
+    module_name, colon, attribute = name.partition(":")
+    if not (colon and module_name and attribute):
+        raise ConfigError(f"unknown reward {name!r}: use {', '.join(BUILT_IN_REWARDS)} or 'module:function'")
+    return _import_callable(name)
+
+
+def reward_from_spec(spec: RewardSpec, match: Literal["exact", "numeric"]) -> RewardFn | None:
+    """The reward ``spec`` names, or None for the plain checker (environments then grade with the
+    task directly, which also gives the 'correct' verdict without a second call)."""
+    if spec == "checker":
+        return None
+    if isinstance(spec, str):
+        return named_reward(spec, match)
+    if not spec:
+        raise ConfigError("task.reward: a mapping of rewards to weights needs at least one entry")
+    return combine(*((named_reward(name, match), float(weight)) for name, weight in spec.items()))
