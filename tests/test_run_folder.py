@@ -1,10 +1,13 @@
 import fcntl
+import json
+import os
+import time
 
 import pytest
 
 from redraft.config import config_changes, load_config
 from redraft.errors import RedraftError
-from redraft.run_folder import start_run_dir
+from redraft.run_folder import start_job_clock, start_run_dir, stop_job_clock
 
 
 def _sft(*overrides):
@@ -54,3 +57,17 @@ def test_a_run_folder_another_process_holds_is_refused(tmp_path):
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(RedraftError, match="in use by another redraft process"):
             start_run_dir(run, _sft(), resume=True, overwrite=False)
+
+
+def test_a_killed_segment_counts_up_to_the_runs_last_write(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "timing.json").write_text(json.dumps({"main_job_seconds": 50.0, "segment_started_at": time.time() - 100}))
+    last_write = run / "metrics.jsonl"
+    last_write.write_text("{}\n")
+    os.utime(last_write, (time.time() - 40, time.time() - 40))  # the kill came 60 s into the segment
+    os.utime(run / "timing.json", (time.time() - 100, time.time() - 100))
+    start_job_clock(run)
+    timings = stop_job_clock(run)
+    assert timings["main_job_seconds"] == pytest.approx(50 + 60, abs=1.0)
+    assert json.loads((run / "timing.json").read_text()) == timings

@@ -6,9 +6,7 @@ skips finished stages and continues the unfinished one from its last checkpoint.
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -38,16 +36,21 @@ from redraft.evaluation.evaluate import (
 from redraft.evaluation.metrics import paired_difference_ci95
 from redraft.evaluation.plots import plot_accuracy, plot_losses, plot_rl
 from redraft.evaluation.report import write_report
-from redraft.fsutil import write_json_atomic
 from redraft.models import build_model, default_device, load_model
-from redraft.run_folder import finish_stage, main_process_stage, stage_result, start_run_dir
+from redraft.run_folder import (
+    finish_stage,
+    main_process_stage,
+    stage_result,
+    start_job_clock,
+    start_run_dir,
+    stop_job_clock,
+)
 from redraft.tasks import Task, build_task
 from redraft.text.tokenizer import load_tokenizer, train_tokenizer
 from redraft.training.lm import train_lm
 from redraft.training.logging import MetricsLog
 
 SFT_SAME_TIME = "sft_same_time"  # stage and model name of the equal-wall-clock SFT control
-TIMING = "timing.json"
 
 
 def tokenizer_for(cfg: PretrainConfig, task: Task, out_dir: Path):
@@ -177,9 +180,7 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
     run_dir = cfg.run.directory
     start_run_dir(run_dir, cfg, resume, overwrite)
     log = MetricsLog(run_dir / "metrics.jsonl")
-    timing_path = run_dir / TIMING
-    timings = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
-    started = time.perf_counter()
+    on_main_process(lambda: start_job_clock(run_dir))
     task = build_task(cfg.task)
 
     shared = {"run": cfg.run, "task": cfg.task, "logging": cfg.logging}
@@ -224,13 +225,13 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
 
         score_cfg = ScoreConfig(**shared, model=model_at(sft["model_dir"]), score=cfg.score)
         score_summary = run_score(score_cfg, run_dir / "score", log, resume, task)
-    timings["main_job_seconds"] = timings.get("main_job_seconds", 0.0) + time.perf_counter() - started
-    report = on_main_process(lambda: _write_run_report(cfg, run_dir, task, log, stages, results, score_summary, timings))
+    report = on_main_process(
+        lambda: _write_run_report(cfg, run_dir, task, log, stages, results, score_summary, stop_job_clock(run_dir))
+    )
     return report or run_dir / "report.md"
 
 
 def _write_run_report(cfg, run_dir: Path, task: Task, log: MetricsLog, stages, results, score_summary, timings) -> Path:
-    write_json_atomic(run_dir / TIMING, timings)
     records = log.read()
     plots = [plot_losses(records, [name for name in ("pretrain", "sft", SFT_SAME_TIME) if name in stages], run_dir / "loss.png").name]
     bars = {}

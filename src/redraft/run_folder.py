@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -25,6 +26,7 @@ from redraft.fsutil import write_json_atomic
 
 RESULT = "result.json"
 CONFIG = "config.yaml"
+TIMING = "timing.json"
 _held_locks: dict[Path, IO[str]] = {}  # open for the life of the process: closing would release the lock
 
 
@@ -50,6 +52,28 @@ def main_process_stage(stage_dir: Path, compute: Callable[[], dict[str, Any]]) -
     already is; every process returns the recorded result."""
     on_main_process(lambda: stage_result(stage_dir) or _save_stage(stage_dir, compute()))
     return stage_result(stage_dir)
+
+
+def start_job_clock(run_dir: Path) -> None:
+    """Open a timing segment in ``timing.json``. A segment a kill left open is first counted up to the
+    run's last write, so a killed and resumed job still reports the time it really took."""
+    path = run_dir / TIMING
+    timings = json.loads(path.read_text()) if path.is_file() else {}
+    killed_at = timings.pop("segment_started_at", None)
+    if killed_at is not None:
+        last_write = max((p.stat().st_mtime for p in run_dir.rglob("*") if p.is_file()), default=killed_at)
+        timings["main_job_seconds"] = timings.get("main_job_seconds", 0.0) + max(0.0, last_write - killed_at)
+    write_json_atomic(path, {**timings, "segment_started_at": time.time()})
+
+
+def stop_job_clock(run_dir: Path) -> dict[str, float]:
+    """Close the open segment, add it to ``main_job_seconds`` and return the timings."""
+    path = run_dir / TIMING
+    timings = json.loads(path.read_text())
+    started = timings.pop("segment_started_at")
+    timings["main_job_seconds"] = timings.get("main_job_seconds", 0.0) + time.time() - started
+    write_json_atomic(path, timings)
+    return timings
 
 
 def lock_run_dir(run_dir: Path) -> None:

@@ -55,10 +55,15 @@ _TAGGED_SEQUENCES = {tuple: "tuple", set: "set", frozenset: "frozenset"}
 _SEQUENCE_BUILDERS = {tag: kind for kind, tag in _TAGGED_SEQUENCES.items()}
 
 
+def _is_json_scalar(value) -> bool:
+    """None or an exact bool, int, float or str (a subclass could carry its own __eq__)."""
+    return value is None or type(value) in (bool, int, float, str)
+
+
 def encode(value):
     """A plain value as JSON: scalars as themselves, other kinds as a one-key tag object."""
     kind = type(value)
-    if value is None or kind is bool or kind is int or kind is float or kind is str:
+    if _is_json_scalar(value):
         return value
     if kind is list:
         return [encode(item) for item in value]
@@ -76,7 +81,7 @@ def encode(value):
 def decode(data):
     """The inverse of ``encode``, strict: anything else is a ProtocolError."""
     kind = type(data)
-    if data is None or kind is bool or kind is int or kind is float or kind is str:
+    if _is_json_scalar(data):
         return data
     if kind is list:
         return [decode(item) for item in data]
