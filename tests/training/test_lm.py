@@ -188,6 +188,18 @@ def test_resume_skips_an_unreadable_newest_checkpoint_and_removes_staging_leftov
     assert steps == [1, 2, 3, 4, 5, 6]  # steps 4-6 were redone from step 3 and logged once
 
 
+def test_a_crash_before_the_first_checkpoint_leaves_no_duplicate_metrics(tmp_path, micro_model, tokenizer, micro_task, monkeypatch):
+    MetricsLog(tmp_path / "metrics.jsonl").write("sft", 1, loss=9.0)  # an earlier run under the same stage name
+    real_save = lm_module.save_checkpoint
+    monkeypatch.setattr(lm_module, "save_checkpoint", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("killed")))
+    with pytest.raises(RuntimeError, match="killed"):
+        _train(tmp_path, micro_model, tokenizer, micro_task, val=False, max_steps=6)  # dies saving step 3
+    monkeypatch.setattr(lm_module, "save_checkpoint", real_save)
+    _, log = _train(tmp_path, micro_model, tokenizer, micro_task, val=False, max_steps=6, resume=True)
+    records = log.read("sft")
+    assert records[0]["loss"] == 9.0 and [r["step"] for r in records[1:]] == [1, 2, 3, 4, 5, 6]
+
+
 def test_resume_after_kill_reaches_the_same_parameters(tmp_path):
     def launch(out, *extra):
         return subprocess.Popen([sys.executable, "-c", SCRIPT.format(out=out), *extra],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from accelerate.utils import broadcast_object_list
 
 from redraft.errors import TrainingError
 from redraft.fsutil import atomic_directory
+from redraft.training.logging import MetricsLog
 
 STATE_FILE = "trainer_state.json"
 
@@ -66,16 +68,9 @@ def _remove_staging_leftovers(root: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-def resume_checkpoint(accelerator, root: str | Path, stage: str) -> dict[str, Any] | None:
-    """Load the newest readable checkpoint under ``root`` (its loop state, ``step`` included), or None.
-
-    Saves are atomic, but a disk that fills or a file damaged after the save can still leave the
-    newest checkpoint unreadable: it is reported and the one before it tried.
-    """
-    root = Path(root)
-    if accelerator.is_main_process and root.is_dir():
-        _remove_staging_leftovers(root)
-    accelerator.wait_for_everyone()
+def _newest_readable_checkpoint(accelerator, root: Path, stage: str) -> dict[str, Any] | None:
+    """Saves are atomic, but a disk that fills or a file damaged after the save can still leave the
+    newest checkpoint unreadable: it is reported and the one before it tried."""
     for path in reversed(checkpoint_dirs(root)):
         try:
             state = load_checkpoint(accelerator, path)
@@ -85,6 +80,32 @@ def resume_checkpoint(accelerator, root: str | Path, stage: str) -> dict[str, An
         accelerator.print(f"{stage}: resuming from {path}")
         return state
     return None
+
+
+def start_or_resume(accelerator, root: str | Path, stage: str, log: MetricsLog, resume: bool) -> dict[str, Any] | None:
+    """With ``resume``, load the newest readable checkpoint under ``root`` and return its loop state
+    (``step`` included); otherwise, or when there is none, return None and train from the start.
+
+    Metrics a crashed attempt logged after what is resumed are dropped, as they are redone: after the
+    checkpoint's step, or, with no checkpoint, everything the stage logged since that attempt began
+    (a ``.<root>.started`` file beside ``root`` holds when; records of an earlier run of the same
+    stage name are kept).
+    """
+    root = Path(root)
+    if accelerator.is_main_process and root.is_dir():
+        _remove_staging_leftovers(root)
+    accelerator.wait_for_everyone()
+    state = _newest_readable_checkpoint(accelerator, root, stage) if resume else None
+    started = root.with_name(f".{root.name}.started")
+    if state is not None:
+        log.drop_after(stage, state["step"])
+    elif accelerator.is_main_process:
+        if resume and started.is_file():
+            log.drop_since(stage, float(started.read_text()))
+        root.parent.mkdir(parents=True, exist_ok=True)
+        started.write_text(repr(time.time()))
+    accelerator.wait_for_everyone()
+    return state
 
 
 def require_finite_weights(parameters: list[torch.Tensor], stage: str, step: int, checkpoints: Path) -> None:

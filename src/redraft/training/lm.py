@@ -28,8 +28,8 @@ from redraft.models.build import save_model
 from redraft.training.checkpoint import (
     latest_checkpoint,
     require_finite_weights,
-    resume_checkpoint,
     save_checkpoint,
+    start_or_resume,
 )
 from redraft.training.logging import (
     MetricsLog,
@@ -124,11 +124,10 @@ def train_lm(
 
     loop = {"best_val_loss": math.inf, "evals_without_improvement": 0, "train_loss": math.nan}
     first_step = 1
-    resumed = resume_checkpoint(accelerator, checkpoints, stage) if resume else None
+    resumed = start_or_resume(accelerator, checkpoints, stage, log, resume)
     if resumed is not None:
         loop = resumed
         first_step = loop.pop("step") + 1
-        log.drop_after(stage, first_step - 1)
 
     def export() -> None:
         if accelerator.is_main_process:

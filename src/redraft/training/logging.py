@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,17 @@ class MetricsLog:
 
     def drop_after(self, stage: str, step: int) -> None:
         """Forget records a crashed run wrote after its last checkpoint (they are redone on resume)."""
+        self._drop(lambda r: r["stage"] == stage and r["step"] > step)
+
+    def drop_since(self, stage: str, started: float) -> None:
+        """Forget ``stage``'s records written since ``started`` (a crashed attempt with no checkpoint;
+        earlier records under the same stage name, e.g. an RLHF round before, stay)."""
+        self._drop(lambda r: r["stage"] == stage and r["time"] >= started)
+
+    def _drop(self, dropped: Callable[[dict[str, Any]], bool]) -> None:
         if not self.writes:
             return
-        kept = [r for r in self.read() if not (r["stage"] == stage and r["step"] > step)]
+        kept = [r for r in self.read() if not dropped(r)]
         staging = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         staging.write_text("".join(json.dumps(r) + "\n" for r in kept))
         os.replace(staging, self.path)  # a kill mid-write leaves the old file whole, never an empty one

@@ -35,8 +35,8 @@ from redraft.errors import TrainingError
 from redraft.training.checkpoint import (
     latest_checkpoint,
     require_finite_weights,
-    resume_checkpoint,
     save_checkpoint,
+    start_or_resume,
 )
 from redraft.training.logging import (
     MetricsLog,
@@ -171,11 +171,10 @@ def train_pairwise(
 
     loop = {"best_monitored": None, "evals_without_improvement": 0, "train_loss": math.nan}
     first_step = 1
-    resumed = resume_checkpoint(accelerator, checkpoints, stage) if resume else None
+    resumed = start_or_resume(accelerator, checkpoints, stage, log, resume)
     if resumed is not None:
         loop = resumed
         first_step = loop.pop("step") + 1
-        log.drop_after(stage, first_step - 1)
 
     stopped_early = False
     last_step = first_step - 1

@@ -67,8 +67,8 @@ from redraft.tasks.base import Task
 from redraft.training.checkpoint import (
     latest_checkpoint,
     require_finite_weights,
-    resume_checkpoint,
     save_checkpoint,
+    start_or_resume,
 )
 from redraft.training.logging import (
     MetricsLog,
@@ -306,11 +306,10 @@ def train_rl(
     val_problems = task.val[: cfg.eval_problems]
 
     first = 1
-    state = resume_checkpoint(accelerator, checkpoints, stage) if resume else None
+    state = start_or_resume(accelerator, checkpoints, stage, log, resume)
     if state is not None:
         first = state["step"] + 1
         controller.value = state["kl_coef"]
-        log.drop_after(stage, first - 1)
 
     unwrapped = accelerator.unwrap_model(policy)
     pool = generate_turn = None
