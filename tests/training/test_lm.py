@@ -182,8 +182,10 @@ def test_resume_skips_an_unreadable_newest_checkpoint_and_removes_staging_leftov
     newest.write_bytes(newest.read_bytes()[:100])  # damaged after it was saved
     leftover = tmp_path / "checkpoints" / ".step-0000009.tmp-4242"
     leftover.mkdir()
+    model_leftover = tmp_path / ".model.tmp-4242"  # an export the kill interrupted
+    model_leftover.mkdir()
     result, log = _train(tmp_path, micro_model, tokenizer, micro_task, val=False, max_steps=6, keep_checkpoints=2, resume=True)
-    assert result.steps == 6 and not leftover.exists()
+    assert result.steps == 6 and not leftover.exists() and not model_leftover.exists()
     steps = [r["step"] for r in log.read("sft") if "loss" in r]
     assert steps == [1, 2, 3, 4, 5, 6]  # steps 4-6 were redone from step 3 and logged once
 

@@ -62,10 +62,13 @@ def load_checkpoint(accelerator, path: Path) -> dict[str, Any]:
 
 
 def _remove_staging_leftovers(root: Path) -> None:
-    """Folders a killed save left half-written (``.step-N.tmp-PID``) or not yet removed (``.old-PID``);
-    the run folder's lock guarantees no other process is writing them."""
-    for leftover in [*root.glob(".step-*.tmp-*"), *root.glob(".step-*.old-*")]:
-        shutil.rmtree(leftover, ignore_errors=True)
+    """Folders a killed save left half-written (``.NAME.tmp-PID``) or not yet removed (``.NAME.old-PID``):
+    checkpoints under ``root``, the exported model beside it. The run folder's lock guarantees no
+    other process is writing them."""
+    for folder in (root, root.parent):
+        for leftover in [*folder.glob(".*.tmp-*"), *folder.glob(".*.old-*")]:
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _newest_readable_checkpoint(accelerator, root: Path, stage: str) -> dict[str, Any] | None:
@@ -92,7 +95,7 @@ def start_or_resume(accelerator, root: str | Path, stage: str, log: MetricsLog, 
     stage name are kept).
     """
     root = Path(root)
-    if accelerator.is_main_process and root.is_dir():
+    if accelerator.is_main_process:
         _remove_staging_leftovers(root)
     accelerator.wait_for_everyone()
     state = _newest_readable_checkpoint(accelerator, root, stage) if resume else None
