@@ -20,13 +20,18 @@ from redraft.fsutil import read_utf8
 
 
 class Section(BaseModel):
+    """A config section: unknown keys are errors, every field carries a ``description``
+    (shown by ``redraft config show --explain`` and in docs/config-reference.md)."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class RunSection(Section):
-    name: str = "main"
-    output_dir: str = "runs"
-    seed: int = 0
+    name: str = Field("main", description="run name: outputs go to <output_dir>/<name>/ (--name sets it)")
+    output_dir: str = Field("runs", description="folder that holds the run folders")
+    seed: int = Field(
+        0, description="seed of weight initialisation, data order and sampling; the same seed repeats a run exactly"
+    )
 
     @property
     def directory(self) -> Path:
@@ -39,9 +44,14 @@ BUILT_IN_REWARDS = ("checker", "math", "code")  # task.reward names besides 'mod
 class TaskConfig(Section):
     """A task: the built-in arithmetic family or a custom JSONL/Parquet file."""
 
-    kind: Literal["arithmetic", "file"] = "arithmetic"
-    seed: int = 1234
-    train_size: int = Field(20_000, ge=1)
+    kind: Literal["arithmetic", "file", "math", "code"] = Field(
+        "arithmetic",
+        description="arithmetic: generated problems (the knobs below); file: a JSONL/Parquet file (train_path); "
+        "math: generated GSM8K-style word problems, solutions ending '#### n', checked with math-verify; code: "
+        "HumanEval (built in) or a HumanEval/MBPP-format file (train_path), checked by running the tests in the sandbox",
+    )
+    seed: int = Field(1234, description="seed that draws the arithmetic problems, or shuffles and splits a task file")
+    train_size: int = Field(20_000, ge=1, description="training problems (for a file: at most this many)")
     demonstrations: int | None = Field(
         None,
         ge=1,
@@ -49,14 +59,27 @@ class TaskConfig(Section):
         "Pair-SFT targets use only these; RL and the other checker-scored stages draw prompts from the whole "
         "training split, as in practice, where demonstrations are scarce and a checker is cheap",
     )
-    val_size: int = Field(256, ge=0)
-    test_size: int = Field(1_000, ge=1)
+    val_size: int = Field(
+        256,
+        ge=0,
+        description="validation problems, for choosing checkpoints and hyper-parameters (a file gives at most a "
+        "tenth of its remaining rows)",
+    )
+    test_size: int = Field(
+        1_000,
+        ge=1,
+        description="test problems of the final evaluation (without test_path a file gives at most a fifth of its rows)",
+    )
     # Arithmetic knobs (difficulty).
-    ops: list[Literal["+", "-", "*"]] = ["+"]
-    min_digits: int = Field(1, ge=1, le=12)
-    max_digits: int = Field(3, ge=1, le=12)
-    num_operands: int = Field(2, ge=2, le=6)
-    reverse_answer: bool = False
+    ops: list[Literal["+", "-", "*"]] = Field(["+"], description="arithmetic: the operators problems are drawn with")
+    min_digits: int = Field(1, ge=1, le=12, description="arithmetic: fewest digits of an operand")
+    max_digits: int = Field(3, ge=1, le=12, description="arithmetic: most digits of an operand")
+    num_operands: int = Field(2, ge=2, le=6, description="arithmetic: operands per problem")
+    reverse_answer: bool = Field(
+        False,
+        description="arithmetic: write the answer least-significant digit first (the checker then compares the "
+        "exact digit string)",
+    )
     teacher_slip_rate: float = Field(
         0.0,
         ge=0,
@@ -66,12 +89,21 @@ class TaskConfig(Section):
         "slips, a verifiable reward does not reward them (addition only)",
     )
     # Custom task files (kind: file).
-    train_path: str | None = None
-    test_path: str | None = None
-    prompt_field: str = "prompt"
-    answer_field: str = "answer"
-    completion_field: str | None = None
-    match: Literal["exact", "numeric"] = "numeric"
+    train_path: str | None = Field(None, description="kind=file: the training file, .jsonl or .parquet")
+    test_path: str | None = Field(
+        None, description="kind=file: a test file; without it the test and validation problems come from train_path"
+    )
+    prompt_field: str = Field("prompt", description="kind=file: the column holding the question")
+    answer_field: str = Field("answer", description="kind=file: the column holding the answer the checker compares with")
+    completion_field: str | None = Field(
+        None, description="kind=file: a column with the SFT target text (None: the answer is the target)"
+    )
+    match: Literal["exact", "numeric", "math", "code"] = Field(
+        "numeric",
+        description="how the checker reads a completion: numeric = its first number, exact = its first line, "
+        "math = math-verify equivalence with the answer ('#### 72', '\\boxed{}', LaTeX; the default of kind math), "
+        "code = the program passes the row's tests in the sandbox (kind code)",
+    )
     reward: str | dict[str, float] = Field(
         "checker",
         description="what RL rewards: checker (the task's own answer check, 1/0), math (math-verify equivalence "
@@ -79,9 +111,8 @@ class TaskConfig(Section):
         "sandbox), or 'module:function', a callable f(prompts, completions, **columns) -> list[float] as in TRL, "
         "given every dataset column under its own name; a mapping {name: weight} sums several",
     )
-    # Prompt template; {question} is the problem text.
-    template: str = "{question}="
-    few_shot: int = Field(0, ge=0)
+    template: str = Field("{question}=", description="prompt template; {question} is replaced by the problem text")
+    few_shot: int = Field(0, ge=0, description="prefix every prompt with this many solved training problems")
 
     @model_validator(mode="after")
     def _check(self) -> TaskConfig:
@@ -98,85 +129,124 @@ class TaskConfig(Section):
 
 
 class TokenizerConfig(Section):
-    path: str | None = None  # an existing tokenizer folder; otherwise one is trained
-    vocab_size: int = Field(300, ge=8)
-    min_frequency: int = Field(2, ge=1)
+    path: str | None = Field(None, description="an existing tokenizer folder; otherwise one is trained on the task corpus")
+    vocab_size: int = Field(300, ge=8, description="vocabulary size of a trained byte-level BPE tokenizer")
+    min_frequency: int = Field(2, ge=1, description="a trained tokenizer merges only pairs seen at least this often")
 
 
 class ModelConfig(Section):
-    path: str | None = None  # any local HF checkpoint folder; otherwise built from a preset
-    preset: str = "tiny"
-    arch: Literal["llama", "gpt2"] = "llama"
-    layers: int | None = Field(None, ge=1)
-    hidden: int | None = Field(None, ge=8)
-    heads: int | None = Field(None, ge=1)
-    max_positions: int = Field(256, ge=16)
+    path: str | None = Field(None, description="any local HF checkpoint folder; otherwise a fresh model is built from preset")
+    preset: str = Field(
+        "tiny",
+        description="size of a fresh model (layers, hidden size, heads): micro (1, 64, 2), tiny (2, 128, 4), "
+        "small (4, 256, 4), base (6, 384, 6)",
+    )
+    arch: Literal["llama", "gpt2"] = Field("llama", description="architecture of a fresh model")
+    layers: int | None = Field(None, ge=1, description="transformer blocks of a fresh model (None: the preset's)")
+    hidden: int | None = Field(None, ge=8, description="hidden size of a fresh model (None: the preset's)")
+    heads: int | None = Field(None, ge=1, description="attention heads of a fresh model; must divide hidden (None: the preset's)")
+    max_positions: int = Field(256, ge=16, description="longest sequence (prompt + completion, tokens) a fresh model takes")
 
 
 class OptimConfig(Section):
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.1, ge=0)
-    beta1: float = Field(0.9, ge=0, lt=1)
-    beta2: float = Field(0.95, ge=0, lt=1)
-    eps: float = Field(1e-8, gt=0)
-    warmup_steps: int = Field(50, ge=0)
-    min_lr_ratio: float = Field(0.1, ge=0, le=1)
-    grad_clip: float = Field(1.0, gt=0)
+    lr: float = Field(1e-3, gt=0, description="AdamW peak learning rate")
+    weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay (not applied to 1-D parameters: norms, biases)")
+    beta1: float = Field(0.9, ge=0, lt=1, description="AdamW β1 (first-moment decay)")
+    beta2: float = Field(0.95, ge=0, lt=1, description="AdamW β2 (second-moment decay)")
+    eps: float = Field(1e-8, gt=0, description="AdamW ε (added to the denominator)")
+    warmup_steps: int = Field(50, ge=0, description="optimizer steps of linear warm-up from 0 to lr")
+    min_lr_ratio: float = Field(
+        0.1, ge=0, le=1, description="after warm-up, cosine decay to lr × this at the last step (1.0 = constant lr)"
+    )
+    grad_clip: float = Field(1.0, gt=0, description="clip the global gradient norm to this before each step")
 
 
 class FreezeConfig(Section):
-    embeddings: bool = False
-    layers: int = Field(0, ge=0)  # freeze the first N transformer blocks
+    embeddings: bool = Field(False, description="do not train the input embeddings")
+    layers: int = Field(0, ge=0, description="freeze the first N transformer blocks")
 
 
 class LoraConfig(Section):
-    enabled: bool = False
-    r: int = Field(8, ge=1)
-    alpha: float = 16.0
-    dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    enabled: bool = Field(False, description="train LoRA adapters instead of all weights (the exported model has them merged)")
+    r: int = Field(8, ge=1, description="LoRA rank")
+    alpha: float = Field(16.0, description="LoRA scaling numerator: the update is scaled by alpha / r")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input")
+    target_modules: list[str] = Field(
+        ["q_proj", "k_proj", "v_proj", "o_proj"], description="names of the linear layers that get adapters"
+    )
 
 
 class TrainConfig(Section):
-    max_steps: int = Field(500, ge=1)  # optimizer steps
-    batch_size: int = Field(64, ge=1)
-    grad_accum_steps: int = Field(1, ge=1)
-    max_length: int = Field(128, ge=4)
-    log_every: int = Field(10, ge=1)
-    eval_every: int = Field(100, ge=1)  # validation loss (and accuracy for SFT, two-attempt checks for Pair-SFT)
-    eval_accuracy_problems: int = Field(128, ge=0)
-    save_every: int = Field(100, ge=1)
-    keep_checkpoints: int = Field(2, ge=1)
-    patience: int = Field(0, ge=0)  # early stopping after N evals without improvement; 0 = off
+    max_steps: int = Field(500, ge=1, description="optimizer steps")
+    batch_size: int = Field(
+        64,
+        ge=1,
+        description="sequences per micro-batch, over all processes (a multiple of their number); a step takes "
+        "grad_accum_steps micro-batches",
+    )
+    grad_accum_steps: int = Field(1, ge=1, description="micro-batches accumulated into one optimizer step")
+    max_length: int = Field(128, ge=4, description="training sequences (prompt + target, tokens) are cut to this length")
+    log_every: int = Field(10, ge=1, description="log the training loss every N steps")
+    eval_every: int = Field(
+        100,
+        ge=1,
+        description="validation every N steps: loss (and greedy accuracy for SFT, two-attempt checks for Pair-SFT); "
+        "the best model so far is exported",
+    )
+    eval_accuracy_problems: int = Field(
+        128,
+        ge=0,
+        description="SFT: greedy accuracy on this many validation problems at each validation (Pair-SFT: the "
+        "two-attempt checks); 0 = off",
+    )
+    save_every: int = Field(100, ge=1, description="write a resumable checkpoint every N steps")
+    keep_checkpoints: int = Field(2, ge=1, description="keep only the newest N checkpoints")
+    patience: int = Field(0, ge=0, description="early stopping after N validations without improvement; 0 = off")
     max_seconds: float | None = Field(
         None, gt=0, description="wall-clock budget: stop after the step that reaches it (None: max_steps alone)"
     )
-    optim: OptimConfig = OptimConfig()
-    freeze: FreezeConfig = FreezeConfig()
-    lora: LoraConfig = LoraConfig()
+    optim: OptimConfig = Field(OptimConfig(), description="AdamW and its warm-up + cosine learning-rate schedule")
+    freeze: FreezeConfig = Field(FreezeConfig(), description="parts of the model kept fixed")
+    lora: LoraConfig = Field(LoraConfig(), description="LoRA adapters (peft)")
 
 
 class SamplingConfig(Section):
-    temperature: float = Field(0.0, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    top_k: int = Field(0, ge=0)
-    max_new_tokens: int = Field(16, ge=1)
-    stop: list[str] = []
-    batch_size: int = Field(512, ge=1)
-    backend: Literal["auto", "fast", "hf"] = "auto"
+    temperature: float = Field(0.0, ge=0, description="sampling temperature; 0 = greedy")
+    top_p: float = Field(
+        1.0, gt=0, le=1, description="nucleus sampling: keep the smallest set of tokens with this much probability (1 = off)"
+    )
+    top_k: int = Field(0, ge=0, description="keep only the k most likely tokens (0 = off)")
+    max_new_tokens: int = Field(16, ge=1, description="most tokens generated per completion")
+    stop: list[str] = Field([], description="strings that end a completion; the string is cut from the text")
+    batch_size: int = Field(512, ge=1, description="prompts generated together in one batch")
+    backend: Literal["auto", "fast", "hf"] = Field(
+        "auto",
+        description="fast = redraft's fused decode path for plain Llama models, hf = the model's own forward, "
+        "auto = fast where it applies; both give the same tokens",
+    )
 
 
 class EvalSettings(Section):
-    split: Literal["val", "test"] = "test"
-    num_problems: int | None = Field(None, ge=1)  # None: the whole split
-    k: int = Field(8, ge=1)  # pass@k samples per problem
-    temperature: float = Field(1.0, gt=0)  # for the pass@k samples (and the inference-scaling samples)
-    max_new_tokens: int = Field(16, ge=1)
-    batch_size: int = Field(512, ge=1)
+    split: Literal["val", "test"] = Field("test", description="the split evaluated")
+    num_problems: int | None = Field(None, ge=1, description="evaluate the first N problems of the split (None: the whole split)")
+    k: int = Field(8, ge=1, description="samples per problem for pass@k (pass@1, 2, 4, … up to k)")
+    temperature: float = Field(
+        1.0, gt=0, description="temperature of the pass@k samples (and of the inference-scaling samples)"
+    )
+    max_new_tokens: int = Field(16, ge=1, description="most tokens generated per answer (per attempt)")
+    batch_size: int = Field(512, ge=1, description="prompts generated together in one batch")
     # Self-correction (`redraft eval --self-correct`): attempt 1 at first_temperature, later attempts greedy.
-    self_correct: bool = False
-    first_temperature: float = Field(0.0, ge=0)
-    scaling_budgets: list[int] = []  # generations per problem: B samples + vote vs B/2 self-corrected + vote
+    self_correct: bool = Field(
+        False, description="measure self-correction (Acc@t1, Acc@t2, Δ, …) instead of accuracy and pass@k (--self-correct)"
+    )
+    first_temperature: float = Field(
+        0.0, ge=0, description="self-correction: temperature of attempt 1 (0 = greedy, the headline); later attempts are greedy"
+    )
+    scaling_budgets: list[int] = Field(
+        [],
+        description="self-correction: inference-scaling budgets B, even numbers (generations per problem: B samples "
+        "+ majority vote against B/2 self-corrected samples + vote); [] = off",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> EvalSettings:
@@ -188,16 +258,28 @@ class EvalSettings(Section):
 class RLSection(Section):
     """Policy-gradient training against a verifiable reward (GRPO, RLOO, REINFORCE++, PPO)."""
 
-    algorithm: Literal["grpo", "rloo", "reinforce_pp", "ppo"] = "grpo"
-    iterations: int = Field(100, ge=0)  # 0 skips the stage
-    prompts_per_iteration: int = Field(64, ge=1)
-    samples_per_prompt: int = Field(8, ge=1)
-    temperature: float = Field(1.0, gt=0)
-    max_new_tokens: int = Field(16, ge=1)
-    epochs: int = Field(1, ge=1)  # passes over each iteration's rollouts
-    minibatch_size: int = Field(512, ge=1)  # sequences per optimizer step
-    clip_eps: float = Field(0.2, gt=0)
-    clip_eps_high: float | None = Field(None, gt=0)
+    algorithm: Literal["grpo", "rloo", "reinforce_pp", "ppo"] = Field(
+        "grpo",
+        description="advantage estimator: grpo (group-normalised reward), rloo (leave-one-out baseline), "
+        "reinforce_pp (REINFORCE++: batch-whitened returns), ppo (GAE with a learned critic)",
+    )
+    iterations: int = Field(100, ge=0, description="RL iterations (sample, score, update); 0 skips the stage")
+    prompts_per_iteration: int = Field(
+        64, ge=1, description="prompts sampled per iteration, over all processes (a multiple of their number)"
+    )
+    samples_per_prompt: int = Field(
+        8, ge=1, description="completions per prompt (the group that GRPO and RLOO compare; >= 2 for them)"
+    )
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of the rollouts (the log-probs use it too)")
+    max_new_tokens: int = Field(16, ge=1, description="most tokens per reply (and per greedy validation answer)")
+    epochs: int = Field(1, ge=1, description="passes over each iteration's rollouts")
+    minibatch_size: int = Field(
+        512, ge=1, description="sequences per optimizer step, over all processes (a multiple of their number)"
+    )
+    clip_eps: float = Field(0.2, gt=0, description="PPO ratio clip: the ratio π/π_old is kept within [1 − ε, 1 + ε]")
+    clip_eps_high: float | None = Field(
+        None, gt=0, description="upper clip ε of the ratio (DAPO's clip-higher; None: clip_eps)"
+    )
     loss_agg: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = Field(
         "token_mean",
         description="how per-token losses become one: token_mean = mean over all action tokens (DAPO; TRL "
@@ -210,7 +292,9 @@ class RLSection(Section):
         description="GRPO advantage (r − group mean) / (std + 1e-4) with the std of the group (GRPO), of the "
         "whole batch (Lite PPO) or none (Dr. GRPO), as TRL's scale_rewards; true/false mean group/none",
     )
-    kl_coef: float = Field(0.0, ge=0)
+    kl_coef: float = Field(
+        0.0, ge=0, description="β of the KL(π ‖ π_ref) penalty to the starting policy (0 = none, as TRL's default)"
+    )
     kl_estimator: Literal["k1", "k2", "k3"] = Field(
         "k3",
         description="Schulman's per-token KL(π ‖ π_ref) estimator, each clamped to [-10, 10] as in OpenRLHF: "
@@ -218,30 +302,47 @@ class RLSection(Section):
         "loss term, the reward of REINFORCE++/PPO, and the per-sequence sum folded into RLOO's score (TRL's "
         "RLOO always uses k1 there: set k1 for parity)",
     )
-    adaptive_kl: bool = False
+    adaptive_kl: bool = Field(
+        False, description="adapt β (Ziegler et al.'s controller) so the measured KL moves towards kl_target"
+    )
     log_reference_kl: bool = Field(
         False,
         description="log KL(π ‖ π_ref) even when nothing uses it (kl_coef 0, no adaptive KL): costs one reference "
         "forward pass over the rollouts per iteration; without it the update's KL(π_old ‖ π) is logged as approx_kl",
     )
-    kl_target: float = Field(0.05, gt=0)
-    kl_horizon: int = Field(10_000, ge=1)
-    gamma: float = Field(1.0, ge=0, le=1)
-    lam: float = Field(0.95, ge=0, le=1)
-    value_clip_eps: float | None = Field(0.2, gt=0)
-    critic_lr: float = Field(1e-4, gt=0)
-    truncation_penalty: float = Field(0.0, ge=0)  # subtracted from replies cut at max_new_tokens
-    max_seconds: float | None = Field(None, gt=0)  # wall-clock budget: stop after the iteration that reaches it
-    eval_every: int = Field(10, ge=1)
-    eval_problems: int = Field(256, ge=0)
-    save_every: int = Field(20, ge=1)
-    keep_checkpoints: int = Field(2, ge=1)
-    log_every: int = Field(1, ge=1)
-    # ray: sample rollouts on Ray actors (pip install 'redraft[ray]'), one prompt's group of samples per call;
-    # every sample has its own seed, so the rollouts are the same as with local sampling.
-    generation_backend: Literal["local", "ray"] = "local"
-    ray_workers: int | None = Field(None, ge=1)  # generation actors (None: one per CPU of the Ray cluster)
-    optim: OptimConfig = OptimConfig(lr=1e-4, warmup_steps=5, weight_decay=0.0, min_lr_ratio=1.0)
+    kl_target: float = Field(0.05, gt=0, description="adaptive_kl: the KL per sequence (nats) the controller aims at")
+    kl_horizon: int = Field(
+        10_000, ge=1, description="adaptive_kl: the controller's horizon in samples (larger = slower changes of β)"
+    )
+    gamma: float = Field(1.0, ge=0, le=1, description="discount over tokens for PPO's GAE and REINFORCE++'s returns")
+    lam: float = Field(0.95, ge=0, le=1, description="GAE λ (PPO): bias-variance trade-off of the advantages")
+    value_clip_eps: float | None = Field(
+        0.2, gt=0, description="PPO critic: clip the new value to within ε of the old one in the loss (None: no clipping)"
+    )
+    critic_lr: float = Field(1e-4, gt=0, description="PPO critic's learning rate (the policy uses optim.lr)")
+    truncation_penalty: float = Field(
+        0.0, ge=0, description="subtracted from the reward of replies cut at max_new_tokens"
+    )
+    max_seconds: float | None = Field(
+        None, gt=0, description="wall-clock budget: stop after the iteration that reaches it (None: iterations alone)"
+    )
+    eval_every: int = Field(10, ge=1, description="greedy validation accuracy every N iterations")
+    eval_problems: int = Field(256, ge=0, description="validation problems of that check (0 = off)")
+    save_every: int = Field(20, ge=1, description="write a resumable checkpoint every N iterations")
+    keep_checkpoints: int = Field(2, ge=1, description="keep only the newest N checkpoints")
+    log_every: int = Field(1, ge=1, description="log the iteration's metrics every N iterations")
+    generation_backend: Literal["local", "ray"] = Field(
+        "local",
+        description="ray: sample rollouts on Ray actors (pip install 'redraft[ray]'), one prompt's group per call; "
+        "every sample has its own seed, so the rollouts are the same as with local sampling",
+    )
+    ray_workers: int | None = Field(
+        None, ge=1, description="ray: generation actors (None: one per CPU of the Ray cluster)"
+    )
+    optim: OptimConfig = Field(
+        OptimConfig(lr=1e-4, warmup_steps=5, weight_decay=0.0, min_lr_ratio=1.0),
+        description="the policy's AdamW and learning-rate schedule (one step per minibatch)",
+    )
 
     @field_validator("scale_rewards", mode="before")
     @classmethod
@@ -270,8 +371,12 @@ class SelfCorrectionSection(Section):
     in); it is the same whatever the attempt was, so it never says whether the attempt was right.
     """
 
-    attempts: int = Field(2, ge=2, le=8)
-    instruction: str = DEFAULT_INSTRUCTION
+    attempts: int = Field(2, ge=2, le=8, description="attempts per problem; metrics compare the first and the last")
+    instruction: str = Field(
+        DEFAULT_INSTRUCTION,
+        description="text shown after each attempt ({prompt} and {question} are filled in); the same whatever the "
+        "attempt was, so it never says whether the attempt was right",
+    )
 
 
 SCORE_BASELINES = ("prompting", "pair_sft", "star", "single_turn_rl", "multiturn_rl", "control")
@@ -286,29 +391,42 @@ class ScoreSection(Section):
     wall-clock time that Pair-SFT + Stage I + Stage II took.
     """
 
-    enabled: bool = True
-    protocol: SelfCorrectionSection = SelfCorrectionSection()
-    draft_temperature: float = Field(1.0, gt=0)  # Pair-SFT drafts: the model's own samples at this temperature
-    # Pair-SFT drafts sampled per training problem: more distinct wrong drafts to learn corrections from
-    drafts_per_problem: int = Field(1, ge=1)
-    # Pair-SFT training rows rebalanced so this share has a wrong draft (None: the drafts' own mix)
-    wrong_draft_share: float | None = Field(None, gt=0, lt=1)
-    # Pair-SFT adds this weight times KL(SFT model ‖ model) on every attempt-1 token (0 = off), so
-    # learning attempt 2 does not pull attempt 1 away from the SFT model
-    pair_sft_anchor: float = Field(0.0, ge=0)
-    pair_sft: TrainConfig = TrainConfig(
-        max_steps=300, batch_size=128, eval_every=100, save_every=100, eval_accuracy_problems=0,
-        optim=OptimConfig(lr=1e-3, warmup_steps=20),
+    enabled: bool = Field(True, description="run the self-correction stage (in the main job: after evaluation)")
+    protocol: SelfCorrectionSection = Field(
+        SelfCorrectionSection(), description="the attempts and the instruction between them, for training and evaluation"
     )
-    rl: RLSection = RLSection(algorithm="rloo", max_new_tokens=8, eval_problems=0, save_every=50)
-    stage1_iterations: int = Field(60, ge=0)
-    stage2_iterations: int = Field(60, ge=0)
-    alpha: float = Field(10.0, ge=0)  # Stage II shaping bonus α·(r2 − r1) on attempt 2
-    beta1: float = Field(0.01, ge=0)  # KL on attempt 2 (Stage I) and on every attempt (Stage II)
-    beta2: float = Field(0.1, ge=0)  # Stage I: strong KL keeping attempt 1 at the base model
-    # Stage I samples attempt 1 at this temperature (0 = greedy, as evaluation decodes it); attempt 1
-    # gets no reward there, so its samples only set the context attempt 2 learns to correct.
-    # None: rl.temperature, as in the paper.
+    draft_temperature: float = Field(
+        1.0, gt=0, description="Pair-SFT drafts are the model's own samples at this temperature"
+    )
+    drafts_per_problem: int = Field(
+        1, ge=1, description="Pair-SFT drafts sampled per training problem: more distinct wrong drafts to learn corrections from"
+    )
+    wrong_draft_share: float | None = Field(
+        None, gt=0, lt=1, description="rebalance Pair-SFT's rows so this share has a wrong draft (None: the drafts' own mix)"
+    )
+    pair_sft_anchor: float = Field(
+        0.0,
+        ge=0,
+        description="Pair-SFT adds this weight × KL(SFT model ‖ model) on every attempt-1 token (0 = off), so "
+        "learning attempt 2 does not pull attempt 1 away from the SFT model",
+    )
+    pair_sft: TrainConfig = Field(
+        TrainConfig(
+            max_steps=300, batch_size=128, eval_every=100, save_every=100, eval_accuracy_problems=0,
+            optim=OptimConfig(lr=1e-3, warmup_steps=20),
+        ),
+        description="Pair-SFT: SFT on the model's own drafts followed by the instruction and the right answer",
+    )
+    rl: RLSection = Field(
+        RLSection(algorithm="rloo", max_new_tokens=8, eval_problems=0, save_every=50),
+        description="settings of every RL run here (Stage I, Stage II, the RL baselines); iterations is set per run",
+    )
+    stage1_iterations: int = Field(60, ge=0, description="Stage I iterations (attempt 1 held at the base model by beta2)")
+    stage2_iterations: int = Field(60, ge=0, description="Stage II iterations (both attempts rewarded, bonus alpha)")
+    alpha: float = Field(10.0, ge=0, description="Stage II shaping bonus α·(r2 − r1) on attempt 2")
+    beta1: float = Field(0.01, ge=0, description="KL coefficient on attempt 2 (Stage I) and on every attempt (Stage II)")
+    beta2: float = Field(0.1, ge=0, description="Stage I: the strong KL coefficient keeping attempt 1 at the base model")
+    # Attempt 1 gets no reward in Stage I, so its samples only set the context attempt 2 learns to correct.
     stage1_first_temperature: float | None = Field(
         None,
         ge=0,
@@ -317,39 +435,60 @@ class ScoreSection(Section):
         "k3 KL estimator (β2 anchor) uses, so its KL is no longer an unbiased estimate of KL(π ‖ π_ref): with "
         "greedy tokens it measures the KL at the argmax path only",
     )
-    star_iterations: int = Field(2, ge=1)
-    star_problems: int = Field(4096, ge=1)  # problems sampled per STaR iteration
-    star: TrainConfig = TrainConfig(
-        max_steps=100, batch_size=64, eval_every=50, save_every=50, eval_accuracy_problems=0,
-        optim=OptimConfig(lr=5e-4, warmup_steps=10),
+    star_iterations: int = Field(2, ge=1, description="STaR baseline: rounds of sample, keep successful corrections, fine-tune")
+    star_problems: int = Field(4096, ge=1, description="STaR baseline: problems sampled per round")
+    star: TrainConfig = Field(
+        TrainConfig(
+            max_steps=100, batch_size=64, eval_every=50, save_every=50, eval_accuracy_problems=0,
+            optim=OptimConfig(lr=5e-4, warmup_steps=10),
+        ),
+        description="STaR baseline: the fine-tuning of each round",
     )
-    baselines: list[Literal["prompting", "pair_sft", "star", "single_turn_rl", "multiturn_rl", "control"]] = list(
-        SCORE_BASELINES
+    baselines: list[Literal["prompting", "pair_sft", "star", "single_turn_rl", "multiturn_rl", "control"]] = Field(
+        list(SCORE_BASELINES), description="the baselines trained and evaluated next to SCoRe"
     )
-    eval: EvalSettings = EvalSettings(max_new_tokens=8, scaling_budgets=[2, 4, 8, 16])
+    eval: EvalSettings = Field(
+        EvalSettings(max_new_tokens=8, scaling_budgets=[2, 4, 8, 16]),
+        description="evaluation of every method (split, problems, answer length, inference-scaling budgets)",
+    )
 
 
 class RewardModelSection(Section):
     """A scalar head on a causal LM trained with the Bradley–Terry loss."""
 
-    init: Literal["model", "fresh"] = "model"  # model.path's weights, or a fresh model.preset with its tokenizer
-    # `redraft rlhf` only: start the reward model from this checkpoint instead of the policy (a
-    # stronger model judges better: docs/rlhf.md); None = the round's policy
-    path: str | None = None
-    # classifier: a scalar head on the last token; likelihood: the LM's summed log-prob of the completion
-    head: Literal["classifier", "likelihood"] = "likelihood"
-    # The kept checkpoint: best held-out pairwise accuracy (what a reward model is for) or lowest held-out loss.
-    select_by: Literal["accuracy", "loss"] = "accuracy"
-    use_margins: bool = False  # subtract each pair's margin (its rating gap) inside the sigmoid
-    center_coef: float = Field(0.0, ge=0)  # c·mean((r_w + r_l)²) keeps rewards near zero
-    # likelihood head only: + sft_coef · per-token NLL of the chosen completions, i.e. keep training
-    # the LM on the answers people prefer while it learns to rank them
-    sft_coef: float = Field(0.0, ge=0)
-    score_batch_size: int = Field(256, ge=1)
-    # Chosen on held-out accuracy (docs/rlhf.md): lr 1e-4 beats 3e-4 for the likelihood head.
-    train: TrainConfig = TrainConfig(
-        max_steps=1200, batch_size=64, eval_every=200, save_every=200, log_every=20,
-        optim=OptimConfig(lr=1e-4, warmup_steps=30, weight_decay=0.0),
+    init: Literal["model", "fresh"] = Field(
+        "model", description="start from model.path's weights, or a fresh model.preset with model.path's tokenizer"
+    )
+    path: str | None = Field(
+        None,
+        description="`redraft rlhf` only: start the reward model from this checkpoint instead of the policy (a "
+        "stronger model judges better: docs/rlhf.md); None = the round's policy",
+    )
+    head: Literal["classifier", "likelihood"] = Field(
+        "likelihood",
+        description="classifier: a scalar head on the last token; likelihood: the LM's summed log-prob of the completion",
+    )
+    select_by: Literal["accuracy", "loss"] = Field(
+        "accuracy",
+        description="the kept checkpoint: best held-out pairwise accuracy (what a reward model is for) or lowest "
+        "held-out loss",
+    )
+    use_margins: bool = Field(False, description="subtract each pair's margin (its rating gap) inside the sigmoid")
+    center_coef: float = Field(0.0, ge=0, description="adds c·mean((r_w + r_l)²) to the loss, keeping rewards near zero")
+    sft_coef: float = Field(
+        0.0,
+        ge=0,
+        description="likelihood head only: adds sft_coef × the per-token NLL of the chosen completions, i.e. keeps "
+        "training the LM on the preferred answers while it learns to rank them",
+    )
+    score_batch_size: int = Field(256, ge=1, description="completions scored per forward pass (reward statistics, PPO rewards)")
+    # lr 1e-4: better held-out accuracy than 3e-4 for the likelihood head (experiments/rlhf.md).
+    train: TrainConfig = Field(
+        TrainConfig(
+            max_steps=1200, batch_size=64, eval_every=200, save_every=200, log_every=20,
+            optim=OptimConfig(lr=1e-4, warmup_steps=30, weight_decay=0.0),
+        ),
+        description="training on the preference pairs (batch_size in pairs; validation = held-out pairs)",
     )
 
     @model_validator(mode="after")
@@ -364,7 +503,7 @@ class RewardModelSection(Section):
 class DPOSection(Section):
     """Direct preference optimisation of the policy against a frozen copy of itself."""
 
-    beta: float = Field(0.3, gt=0)
+    beta: float = Field(0.3, gt=0, description="β: strength of the implicit KL to the reference (larger = stay closer)")
     loss: Literal["sigmoid", "cdpo", "robust", "hinge", "ipo", "ipo_mean"] = Field(
         "sigmoid",
         description="sigmoid: DPO (Rafailov et al.; TRL/OpenRLHF default); cdpo: conservative DPO, the "
@@ -381,19 +520,27 @@ class DPOSection(Section):
         description="the assumed probability ε that a preference label is flipped: cdpo and robust only "
         "(sigmoid with ε > 0 is cdpo)",
     )
-    # RPO: + sft_coef · per-token NLL of the chosen completions, which keeps DPO from lowering the
-    # chosen log-probs along with the rejected ones.
-    sft_coef: float = Field(1.0, ge=0)
-    # The kept checkpoint: best greedy validation accuracy, or lowest held-out DPO loss (which keeps
-    # falling while a policy drifts off both completions, so it is a poor criterion on its own).
-    select_by: Literal["accuracy", "loss"] = "accuracy"
-    kl_prompts: int = Field(128, ge=0)  # validation prompts sampled at T = 1 to estimate KL(π ‖ π_ref)
-    eval_problems: int = Field(256, ge=0)  # greedy validation accuracy on the task (0 = off)
-    max_new_tokens: int = Field(16, ge=1)
-    # lr 1e-4 collapses the policy (both log-probs fall); see docs/rlhf.md for the runs behind these.
-    train: TrainConfig = TrainConfig(
-        max_steps=600, batch_size=64, eval_every=50, save_every=100, log_every=10,
-        optim=OptimConfig(lr=3e-5, warmup_steps=10, weight_decay=0.0, min_lr_ratio=1.0),
+    sft_coef: float = Field(
+        1.0,
+        ge=0,
+        description="RPO: adds sft_coef × the per-token NLL of the chosen completions, which keeps DPO from "
+        "lowering the chosen log-probs along with the rejected ones (0 = plain DPO)",
+    )
+    select_by: Literal["accuracy", "loss"] = Field(
+        "accuracy",
+        description="the kept checkpoint: best greedy validation accuracy, or lowest held-out DPO loss (which keeps "
+        "falling while a policy drifts off both completions, so it is a poor criterion on its own)",
+    )
+    kl_prompts: int = Field(128, ge=0, description="validation prompts sampled at T = 1 to estimate KL(π ‖ π_ref)")
+    eval_problems: int = Field(256, ge=0, description="greedy validation accuracy on this many task problems (0 = off)")
+    max_new_tokens: int = Field(16, ge=1, description="most tokens per answer in those checks")
+    # lr 1e-4 collapses the policy (both log-probs fall); experiments/rlhf.md has the runs behind these values.
+    train: TrainConfig = Field(
+        TrainConfig(
+            max_steps=600, batch_size=64, eval_every=50, save_every=100, log_every=10,
+            optim=OptimConfig(lr=3e-5, warmup_steps=10, weight_decay=0.0, min_lr_ratio=1.0),
+        ),
+        description="training on the preference pairs (batch_size in pairs)",
     )
 
     @model_validator(mode="after")
@@ -408,21 +555,34 @@ class DPOSection(Section):
 
 
 class LoggingConfig(Section):
-    tensorboard: bool = False
-    wandb: bool = False
-    progress: bool = True
+    tensorboard: bool = Field(
+        False, description="also log metrics to TensorBoard, in the stage's folder (pip install 'redraft[tensorboard]')"
+    )
+    wandb: bool = Field(False, description="also log metrics to Weights & Biases (pip install 'redraft[wandb]')")
+    progress: bool = Field(True, description="show a progress bar while training")
+
+
+# What each stage config's sections hold (one description for the section wherever it appears).
+RUN = "the run's name, output folder and seed"
+LOGGING = "where metrics go besides metrics.jsonl, and the progress bar"
+TASK = "the problems (built-in arithmetic or a file), their splits, prompt template, checker and RL reward"
+TOKENIZER = "the tokenizer: an existing one, or one trained on the task corpus"
+MODEL = "the model: a local HF checkpoint, or a fresh one built from a preset"
+TRAIN = "the training loop: steps, batches, validation, checkpoints, optimizer, freezing, LoRA"
+RL = "RL against the task's reward: algorithm, rollouts, KL, PPO critic, validation, checkpoints, optimizer"
+EVAL = "evaluation: greedy accuracy and pass@k (or self-correction metrics) on a split"
 
 
 class StageConfig(Section):
-    run: RunSection = RunSection()
-    logging: LoggingConfig = LoggingConfig()
+    run: RunSection = Field(RunSection(), description=RUN)
+    logging: LoggingConfig = Field(LoggingConfig(), description=LOGGING)
 
 
 class LMStageConfig(StageConfig):
-    task: TaskConfig = TaskConfig()
-    tokenizer: TokenizerConfig = TokenizerConfig()
-    model: ModelConfig = ModelConfig()
-    train: TrainConfig = TrainConfig()
+    task: TaskConfig = Field(TaskConfig(), description=TASK)
+    tokenizer: TokenizerConfig = Field(TokenizerConfig(), description=TOKENIZER)
+    model: ModelConfig = Field(ModelConfig(), description=MODEL)
+    train: TrainConfig = Field(TrainConfig(), description=TRAIN)
 
 
 class PretrainConfig(LMStageConfig):
@@ -434,29 +594,33 @@ class SFTConfig(LMStageConfig):
 
 
 class EvalConfig(StageConfig):
-    task: TaskConfig = TaskConfig()
-    model: ModelConfig = ModelConfig()
-    eval: EvalSettings = EvalSettings()
-    self_correction: SelfCorrectionSection = SelfCorrectionSection()
+    task: TaskConfig = Field(TaskConfig(), description=TASK)
+    model: ModelConfig = Field(ModelConfig(), description="the model evaluated (model.path; --model sets it)")
+    eval: EvalSettings = Field(EvalSettings(), description=EVAL)
+    self_correction: SelfCorrectionSection = Field(
+        SelfCorrectionSection(), description="the self-correction protocol of --self-correct: attempts and instruction"
+    )
 
 
 class RLConfig(StageConfig):
-    task: TaskConfig = TaskConfig()
-    model: ModelConfig = ModelConfig()
-    rl: RLSection = RLSection()
+    task: TaskConfig = Field(TaskConfig(), description=TASK)
+    model: ModelConfig = Field(ModelConfig(), description="the starting policy (model.path; --model sets it)")
+    rl: RLSection = Field(RLSection(), description=RL)
 
 
 class ScoreConfig(StageConfig):
     """``redraft score``: model.path is the single-attempt SFT model to start from."""
 
-    task: TaskConfig = TaskConfig()
-    model: ModelConfig = ModelConfig()
-    score: ScoreSection = ScoreSection()
+    task: TaskConfig = Field(TaskConfig(), description=TASK)
+    model: ModelConfig = Field(
+        ModelConfig(), description="the single-attempt SFT model to start from (model.path; --model sets it)"
+    )
+    score: ScoreSection = Field(ScoreSection(), description="SCoRe (Pair-SFT, Stage I, Stage II) and its baselines")
 
 
 class GenerateConfig(StageConfig):
-    model: ModelConfig = ModelConfig()
-    sampling: SamplingConfig = SamplingConfig()
+    model: ModelConfig = Field(ModelConfig(), description="not used: the checkpoint is --model")
+    sampling: SamplingConfig = Field(SamplingConfig(), description="how completions are sampled")
 
 
 class PretrainStageConfig(TrainConfig):
@@ -468,19 +632,21 @@ class PretrainStageConfig(TrainConfig):
 class PipelineConfig(StageConfig):
     """The main job: tokenizer -> pretraining -> SFT -> RL -> evaluation -> report."""
 
-    task: TaskConfig = TaskConfig()
-    tokenizer: TokenizerConfig = TokenizerConfig()
-    model: ModelConfig = ModelConfig()
-    pretrain: PretrainStageConfig = PretrainStageConfig()
-    sft: TrainConfig = TrainConfig()
-    rl: RLSection = RLSection()
+    task: TaskConfig = Field(TaskConfig(), description=TASK)
+    tokenizer: TokenizerConfig = Field(TokenizerConfig(), description=TOKENIZER)
+    model: ModelConfig = Field(ModelConfig(), description="the model pretraining (or SFT) starts from")
+    pretrain: PretrainStageConfig = Field(PretrainStageConfig(), description="causal-LM pretraining on the task corpus")
+    sft: TrainConfig = Field(TrainConfig(), description="SFT on the demonstrations, loss on completions only")
+    rl: RLSection = Field(RLSection(), description=RL)
     sft_same_time: bool = Field(
         True,
         description="also continue SFT from the SFT model for the RL stage's wall-clock time and evaluate it, "
         "so the report shows what RL adds over more SFT at equal cost",
     )
-    eval: EvalSettings = EvalSettings()
-    score: ScoreSection = ScoreSection(enabled=False)
+    eval: EvalSettings = Field(EvalSettings(), description="evaluation of the SFT, RL and equal-time SFT models")
+    score: ScoreSection = Field(
+        ScoreSection(enabled=False), description="SCoRe self-correction and its baselines, from the SFT model"
+    )
 
 
 STAGES: dict[str, type[StageConfig]] = {

@@ -55,6 +55,7 @@ class SingleTurnEnv(Environment):
     def __init__(self, task: Task, reward_fn: RewardFn | None = None):
         self.task = task
         self.reward_fn = reward_fn or task_reward(task)
+        task_verifier(task)
         self.example: Example | None = None
         self.prompt = ""
 
@@ -68,11 +69,8 @@ class SingleTurnEnv(Environment):
 
     @classmethod
     def step_batch(cls, envs: Sequence[SingleTurnEnv], replies: Sequence[str]) -> list[StepResult]:
-        rewards = score_replies(envs, replies)
-        return [
-            StepResult(None, reward, True, {"correct": env.task.check(reply, env.example)})
-            for env, reply, reward in zip(envs, replies, rewards)
-        ]
+        rewards, verdicts = judge_replies(envs, replies)
+        return [StepResult(None, reward, True, {"correct": correct}) for reward, correct in zip(rewards, verdicts)]
 
 
 def task_reward(task: Task) -> RewardFn | None:
@@ -82,6 +80,46 @@ def task_reward(task: Task) -> RewardFn | None:
 
         task.reward_fn = reward_from_spec(task.reward, task.match)
     return task.reward_fn
+
+
+def task_verifier(task: Task) -> None:
+    """Give a task whose checker runs code (``match: code``) its sandbox verifier, once; the tasks
+    layer cannot import the sandbox, so environments and evaluation install it."""
+    if task.match != "code" or task.verifier is not None:
+        return
+    from redraft.rewards.named import code_task_reward  # the sandbox loads only for code tasks
+    from redraft.tasks.code import code_fields
+
+    passes = code_task_reward()
+
+    def verify(completions: list[str], examples: list[Example]) -> list[bool]:
+        prompts = [task.prompt(example) for example in examples]
+        scores = passes(prompts, completions, answer=[example.answer for example in examples], **code_fields(examples))
+        return [score == 1.0 for score in scores]
+
+    task.verifier = verify
+
+
+def check_replies(envs: Sequence[SingleTurnEnv], replies: Sequence[str]) -> list[bool]:
+    """Each reply's checker verdict, one batched check per task (a sandbox or math-verify batch runs once)."""
+    verdicts: list[bool] = [False] * len(envs)
+    by_task: dict[int, list[int]] = {}
+    for i, env in enumerate(envs):
+        by_task.setdefault(id(env.task), []).append(i)
+    for rows in by_task.values():
+        task = envs[rows[0]].task
+        task_verifier(task)
+        for i, verdict in zip(rows, task.check_many([replies[i] for i in rows], [envs[i].example for i in rows])):
+            verdicts[i] = verdict
+    return verdicts
+
+
+def judge_replies(envs: Sequence[SingleTurnEnv], replies: Sequence[str]) -> tuple[list[float], list[bool]]:
+    """Rewards and checker verdicts; with the checker as the reward, it runs once for both."""
+    verdicts = check_replies(envs, replies)
+    if not envs or envs[0].reward_fn is None:
+        return [float(v) for v in verdicts], verdicts
+    return score_replies(envs, replies), verdicts
 
 
 def score_replies(envs: Sequence[SingleTurnEnv], replies: Sequence[str]) -> list[float]:
@@ -94,7 +132,7 @@ def score_replies(envs: Sequence[SingleTurnEnv], replies: Sequence[str]) -> list
         return []
     reward_fn = envs[0].reward_fn
     if reward_fn is None:
-        return [float(env.task.check(reply, env.example)) for env, reply in zip(envs, replies)]
+        return [float(v) for v in check_replies(envs, replies)]
     fields: dict[str, list[Any]] = {"answer": [env.example.answer for env in envs]}
     for key in envs[0].example.fields:
         fields[key] = [env.example.fields.get(key) for env in envs]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from redraft.config import DEFAULT_INSTRUCTION
-from redraft.envs.base import Environment, RewardFn, StepResult, score_replies, task_reward
+from redraft.envs.base import Environment, RewardFn, StepResult, judge_replies, task_reward, task_verifier
 from redraft.tasks.base import Example, Task
 
 
@@ -33,6 +33,7 @@ class SelfCorrectionEnv(Environment):
         self.max_turns = attempts
         self.instruction = instruction
         self.reward_fn = reward_fn or task_reward(task)
+        task_verifier(task)
         self.reward_turns = reward_turns
         self.example: Example | None = None
         self.prompt = ""
@@ -52,13 +53,13 @@ class SelfCorrectionEnv(Environment):
 
     @classmethod
     def step_batch(cls, envs: Sequence[SelfCorrectionEnv], replies: Sequence[str]) -> list[StepResult]:
-        rewards = score_replies(envs, replies)
+        rewards, verdicts = judge_replies(envs, replies)
         results = []
-        for env, reply, reward in zip(envs, replies, rewards):
+        for env, reward, correct in zip(envs, rewards, verdicts):
             env.attempt += 1
             done = env.attempt >= env.max_turns
             if env.reward_turns == "last" and not done:
                 reward = 0.0
-            info = {"correct": env.task.check(reply, env.example), "attempt": env.attempt}
+            info = {"correct": correct, "attempt": env.attempt}
             results.append(StepResult(None if done else env.correction_prompt(), reward, done, info))
         return results

@@ -9,6 +9,7 @@ from pathlib import Path
 from transformers import PreTrainedModel
 
 from redraft.config import EvalSettings, SamplingConfig
+from redraft.envs.base import task_verifier
 from redraft.evaluation.metrics import mean_ci95, pass_at_k
 from redraft.rollout.sampler import generate
 from redraft.tasks.base import Example, Task
@@ -28,6 +29,7 @@ class EvalResult:
     def summary(self) -> dict[str, float]:
         return {
             "greedy_accuracy": self.greedy_accuracy,
+            "greedy_accuracy_ci95": self.greedy_accuracy_ci95,
             f"pass@{self.k}": self.pass_at_k[self.k],
             "pass@1": self.pass_at_k[1],
         }
@@ -37,7 +39,13 @@ def greedy_answers(model: PreTrainedModel, tokenizer, task: Task, examples: list
     """Greedy completions and a 0/1 verdict for each example."""
     params = SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens, batch_size=batch_size)
     out = generate(model, tokenizer, [task.prompt(ex) for ex in examples], params)
-    return out, [float(task.check(text, ex)) for text, ex in zip(out.texts, examples)]
+    return out, [float(correct) for correct in check(task, out.texts, examples)]
+
+
+def check(task: Task, completions: list[str], examples: list[Example]) -> list[bool]:
+    """The task's verdicts in one batch (code tasks: in the sandbox, installed here on first use)."""
+    task_verifier(task)
+    return task.check_many(completions, examples)
 
 
 def greedy_accuracy(model: PreTrainedModel, tokenizer, task: Task, examples: list[Example], max_new_tokens: int = 16, batch_size: int = 512) -> float:
@@ -66,7 +74,7 @@ def evaluate(
         ),
         seed=seed,
     )
-    sample_correct = [task.check(t, examples[i // settings.k]) for i, t in enumerate(sampled.texts)]
+    sample_correct = check(task, sampled.texts, [examples[i // settings.k] for i in range(len(sampled.texts))])
     per_problem = [sum(sample_correct[i * settings.k : (i + 1) * settings.k]) for i in range(len(examples))]
     ks = sorted({1, settings.k} | {k for k in (2, 4, 8, 16) if k <= settings.k})
     pass_k = {k: sum(pass_at_k(settings.k, c, k) for c in per_problem) / len(examples) for k in ks}

@@ -37,7 +37,7 @@ def write_report(
         f"# redraft run `{cfg.run.name}`",
         "",
         f"- task: `{task.name}` — {len(task.train)} train / {len(task.val)} val / {len(task.test)} test problems, "
-        f"prompt template `{cfg.task.template}`",
+        "prompt template `" + task.template.replace("\n", "\\n") + f"`, checked by `{task.match}`",
         f"- model: {cfg.model.arch} preset `{cfg.model.preset}`, {stages['sft'].get('parameters', '?'):,} parameters",
         f"- seed: {cfg.run.seed}; main job wall time: **{seconds / 60:.1f} min**",
         "",

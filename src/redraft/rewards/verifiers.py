@@ -10,27 +10,14 @@ Answer checkers read the field ``answer`` (one reference answer per completion) 
 
 from __future__ import annotations
 
-import logging
-import multiprocessing
 import re
-import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from redraft.errors import ConfigError
 from redraft.rewards.base import RewardFn, require_field
 from redraft.tasks.base import answers_match, extract_answer
-
-log = logging.getLogger(__name__)
-
-# math-verify's regexes and sympy work grow with the text; the final answer sits at the end of
-# a completion, so only its tail is parsed.
-MATH_MAX_CHARS = 4000
-# One example costs at most about this many math-verify timeouts: two parses of the reference
-# (plain, then wrapped in $...$), one of the completion, and up to four comparisons.
-_TIMEOUTS_PER_EXAMPLE = 8
-_CHILD_STARTUP_SECONDS = 60.0
+from redraft.tasks.math_answers import MATH_MAX_CHARS, math_scores
 
 
 def _answer_match(match: Literal["exact", "numeric"]) -> RewardFn:
@@ -56,8 +43,10 @@ def math_match(timeout_seconds: int = 3, max_chars: int = MATH_MAX_CHARS) -> Rew
     """1.0 when the completion's final answer is mathematically equal to ``answer`` (math-verify).
 
     ``\\boxed{\\frac{1}{2}}`` matches ``0.5``; a reference written without $...$ delimiters is
-    also tried wrapped in them. Never raises on garbage and never hangs: each math-verify parse
-    or comparison is cut off after ``timeout_seconds`` (an integer: math-verify uses
+    also tried wrapped in them. A completion with a GSM8K ``####`` is judged on the line after it
+    (``redraft.tasks.math_answers``, shared with ``task.match: math``). Never raises on garbage
+    and never hangs: each math-verify parse or comparison is cut off after ``timeout_seconds``
+    (an integer: math-verify uses
     ``signal.alarm``). Signals only work in the main thread, so when called from another thread
     the batch is scored in a fresh child process instead (about a second of start-up), which is
     killed if it overruns; unscored examples then get 0.0.
@@ -67,65 +56,9 @@ def math_match(timeout_seconds: int = 3, max_chars: int = MATH_MAX_CHARS) -> Rew
 
     def math_match_reward(prompts: list[str], completions: list[str], **fields: Any) -> list[float]:
         answers = require_field(fields, "answer", len(completions))
-        pairs = [(str(a), str(c)[-max_chars:]) for a, c in zip(answers, completions)]
-        if threading.current_thread() is threading.main_thread():
-            return [_math_score(gold, pred, timeout_seconds) for gold, pred in pairs]
-        return _math_scores_in_child(pairs, timeout_seconds)
+        return math_scores(list(zip(answers, completions)), timeout_seconds, max_chars)
 
     return math_match_reward
-
-
-def _math_score(gold: str, completion: str, timeout_seconds: int) -> float:
-    from math_verify import parse, verify
-    from math_verify.errors import TimeoutException
-
-    try:
-        reference = parse(gold, parsing_timeout=timeout_seconds) or parse(f"${gold}$", parsing_timeout=timeout_seconds)
-        predicted = parse(completion, parsing_timeout=timeout_seconds)
-        if not reference or not predicted:
-            return 0.0
-        return float(verify(reference, predicted, timeout_seconds=timeout_seconds))
-    except (Exception, TimeoutException):
-        # math-verify already turns its own failures into "no match"; this catches what it
-        # lets through (e.g. errors while formatting a pathological expression).
-        log.debug("math-verify failed on %r", completion[:200], exc_info=True)
-        return 0.0
-
-
-def _math_worker(sender, pairs: list[tuple[str, str]], timeout_seconds: int) -> None:
-    for index, (gold, completion) in enumerate(pairs):
-        sender.send((index, _math_score(gold, completion, timeout_seconds)))
-    sender.close()
-
-
-def _math_scores_in_child(pairs: list[tuple[str, str]], timeout_seconds: int) -> list[float]:
-    # "spawn", not fork: forking a process that runs other threads (torch, thread pools) can
-    # deadlock the child on a lock some other thread held.
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    worker = context.Process(target=_math_worker, args=(sender, pairs, timeout_seconds), daemon=True)
-    worker.start()
-    sender.close()
-    scores = [0.0] * len(pairs)
-    deadline = time.monotonic() + _CHILD_STARTUP_SECONDS + len(pairs) * _TIMEOUTS_PER_EXAMPLE * timeout_seconds
-    received = 0
-    try:
-        while received < len(pairs):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not receiver.poll(remaining):
-                break
-            index, score = receiver.recv()
-            scores[index] = score
-            received += 1
-    except EOFError:
-        pass
-    finally:
-        worker.kill()
-        worker.join()
-        receiver.close()
-    if received < len(pairs):
-        log.warning("math_match: child process scored %d of %d examples; the rest get 0.0", received, len(pairs))
-    return scores
 
 
 def format_reward(pattern: str, *, fullmatch: bool = False, flags: int = re.DOTALL) -> RewardFn:

@@ -95,12 +95,12 @@ def pair_sft_episodes(
         SelfCorrectionEnv(task, protocol.attempts, protocol.instruction)
         for _ in examples
     ]
+    verdicts = task.check_many(drafts.texts, examples)  # one batch (the environments installed any verifier)
     episodes = []
-    for env, example, prompt_ids, draft_ids, draft_text, reason in zip(
-        envs, examples, prompts, drafts.token_ids, drafts.texts, drafts.finish_reasons
+    for env, example, prompt_ids, draft_ids, draft_text, reason, correct in zip(
+        envs, examples, prompts, drafts.token_ids, drafts.texts, drafts.finish_reasons, verdicts
     ):
         env.reset(example)
-        correct = task.check(draft_text, example)
         instruction_ids = tokenizer(env.correction_prompt(), add_special_tokens=False)[
             "input_ids"
         ]
