@@ -20,7 +20,7 @@ SOURCE = Path(redraft.__file__).parent
 
 LAYERS = (
     ("__init__", "errors", "fsutil"),  # the root package (it imports nothing), exceptions, file writes
-    ("config",),  # every stage's settings
+    ("config", "config_docs"),  # every stage's settings; their descriptions as commented YAML and Markdown
     ("algorithms", "distributed", "ray_pool", "text"),  # tensor math; processes; Ray actors; tokenizers, prompts
     ("tasks",),  # examples, prompts and answer checks
     ("data",),  # token sequences with loss masks, preference pairs

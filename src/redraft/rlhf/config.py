@@ -20,6 +20,7 @@ from redraft.config import (
     OptimConfig,
     RewardModelSection,
     RLSection,
+    RUN,
     RunSection,
     Section,
     StageConfig,
@@ -29,41 +30,68 @@ from redraft.config import (
 )
 
 
+PAIRS = "the preference data: training pairs, ratings, held-out pairs"
+
+
 class PairsSection(Section):
     """Where preference data comes from (the feedback export's files)."""
 
-    train_path: str | None = None  # pairs.jsonl
-    ratings_path: str | None = None  # ratings.jsonl; its ratings become pairs too
-    val_path: str | None = None  # held-out pairs; without it, val_fraction of the prompts are held out
-    val_fraction: float = Field(0.1, ge=0, lt=1)
+    train_path: str | None = Field(
+        None, description="preference pairs, pairs.jsonl: {prompt, chosen, rejected} per line (--pairs sets it)"
+    )
+    ratings_path: str | None = Field(
+        None,
+        description="ratings.jsonl: {prompt, completion, rating}; completions of a prompt with different ratings "
+        "become pairs",
+    )
+    val_path: str | None = Field(
+        None, description="held-out pairs; without them, val_fraction of the prompts (with all their pairs) are held out"
+    )
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="share of the prompts held out when there is no val_path")
 
 
 class SimulatedSection(Section):
     """The in-process simulated annotator: sample K completions per prompt, label them."""
 
-    noise: float = Field(0.1, ge=0, le=0.5)  # probability of flipping a judgement
-    prompts: int = Field(20000, ge=1)  # training prompts labelled per round (the reward model needs tens of thousands of pairs)
-    val_prompts: int = Field(256, ge=0)  # validation prompts labelled without noise (held-out pairs)
-    samples_per_prompt: int = Field(8, ge=2)
-    temperature: float = Field(1.0, gt=0)
-    max_new_tokens: int = Field(6, ge=1)
+    noise: float = Field(0.1, ge=0, le=0.5, description="probability of flipping a judgement (training prompts only)")
+    prompts: int = Field(
+        20000,
+        ge=1,
+        description="training prompts labelled per round (the reward model needs tens of thousands of pairs)",
+    )
+    val_prompts: int = Field(256, ge=0, description="validation prompts labelled without noise (the held-out pairs)")
+    samples_per_prompt: int = Field(
+        8, ge=2, description="completions sampled per prompt; the annotator ranks them (identical ones give no pair)"
+    )
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of those completions")
+    max_new_tokens: int = Field(6, ge=1, description="most tokens per completion")
 
 
 class AppCollectSection(Section):
     """`rlhf.collect: app`: each round's completions go through the feedback store and its HTTP API."""
 
-    store_url: str | None = None  # None: a SQLite file in the round's folder (feedback.db)
-    kinds: list[Literal["compare", "rank", "rate", "correct"]] = Field(default_factory=lambda: ["rank"], min_length=1)
-    labels_per_item: int = Field(1, ge=1, le=50)
-    annotators: int = Field(8, ge=1)  # simulated annotators labelling at once over HTTP
-    wait: bool = False  # people label in the browser (`redraft feedback serve`); wait until every item is labelled
-    poll_seconds: float = Field(10.0, gt=0)
+    store_url: str | None = Field(
+        None, description="the feedback store's SQLAlchemy URL (None: a SQLite file feedback.db in the round's folder)"
+    )
+    kinds: list[Literal["compare", "rank", "rate", "correct"]] = Field(
+        default_factory=lambda: ["rank"],
+        min_length=1,
+        description="item kinds queued per prompt (a ranking of K completions gives K(K−1)/2 pairs)",
+    )
+    labels_per_item: int = Field(1, ge=1, le=50, description="distinct annotators per item")
+    annotators: int = Field(8, ge=1, description="simulated annotators labelling at once over HTTP")
+    wait: bool = Field(
+        False,
+        description="people label in the browser (`redraft feedback serve`): queue the items and wait until every "
+        "one is labelled, instead of simulated annotators (--wait)",
+    )
+    poll_seconds: float = Field(10.0, gt=0, description="wait: how often the store is checked for finished labels")
 
 
 def _default_ppo() -> RLSection:
     return RLSection(
         # lr 1e-5 / 60 iterations / 1 epoch: the same validation accuracy as lr 3e-5 / 100 / 2 epochs at a
-        # tenth of the KL; lr 1e-4 and β 0.05 hacked a weaker reward model (docs/rlhf.md).
+        # tenth of the KL; lr 1e-4 and β 0.05 hacked a weaker reward model (experiments/rlhf.md).
         algorithm="ppo", iterations=60, prompts_per_iteration=64, samples_per_prompt=4, max_new_tokens=6,
         kl_coef=0.1, kl_estimator="k1", epochs=1, minibatch_size=128, eval_every=10,
         optim=OptimConfig(lr=1e-5, warmup_steps=5, weight_decay=0.0, min_lr_ratio=1.0),
@@ -71,17 +99,33 @@ def _default_ppo() -> RLSection:
 
 
 class RLHFSection(Section):
-    method: Literal["ppo", "dpo"] = "ppo"
-    # simulated: the in-process labeller; app: the feedback web app (simulated annotators over HTTP, or people)
-    collect: Literal["simulated", "app"] = "simulated"
-    app: AppCollectSection = AppCollectSection()
-    rounds: int = Field(1, ge=1)
-    test_problems: int | None = Field(None, ge=1)  # greedy test accuracy after each round (None: whole split)
-    eval_max_new_tokens: int = Field(16, ge=1)  # for every method's evaluation, so their KLs compare
-    simulated: SimulatedSection = SimulatedSection()
-    reward_model: RewardModelSection = RewardModelSection()
-    dpo: DPOSection = DPOSection()
-    ppo: RLSection = Field(default_factory=_default_ppo)  # any rl.algorithm works against the reward model
+    """Rounds of sample -> collect preferences -> reward model + PPO, or DPO -> evaluate."""
+
+    method: Literal["ppo", "dpo"] = Field(
+        "ppo", description="ppo: a reward model on the round's pairs, then PPO against it; dpo: DPO on the pairs"
+    )
+    collect: Literal["simulated", "app"] = Field(
+        "simulated",
+        description="simulated: the in-process labeller; app: the feedback web app (simulated annotators over "
+        "HTTP, or people) (--collect)",
+    )
+    app: AppCollectSection = Field(AppCollectSection(), description="collect=app: the store, the items and who labels them")
+    rounds: int = Field(1, ge=1, description="rounds; each starts from the previous round's policy")
+    test_problems: int | None = Field(
+        None, ge=1, description="greedy test accuracy after each round on this many problems (None: the whole split)"
+    )
+    eval_max_new_tokens: int = Field(
+        16, ge=1, description="answer length of every method's evaluation, so their KLs compare"
+    )
+    simulated: SimulatedSection = Field(
+        SimulatedSection(), description="what each round samples, and the simulated annotator's noise"
+    )
+    reward_model: RewardModelSection = Field(RewardModelSection(), description="method=ppo: the reward model")
+    dpo: DPOSection = Field(DPOSection(), description="method=dpo: DPO of the policy")
+    ppo: RLSection = Field(
+        default_factory=_default_ppo,
+        description="method=ppo: the RL run against the reward model (any rl.algorithm works)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RLHFSection:
@@ -93,29 +137,29 @@ class RLHFSection(Section):
 class RewardModelConfig(StageConfig):
     """`redraft rm train`: a reward model from preference pairs."""
 
-    run: RunSection = RunSection(name="reward_model")
-    model: ModelConfig = ModelConfig()
-    pairs: PairsSection = PairsSection()
-    reward_model: RewardModelSection = RewardModelSection()
+    run: RunSection = Field(RunSection(name="reward_model"), description=RUN)
+    model: ModelConfig = Field(ModelConfig(), description="the model the reward model starts from (--model sets model.path)")
+    pairs: PairsSection = Field(PairsSection(), description=PAIRS)
+    reward_model: RewardModelSection = Field(RewardModelSection(), description="the reward model and its training")
 
 
 class DPOConfig(StageConfig):
     """`redraft dpo train`: DPO of model.path on preference pairs."""
 
-    run: RunSection = RunSection(name="dpo")
-    task: TaskConfig = TaskConfig()
-    model: ModelConfig = ModelConfig()
-    pairs: PairsSection = PairsSection()
-    dpo: DPOSection = DPOSection()
+    run: RunSection = Field(RunSection(name="dpo"), description=RUN)
+    task: TaskConfig = Field(TaskConfig(), description="the task whose validation problems choose the kept policy")
+    model: ModelConfig = Field(ModelConfig(), description="the policy, also the frozen reference (--model sets model.path)")
+    pairs: PairsSection = Field(PairsSection(), description=PAIRS)
+    dpo: DPOSection = Field(DPOSection(), description="DPO and its training")
 
 
 class RLHFConfig(StageConfig):
     """`redraft rlhf`: rounds of sample -> collect preferences -> reward model + PPO, or DPO -> evaluate."""
 
-    run: RunSection = RunSection(name="rlhf")
-    task: TaskConfig = TaskConfig()
-    model: ModelConfig = ModelConfig()
-    rlhf: RLHFSection = RLHFSection()
+    run: RunSection = Field(RunSection(name="rlhf"), description=RUN)
+    task: TaskConfig = Field(TaskConfig(), description="the task whose prompts are sampled and whose checker evaluates")
+    model: ModelConfig = Field(ModelConfig(), description="the starting policy, usually an SFT model (--model sets model.path)")
+    rlhf: RLHFSection = Field(RLHFSection(), description="the loop: collection, reward model, PPO or DPO")
 
 
 C = TypeVar("C", bound=StageConfig)
