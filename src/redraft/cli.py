@@ -31,11 +31,29 @@ app.command("rlhf")(rlhf)
 console = Console()
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file, merged over the built-in defaults.")]
-SetOption = Annotated[
-    Optional[list[str]],
-    typer.Option("--set", "-s", help="Override one key, e.g. --set sft.max_steps=200 (repeatable; values parsed as YAML)."),
-]
-NameOption = Annotated[Optional[str], typer.Option("--name", help="Run name: outputs go to <run.output_dir>/<name>/.")]
+
+
+def _set_option(example: str):
+    """The --set option, its help showing ``example``, a key of the command's own config (a test
+    checks every example against the config of the command that shows it)."""
+    return Annotated[
+        Optional[list[str]],
+        typer.Option("--set", "-s", help=f"Override one key, e.g. --set {example} (repeatable; values parsed as YAML)."),
+    ]
+
+
+SetOption = _set_option("rl.kl_coef=0.05")  # `config show`: a key of its default stage, run
+RunSetOption = _set_option("sft.max_steps=200")
+PretrainSetOption = _set_option("train.max_steps=200")
+SFTSetOption = _set_option("train.max_steps=200")
+RLSetOption = _set_option("rl.iterations=50")
+ScoreSetOption = _set_option("score.stage1_iterations=30")
+EvalSetOption = _set_option("eval.num_problems=100")
+GenerateSetOption = _set_option("sampling.batch_size=64")
+NameOption = Annotated[Optional[str], typer.Option(
+    "--name", help="Run name (sets run.name; default: the command's name, main for `redraft run`): outputs go to "
+    "<run.output_dir>/<name>/.",
+)]
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Delete an existing run folder of the same name first.")]
 
@@ -70,8 +88,11 @@ def _train_stage(runner, cfg, resume: bool, overwrite: bool) -> None:
 
 
 @app.command()
-def run(config: ConfigOption = None, set_: SetOption = None, name: NameOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False) -> None:
-    """The main job: tokenizer -> pretraining -> SFT -> RL -> evaluation -> report (runs/<name>/report.md)."""
+def run(config: ConfigOption = None, set_: RunSetOption = None, name: NameOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False) -> None:
+    """The main job: tokenizer -> pretraining -> SFT -> RL -> evaluation -> report (runs/<name>/report.md).
+
+    Example: redraft run --set rl.iterations=80 (outputs in runs/main/)
+    """
     cfg = _load("run", config, set_, name)
     from redraft.pipeline import run_pipeline
 
@@ -86,8 +107,11 @@ def run(config: ConfigOption = None, set_: SetOption = None, name: NameOption = 
 
 
 @app.command()
-def pretrain(config: ConfigOption = None, set_: SetOption = None, name: NameOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False) -> None:
-    """Train a tokenizer (unless one is given) and pretrain a causal LM on the task corpus."""
+def pretrain(config: ConfigOption = None, set_: PretrainSetOption = None, name: NameOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False) -> None:
+    """Train a tokenizer (unless one is given) and pretrain a causal LM on the task corpus.
+
+    Example: redraft pretrain --set model.preset=small --set train.max_steps=300 (outputs in runs/pretrain/)
+    """
     cfg = _load("pretrain", config, set_, name)
     from redraft.pipeline import run_pretrain
 
@@ -97,13 +121,16 @@ def pretrain(config: ConfigOption = None, set_: SetOption = None, name: NameOpti
 @app.command()
 def sft(
     config: ConfigOption = None,
-    set_: SetOption = None,
+    set_: SFTSetOption = None,
     name: NameOption = None,
-    model: Annotated[Optional[str], typer.Option(help="HF checkpoint folder to fine-tune (sets model.path).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="HF checkpoint folder or Hub id to fine-tune (sets model.path).")] = None,
     resume: ResumeOption = False,
     overwrite: OverwriteOption = False,
 ) -> None:
-    """Supervised fine-tuning with loss on completion tokens only (freezing and LoRA optional)."""
+    """Supervised fine-tuning with loss on completion tokens only (freezing and LoRA optional).
+
+    Example: redraft sft --model runs/pretrain/model --set train.max_steps=200 (outputs in runs/sft/)
+    """
     cfg = _load("sft", config, set_, name, **{"model.path": model})
     from redraft.pipeline import run_sft
 
@@ -113,13 +140,16 @@ def sft(
 @app.command()
 def rl(
     config: ConfigOption = None,
-    set_: SetOption = None,
+    set_: RLSetOption = None,
     name: NameOption = None,
-    model: Annotated[Optional[str], typer.Option(help="HF checkpoint folder of the starting policy (sets model.path).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="HF checkpoint folder or Hub id of the starting policy (sets model.path).")] = None,
     resume: ResumeOption = False,
     overwrite: OverwriteOption = False,
 ) -> None:
-    """RL against the task's verifiable reward: rl.algorithm = grpo | rloo | reinforce_pp | ppo."""
+    """RL against the task's verifiable reward: rl.algorithm = grpo | rloo | reinforce_pp | ppo.
+
+    Example: redraft rl --model runs/sft/model --set task.reward=math --set rl.iterations=50 (outputs in runs/rl/)
+    """
     cfg = _load("rl", config, set_, name, **{"model.path": model})
     from redraft.pipeline import run_rl
 
@@ -129,14 +159,17 @@ def rl(
 @app.command()
 def score(
     config: ConfigOption = None,
-    set_: SetOption = None,
+    set_: ScoreSetOption = None,
     name: NameOption = None,
     model: Annotated[Optional[str], typer.Option(help="Single-attempt SFT checkpoint to start from (sets model.path).")] = None,
     resume: ResumeOption = False,
     overwrite: OverwriteOption = False,
 ) -> None:
     """SCoRe self-correction: Pair-SFT on the model's own drafts -> Stage I -> Stage II, plus the baselines
-    (prompting, Pair-SFT, STaR, single-turn RL, naive multi-turn RL, single-attempt control); writes report.md."""
+    (prompting, Pair-SFT, STaR, single-turn RL, naive multi-turn RL, single-attempt control); writes report.md.
+
+    Example: redraft score --model runs/sft/model --set score.stage1_iterations=30 (outputs in runs/score/)
+    """
     cfg = _load("score", config, set_, name, **{"model.path": model})
     from redraft.distributed import on_main_process
     from redraft.run_folder import start_run_dir
@@ -179,15 +212,18 @@ def score_seeds(
 @app.command("eval")
 def eval_(
     config: ConfigOption = None,
-    set_: SetOption = None,
+    set_: EvalSetOption = None,
     name: NameOption = None,
-    model: Annotated[Optional[str], typer.Option(help="HF checkpoint folder to evaluate (sets model.path).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="HF checkpoint folder or Hub id to evaluate (sets model.path).")] = None,
     self_correct: Annotated[bool, typer.Option("--self-correct", help="Two-attempt self-correction metrics instead "
                                                "(Acc@t1, Acc@t2, Δ, Δ^{i→c}, Δ^{c→i}); writes self_correction.json.")] = False,
     first_temperature: Annotated[float | None, typer.Option(help="Self-correction: attempt-1 temperature "
                                                                "(0 = greedy, the headline; later attempts are greedy).")] = None,
 ) -> None:
-    """Greedy accuracy and pass@k on the task's test split; writes eval.json and samples.jsonl."""
+    """Greedy accuracy and pass@k on the task's test split; writes eval.json and samples.jsonl.
+
+    Example: redraft eval --model runs/rl/model --set eval.num_problems=100 (outputs in runs/eval/)
+    """
     cfg = _load("eval", config, set_, name, **{"model.path": model, "eval.self_correct": "true" if self_correct else None,
                                                "eval.first_temperature": first_temperature})
     from redraft.pipeline import run_eval
@@ -204,11 +240,11 @@ def eval_(
 
 @app.command()
 def generate(
-    model: Annotated[str, typer.Option(help="HF checkpoint folder.")],
+    model: Annotated[str, typer.Option(help="HF checkpoint folder, or a Hub id in the local HF cache.")],
     prompt: Annotated[Optional[list[str]], typer.Option("--prompt", "-p", help="A prompt (repeatable).")] = None,
     prompts_file: Annotated[Optional[Path], typer.Option(help="A text file with one prompt per line.")] = None,
     config: ConfigOption = None,
-    set_: SetOption = None,
+    set_: GenerateSetOption = None,
     temperature: Annotated[Optional[float], typer.Option(help="0 = greedy.")] = None,
     top_p: Annotated[Optional[float], typer.Option()] = None,
     top_k: Annotated[Optional[int], typer.Option()] = None,
@@ -217,7 +253,10 @@ def generate(
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines with token ids and log-probs.")] = False,
 ) -> None:
-    """Sample completions for prompts (batched, KV cache, temperature/top-p/top-k, stop strings)."""
+    """Sample completions for prompts (batched, KV cache, temperature/top-p/top-k, stop strings).
+
+    Example: redraft generate --model runs/rl/model -p "12+34=" --temperature 1 --seed 0
+    """
     from redraft.models import load_model
     from redraft.rollout.sampler import generate as sample
     from redraft.text.tokenizer import load_tokenizer
@@ -315,7 +354,10 @@ def config_show(
     set_: SetOption = None,
     explain: Annotated[bool, typer.Option("--explain", help="Put each key's description above it, as a YAML comment.")] = False,
 ) -> None:
-    """Print the full effective config of a stage as YAML (--explain: with each key's description)."""
+    """Print the full effective config of a stage as YAML (--explain: with each key's description).
+
+    Example: redraft config show dpo --explain --set dpo.beta=0.2
+    """
     import yaml
 
     cfg = load_named_config(stage, config, set_)
@@ -373,7 +415,10 @@ def main() -> None:
             _print_interrupted()
         raise
     except RedraftError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        # escaped: a message's own brackets (pip install 'redraft[wandb]') are text, not markup
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         _print_interrupted()

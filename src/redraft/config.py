@@ -27,7 +27,12 @@ class Section(BaseModel):
 
 
 class RunSection(Section):
-    name: str = Field("main", description="run name: outputs go to <output_dir>/<name>/ (--name sets it)")
+    name: str = Field(
+        "main",
+        description="run name: outputs go to <output_dir>/<name>/ (--name sets it). The default is the command's: "
+        "main for `redraft run` (the main job), pretrain, sft, rl, score, eval, generate, reward_model, dpo and rlhf "
+        "for the others, so a stage run on its own never writes into the main job's folder",
+    )
     output_dir: str = Field("runs", description="folder that holds the run folders")
     seed: int = Field(
         0, description="seed of weight initialisation, data order and sampling; the same seed repeats a run exactly"
@@ -135,7 +140,14 @@ class TokenizerConfig(Section):
 
 
 class ModelConfig(Section):
-    path: str | None = Field(None, description="any local HF checkpoint folder; otherwise a fresh model is built from preset")
+    path: str | None = Field(
+        None,
+        description="a local HF checkpoint folder, or a Hugging Face Hub id (taken from the local HF cache; downloaded "
+        "only when online); otherwise a fresh model is built from preset",
+    )
+    dtype: Literal["fp32", "bf16"] = Field(
+        "fp32", description="the dtype the weights load (or a fresh model is built) in: fp32, or bf16 to halve the memory"
+    )
     preset: str = Field(
         "tiny",
         description="size of a fresh model (layers, hidden size, heads): micro (1, 64, 2), tiny (2, 128, 4), "
@@ -199,6 +211,9 @@ class TrainConfig(Section):
         description="SFT: greedy accuracy on this many validation problems at each validation (Pair-SFT: the "
         "two-attempt checks); 0 = off",
     )
+    max_new_tokens: int = Field(
+        16, ge=1, description="SFT: most tokens per greedy answer in that validation-accuracy check (the stage's answer length)"
+    )
     save_every: int = Field(100, ge=1, description="write a resumable checkpoint every N steps")
     keep_checkpoints: int = Field(2, ge=1, description="keep only the newest N checkpoints")
     patience: int = Field(0, ge=0, description="early stopping after N validations without improvement; 0 = off")
@@ -217,7 +232,11 @@ class SamplingConfig(Section):
     )
     top_k: int = Field(0, ge=0, description="keep only the k most likely tokens (0 = off)")
     max_new_tokens: int = Field(16, ge=1, description="most tokens generated per completion")
-    stop: list[str] = Field([], description="strings that end a completion; the string is cut from the text")
+    stop: list[str] = Field(
+        [],
+        description="strings that end a completion; the string is cut from the text. Special tokens such as "
+        "<|im_end|> work too; the model's EOS tokens (generation_config's list included) always end one",
+    )
     batch_size: int = Field(512, ge=1, description="prompts generated together in one batch")
     backend: Literal["auto", "fast", "hf"] = Field(
         "auto",
@@ -234,6 +253,9 @@ class EvalSettings(Section):
         1.0, gt=0, description="temperature of the pass@k samples (and of the inference-scaling samples)"
     )
     max_new_tokens: int = Field(16, ge=1, description="most tokens generated per answer (per attempt)")
+    stop: list[str] = Field(
+        [], description="strings that end an answer, cut from its text before it is checked (special tokens such as <|im_end|> too)"
+    )
     batch_size: int = Field(512, ge=1, description="prompts generated together in one batch")
     # Self-correction (`redraft eval --self-correct`): attempt 1 at first_temperature, later attempts greedy.
     self_correct: bool = Field(
@@ -272,6 +294,11 @@ class RLSection(Section):
     )
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the rollouts (the log-probs use it too)")
     max_new_tokens: int = Field(16, ge=1, description="most tokens per reply (and per greedy validation answer)")
+    stop: list[str] = Field(
+        [],
+        description="strings that end a reply, cut from the text the reward sees (special tokens such as <|im_end|> "
+        "too); the reply's tokens through the stop string are trained on",
+    )
     epochs: int = Field(1, ge=1, description="passes over each iteration's rollouts")
     minibatch_size: int = Field(
         512, ge=1, description="sequences per optimizer step, over all processes (a multiple of their number)"
@@ -526,10 +553,13 @@ class DPOSection(Section):
         description="RPO: adds sft_coef × the per-token NLL of the chosen completions, which keeps DPO from "
         "lowering the chosen log-probs along with the rejected ones (0 = plain DPO)",
     )
-    select_by: Literal["accuracy", "loss"] = Field(
-        "accuracy",
-        description="the kept checkpoint: best greedy validation accuracy, or lowest held-out DPO loss (which keeps "
-        "falling while a policy drifts off both completions, so it is a poor criterion on its own)",
+    select_by: Literal["auto", "accuracy", "reward_accuracy", "loss"] = Field(
+        "auto",
+        description="the kept checkpoint: accuracy = best greedy validation accuracy on the task's problems; "
+        "reward_accuracy = best share of held-out pairs whose implicit reward ranks chosen above rejected (needs only "
+        "the pairs); loss = lowest held-out DPO loss (which keeps falling while a policy drifts off both completions, "
+        "so it is a poor criterion on its own); auto = accuracy when there is a task with eval_problems > 0 (`redraft "
+        "rlhf`; `redraft dpo train` with a task: section), else reward_accuracy",
     )
     kl_prompts: int = Field(128, ge=0, description="validation prompts sampled at T = 1 to estimate KL(π ‖ π_ref)")
     eval_problems: int = Field(256, ge=0, description="greedy validation accuracy on this many task problems (0 = off)")
@@ -546,7 +576,7 @@ class DPOSection(Section):
     @model_validator(mode="after")
     def _check(self) -> DPOSection:
         if self.select_by == "accuracy" and self.eval_problems == 0:
-            raise ValueError("dpo.select_by=accuracy needs dpo.eval_problems > 0 (or use select_by=loss)")
+            raise ValueError("dpo.select_by=accuracy needs dpo.eval_problems > 0 (or use select_by=reward_accuracy or loss)")
         if self.loss in ("cdpo", "robust") and not 0 < self.label_smoothing < 0.5:
             raise ValueError(f"dpo.loss={self.loss} needs 0 < dpo.label_smoothing < 0.5 (at 0 it is plain DPO: loss=sigmoid)")
         if self.loss in ("hinge", "ipo", "ipo_mean") and self.label_smoothing:
@@ -585,15 +615,21 @@ class LMStageConfig(StageConfig):
     train: TrainConfig = Field(TrainConfig(), description=TRAIN)
 
 
+# A stage run on its own is named after its command, so it never writes into the main job's runs/main.
 class PretrainConfig(LMStageConfig):
     """Tokenizer + causal-LM pretraining on the task corpus (`redraft pretrain`)."""
+
+    run: RunSection = Field(RunSection(name="pretrain"), description=RUN)
 
 
 class SFTConfig(LMStageConfig):
     """Completion-only fine-tuning of ``model.path`` (`redraft sft`)."""
 
+    run: RunSection = Field(RunSection(name="sft"), description=RUN)
+
 
 class EvalConfig(StageConfig):
+    run: RunSection = Field(RunSection(name="eval"), description=RUN)
     task: TaskConfig = Field(TaskConfig(), description=TASK)
     model: ModelConfig = Field(ModelConfig(), description="the model evaluated (model.path; --model sets it)")
     eval: EvalSettings = Field(EvalSettings(), description=EVAL)
@@ -603,6 +639,7 @@ class EvalConfig(StageConfig):
 
 
 class RLConfig(StageConfig):
+    run: RunSection = Field(RunSection(name="rl"), description=RUN)
     task: TaskConfig = Field(TaskConfig(), description=TASK)
     model: ModelConfig = Field(ModelConfig(), description="the starting policy (model.path; --model sets it)")
     rl: RLSection = Field(RLSection(), description=RL)
@@ -611,6 +648,7 @@ class RLConfig(StageConfig):
 class ScoreConfig(StageConfig):
     """``redraft score``: model.path is the single-attempt SFT model to start from."""
 
+    run: RunSection = Field(RunSection(name="score"), description=RUN)
     task: TaskConfig = Field(TaskConfig(), description=TASK)
     model: ModelConfig = Field(
         ModelConfig(), description="the single-attempt SFT model to start from (model.path; --model sets it)"
@@ -619,6 +657,7 @@ class ScoreConfig(StageConfig):
 
 
 class GenerateConfig(StageConfig):
+    run: RunSection = Field(RunSection(name="generate"), description=RUN)
     model: ModelConfig = Field(ModelConfig(), description="not used: the checkpoint is --model")
     sampling: SamplingConfig = Field(SamplingConfig(), description="how completions are sampled")
 
@@ -713,22 +752,49 @@ def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
     return deep_merge(data, nested)
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: dict[str, Any], hints: dict[str, str] | None = None) -> str:
     location = ".".join(str(p) for p in error["loc"]) or "(top level)"
     if error["type"] == "extra_forbidden":
         return f"unknown key '{location}'"
     got = error.get("input")
     shown = "" if isinstance(got, dict) else f" (got {got!r})"
-    return f"'{location}': {error['msg']}{shown}"
+    hint = None
+    if error["type"] == "string_type":  # text was expected: was it YAML that made something else of it?
+        hint = next((h for key, h in (hints or {}).items() if location == key or location.startswith(key + ".")), None)
+        if hint is None and isinstance(got, (dict, list)):
+            hint = "YAML read the value as a " + ("mapping" if isinstance(got, dict) else "list") + ": quote it to mean text"
+    return f"'{location}': {error['msg']}{shown}" + (f"; {hint}" if hint else "")
 
 
-def build_config(cls: type[C], data: dict[str, Any], source: str = "config") -> C:
+def quoting_hint(assignment: str) -> tuple[str, str] | None:
+    """``(key, hint)`` when YAML reads an override's value as something other than text
+    (``task.template={question}`` is the mapping ``{question: null}``): the same override quoted so
+    that YAML reads text, for a message to suggest; None when the value already reads as text."""
+    import json
+    import shlex
+
+    key, _, raw = assignment.partition("=")
+    raw = raw.strip()
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        return None  # apply_override keeps such a value as text
+    if isinstance(value, str):
+        return None
+    kind = {dict: "a mapping", list: "a list"}.get(type(value), f"{type(value).__name__} {value!r}")
+    quoted = shlex.quote(f"{key.strip()}={json.dumps(raw, ensure_ascii=False)}")
+    return key.strip(), f"YAML read {raw!r} as {kind}; if you meant the text, quote it for YAML inside the shell's quotes: --set {quoted}"
+
+
+def build_config(cls: type[C], data: dict[str, Any], source: str = "config", hints: dict[str, str] | None = None) -> C:
+    """``cls`` validated from ``data``; the first error as one ConfigError line (``hints``: dotted key ->
+    advice appended when the error is at or below that key)."""
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(f"{source}: {_describe(errors[0])}{more}") from None
+        raise ConfigError(f"{source}: {_describe(errors[0], hints)}{more}") from None
 
 
 def layered_config(
@@ -746,7 +812,8 @@ def layered_config(
         data, source = deep_merge(data, layer), name
     for assignment in overrides or []:
         data = apply_override(data, assignment)
-    return build_config(cls, data, source + (" with --set overrides" if overrides else ""))
+    hints = dict(hint for assignment in overrides or [] if (hint := quoting_hint(assignment)))
+    return build_config(cls, data, source + (" with --set overrides" if overrides else ""), hints)
 
 
 def load_config(stage: str, path: str | Path | None = None, overrides: list[str] | None = None) -> StageConfig:

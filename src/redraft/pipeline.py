@@ -20,10 +20,11 @@ from redraft.config import (
     RLConfig,
     ScoreConfig,
     SFTConfig,
+    TaskConfig,
     TokenizerConfig,
     TrainConfig,
 )
-from redraft.data.sequences import pretraining_data, sft_data
+from redraft.data.sequences import pretraining_data, task_sft_data
 from redraft.distributed import on_main_process, processes
 from redraft.errors import RedraftError
 from redraft.evaluation.evaluate import (
@@ -48,7 +49,7 @@ from redraft.run_folder import (
 from redraft.tasks import Task, build_task
 from redraft.text.tokenizer import load_tokenizer, train_tokenizer
 from redraft.training.lm import train_lm
-from redraft.training.logging import MetricsLog
+from redraft.training.logging import MetricsLog, warn_epochs
 
 SFT_SAME_TIME = "sft_same_time"  # stage and model name of the equal-wall-clock SFT control
 
@@ -72,6 +73,7 @@ def run_pretrain(cfg: PretrainConfig, out_dir: Path, log: MetricsLog, resume: bo
         return done
     task = task or build_task(cfg.task)
     tokenizer = tokenizer_for(cfg, task, out_dir / "tokenizer")
+    task.use_tokenizer(tokenizer)  # chat rows need its chat template
     set_seed(cfg.run.seed)  # the initial weights depend on the seed alone
     model = build_model(cfg.model, tokenizer)
     length = cfg.train.max_length
@@ -93,34 +95,44 @@ def run_pretrain(cfg: PretrainConfig, out_dir: Path, log: MetricsLog, resume: bo
 
 
 def run_sft(
-    cfg: SFTConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None, stage: str = "sft"
+    cfg: SFTConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None, stage: str = "sft",
+    steps_key: str | None = "train.max_steps",
 ) -> dict[str, Any]:
+    """SFT on the task's demonstrations; ``steps_key`` names the step count in the user's config (for the
+    warning when those steps pass over the demonstrations too often; None: no warning)."""
     if done := stage_result(out_dir):
         return done
     if not cfg.model.path and not cfg.tokenizer.path:
         raise RedraftError("sft needs model.path (a pretrained checkpoint) or tokenizer.path with a model preset")
     task = task or build_task(cfg.task)
+    if steps_key and not resume:
+        warn_epochs(stage, len(task.demonstration_examples), cfg.train.max_steps,
+                    cfg.train.batch_size * cfg.train.grad_accum_steps, "examples", steps_key, _generated(cfg.task))
     tokenizer = load_tokenizer(cfg.tokenizer.path or cfg.model.path)
+    task.use_tokenizer(tokenizer)
     set_seed(cfg.run.seed)
     model = build_model(cfg.model, tokenizer)
     length = cfg.train.max_length
+    length_key = f"{steps_key.rsplit('.', 1)[0]}.max_length" if steps_key else "sft.max_length"  # named in truncation warnings
 
-    def pairs(examples):
-        return sft_data(tokenizer, [task.prompt(ex) for ex in examples], [ex.target for ex in examples], length)
+    def pairs(examples, name: str):
+        # Plain rows: prompt ‖ target ‖ EOS; TRL text, prompt/completion and chat rows in their own way.
+        return task_sft_data(tokenizer, task, examples, length, name=name, setting=length_key)
 
-    accuracy_problems = task.val[: cfg.train.eval_accuracy_problems]
+    # Greedy accuracy needs answers to check (a TRL prompt/completion file may have none).
+    accuracy_problems = task.val[: cfg.train.eval_accuracy_problems] if task.has_answers else []
 
     def val_accuracy(current_model) -> dict[str, float]:
         if not accuracy_problems:
             return {}
-        return {"val_accuracy": greedy_accuracy(current_model, tokenizer, task, accuracy_problems)}
+        return {"val_accuracy": greedy_accuracy(current_model, tokenizer, task, accuracy_problems, max_new_tokens=cfg.train.max_new_tokens)}
 
     result = train_lm(
         stage=stage,
         model=model,
         tokenizer=tokenizer,
-        train=pairs(task.demonstration_examples),
-        val=pairs(task.val) if task.val else None,
+        train=pairs(task.demonstration_examples, "SFT training rows"),
+        val=pairs(task.val, "SFT validation rows") if task.val else None,
         cfg=cfg.train,
         out_dir=out_dir,
         seed=cfg.run.seed,
@@ -132,7 +144,15 @@ def run_sft(
     return finish_stage(out_dir, {**asdict(result), "model_dir": str(result.model_dir), "parameters": model.num_parameters()})
 
 
-def run_rl(cfg: RLConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None) -> dict[str, Any]:
+def _generated(task: TaskConfig) -> bool:
+    """Whether the task draws its problems, so that task.train_size can give more of them."""
+    return task.kind in ("arithmetic", "math")
+
+
+def run_rl(
+    cfg: RLConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None,
+    steps_key: str = "rl.iterations",
+) -> dict[str, Any]:
     from redraft.training.rl import train_rl
 
     if done := stage_result(out_dir):
@@ -140,6 +160,9 @@ def run_rl(cfg: RLConfig, out_dir: Path, log: MetricsLog, resume: bool = False, 
     if not cfg.model.path:
         raise RedraftError("rl needs model.path (an SFT checkpoint; use --model PATH)")
     task = task or build_task(cfg.task)
+    if not resume:
+        warn_epochs("rl", len(task.train), cfg.rl.iterations, cfg.rl.prompts_per_iteration, "prompts", steps_key,
+                    _generated(cfg.task), unit="iterations")
     result = train_rl(
         model_path=cfg.model.path,
         tokenizer=load_tokenizer(cfg.model.path),
@@ -150,6 +173,7 @@ def run_rl(cfg: RLConfig, out_dir: Path, log: MetricsLog, resume: bool = False, 
         log=log,
         logging=cfg.logging,
         resume=resume,
+        dtype=cfg.model.dtype,
     )
     return finish_stage(out_dir, result)
 
@@ -167,7 +191,7 @@ def run_eval(cfg: EvalConfig, out_dir: Path, task: Task | None = None) -> EvalRe
     if not cfg.model.path:
         raise RedraftError("eval needs model.path (use --model PATH)")
     task = task or build_task(cfg.task)
-    model = load_model(cfg.model.path).to(default_device())
+    model = load_model(cfg.model.path, cfg.model.dtype).to(default_device())
     tokenizer = load_tokenizer(cfg.model.path)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = evaluate(model, tokenizer, task, cfg.eval, seed=cfg.run.seed, samples_path=out_dir / "samples.jsonl")
@@ -195,7 +219,7 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
         tokenizer_for(PretrainConfig(**shared, tokenizer=cfg.tokenizer, model=cfg.model), task, tokenizer_dir)
         tokenizer = cfg.tokenizer if cfg.tokenizer.path or cfg.model.path else TokenizerConfig(path=str(tokenizer_dir))
         sft_cfg = SFTConfig(**shared, tokenizer=tokenizer, model=cfg.model, train=cfg.sft)
-    sft = stages["sft"] = run_sft(sft_cfg, run_dir / "sft", log, resume, task)
+    sft = stages["sft"] = run_sft(sft_cfg, run_dir / "sft", log, resume, task, steps_key="sft.max_steps")
 
     def model_at(path: str):
         return cfg.model.model_copy(update={"path": path})
@@ -208,7 +232,7 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
         if cfg.sft_same_time:
             stages[SFT_SAME_TIME] = run_sft(
                 _sft_same_time_config(cfg, sft, stages["rl"]["seconds"], model_at(sft["model_dir"])),
-                run_dir / SFT_SAME_TIME, log, resume, task, stage=SFT_SAME_TIME,
+                run_dir / SFT_SAME_TIME, log, resume, task, stage=SFT_SAME_TIME, steps_key=None,
             )
             models[SFT_SAME_TIME] = stages[SFT_SAME_TIME]["model_dir"]
 

@@ -358,6 +358,7 @@ def run_score(
     s = cfg.score
     task = task or build_task(cfg.task)
     tokenizer = load_tokenizer(cfg.model.path)
+    task.use_tokenizer(tokenizer)  # chat prompts are rendered by its chat template
     out_dir.mkdir(parents=True, exist_ok=True)
     stages: dict[str, dict[str, Any]] = {}
 

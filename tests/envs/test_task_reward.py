@@ -54,3 +54,19 @@ def test_a_reward_that_cannot_be_imported_fails_when_the_first_environment_is_ma
     task = _gsm8k_style(tmp_path, reward="no_such_rewards_module:graded")
     with pytest.raises(ConfigError, match="cannot import 'no_such_rewards_module'"):
         SingleTurnEnv(task)
+
+
+def test_trl_style_rewards_without_a_prompts_parameter_work_alone_and_combined(tmp_path, monkeypatch):
+    # TRL calls reward functions with keywords, so `def f(completions, **kwargs)` is a valid TRL reward.
+    (tmp_path / "trl_rewards.py").write_text(
+        "def length_reward(completions, **kwargs):\n"
+        "    return [float(len(c)) for c in completions]\n"
+        "def has_prompt(prompts, completions, **kwargs):\n"
+        "    return [float(bool(p)) for p in prompts]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    alone, _ = _rewards(SingleTurnEnv, _gsm8k_style(tmp_path, reward="trl_rewards:length_reward"), ["ab", "abcd"])
+    combined, _ = _rewards(
+        SingleTurnEnv, _gsm8k_style(tmp_path, reward={"trl_rewards:length_reward": 1.0, "trl_rewards:has_prompt": 10.0}), ["ab", "abcd"]
+    )
+    assert alone == [2.0, 4.0] and combined == [12.0, 14.0]

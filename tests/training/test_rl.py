@@ -54,7 +54,7 @@ def test_reward_goes_up(tmp_path, micro_model, tokenizer, micro_task, algorithm,
 def test_without_a_kl_term_the_reference_is_not_scored_and_training_is_unchanged(tmp_path, micro_model, tokenizer, micro_task, monkeypatch):
     loaded = []
     real_load = rl_module.load_model
-    monkeypatch.setattr(rl_module, "load_model", lambda path: loaded.append(path) or real_load(path))
+    monkeypatch.setattr(rl_module, "load_model", lambda path, *dtype: loaded.append(path) or real_load(path, *dtype))
     _, plain = _run(tmp_path / "plain", micro_model, tokenizer, micro_task, "grpo", iterations=3)
     assert len(loaded) == 1 and "kl" not in plain[-1] and "approx_kl" in plain[-1]  # the policy only
     _, logged = _run(tmp_path / "logged", micro_model, tokenizer, micro_task, "grpo", iterations=3, log_reference_kl=True)

@@ -4,6 +4,11 @@ The feedback export writes ``pairs.jsonl`` (``{"prompt", "chosen", "rejected", "
 "answer"?}``) and ``ratings.jsonl`` (``{"prompt", "completion", "rating"}``, 1–7). The conversions
 are pure functions so the feedback app can import them; the readers report ``file:line`` for any
 malformed line.
+
+Pair files may be in any of TRL's preference formats: standard (strings), conversational
+(``prompt`` a list of chat messages, ``chosen`` / ``rejected`` lists of assistant messages), and
+implicit prompt (``chosen`` / ``rejected`` only, strings or whole conversations: their shared
+beginning is the prompt, as TRL's ``extract_prompt`` takes it).
 """
 
 from __future__ import annotations
@@ -11,25 +16,39 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 from redraft.errors import DataError
-from redraft.tasks.files import iter_jsonl
+from redraft.tasks.files import chat_messages, iter_jsonl
+from redraft.text.prompts import Message, chat_prompt
 
 MIN_RATING, MAX_RATING = 1, 7
+Turns = tuple[Message, ...]  # chat messages (TRL's conversational format)
 
 
 @dataclass(frozen=True)
 class PreferencePair:
-    prompt: str
-    chosen: str
-    rejected: str
+    """A prompt and two completions, the chosen one preferred: all strings, or (conversational) all
+    chat messages: the prompt's messages, then each completion's (assistant) messages."""
+
+    prompt: str | Turns
+    chosen: str | Turns
+    rejected: str | Turns
     source: str = "unknown"
     answer: str | None = None
     margin: float = 0.0  # how strongly chosen wins (a rating gap); used by the margin loss only
+
+    @property
+    def is_chat(self) -> bool:
+        return not isinstance(self.prompt, str)
+
+    @property
+    def prompt_key(self) -> str:
+        """The prompt as one string (for grouping pairs by prompt), messages included."""
+        return self.prompt if isinstance(self.prompt, str) else json.dumps(self.prompt, sort_keys=True)
 
     def to_json(self) -> dict[str, Any]:
         row = asdict(self)
@@ -81,10 +100,10 @@ def split_by_prompt(
     """(train, held-out) with every prompt's pairs on one side, so held-out prompts are unseen."""
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    prompts = sorted({pair.prompt for pair in pairs})
+    prompts = sorted({pair.prompt_key for pair in pairs})
     random.Random(seed).shuffle(prompts)
     held_out = set(prompts[: round(len(prompts) * val_fraction)])
-    return [p for p in pairs if p.prompt not in held_out], [p for p in pairs if p.prompt in held_out]
+    return [p for p in pairs if p.prompt_key not in held_out], [p for p in pairs if p.prompt_key in held_out]
 
 
 def load_pair_splits(
@@ -117,11 +136,44 @@ def _require_text(row: dict[str, Any], key: str, where: str) -> str:
     return value
 
 
+def _text_or_messages(row: dict[str, Any], key: str, where: str) -> str | Turns:
+    value = row.get(key)
+    if isinstance(value, list):
+        return chat_messages(value, where, key)
+    if not isinstance(value, str):
+        raise DataError(f"{where}: {key!r} must be a string or a list of chat messages, got {value!r:.80}")
+    return value
+
+
+def extract_prompt(chosen: str | Turns, rejected: str | Turns, where: str = "pair") -> tuple[str | Turns, str | Turns, str | Turns]:
+    """(prompt, chosen, rejected) of an implicit-prompt pair: the prompt is the two completions' shared
+    beginning (characters, or whole messages), less a space right before the point they part, as
+    TRL's ``extract_prompt`` does."""
+    if type(chosen) is not type(rejected):
+        raise DataError(f"{where}: 'chosen' and 'rejected' must both be strings or both be chat messages")
+    shared = 0
+    while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
+        shared += 1
+    if isinstance(chosen, str) and shared and chosen[shared - 1] == " ":
+        shared -= 1
+    if shared == 0:
+        raise DataError(f"{where}: no 'prompt', and 'chosen' and 'rejected' share no beginning to take it from")
+    if shared == len(chosen) or shared == len(rejected):
+        raise DataError(f"{where}: no 'prompt', and one completion is the beginning of the other: nothing to compare")
+    return chosen[:shared], chosen[shared:], rejected[shared:]
+
+
 def read_pairs(path: str | Path) -> list[PreferencePair]:
     pairs = []
     for number, row in iter_jsonl(path):
         where = f"{path}:{number}"
-        chosen, rejected = _require_text(row, "chosen", where), _require_text(row, "rejected", where)
+        chosen, rejected = _text_or_messages(row, "chosen", where), _text_or_messages(row, "rejected", where)
+        if row.get("prompt") is None:
+            prompt, chosen, rejected = extract_prompt(chosen, rejected, where)
+        else:
+            prompt = _text_or_messages(row, "prompt", where)
+        if not (isinstance(prompt, str) == isinstance(chosen, str) == isinstance(rejected, str)):
+            raise DataError(f"{where}: 'prompt', 'chosen' and 'rejected' must all be strings or all be chat messages")
         answer = row.get("answer")
         if answer is not None and not isinstance(answer, str):
             answer = str(answer)
@@ -130,7 +182,7 @@ def read_pairs(path: str | Path) -> list[PreferencePair]:
             raise DataError(f"{where}: 'margin' must be a number, got {margin!r}")
         pairs.append(
             PreferencePair(
-                prompt=_require_text(row, "prompt", where),
+                prompt=prompt,
                 chosen=chosen,
                 rejected=rejected,
                 source=str(row.get("source", "unknown")),
@@ -152,6 +204,18 @@ def read_ratings(path: str | Path) -> list[dict[str, Any]]:
             raise DataError(f"{where}: 'rating' must be a number from {MIN_RATING} to {MAX_RATING}, got {rating!r}")
         rows.append(row)
     return rows
+
+
+def as_text_pair(tokenizer, pair: PreferencePair) -> PreferencePair:
+    """A conversational pair as plain text: the prompt rendered by the chat template (ending with the
+    assistant's turn opening, as the sampler's prompts do), each completion its assistant text."""
+    if not pair.is_chat:
+        return pair
+
+    def text(turns) -> str:
+        return "\n".join(m["content"] for m in turns if m.get("role") == "assistant")
+
+    return replace(pair, prompt=chat_prompt(tokenizer, pair.prompt), chosen=text(pair.chosen), rejected=text(pair.rejected))
 
 
 def write_pairs(path: str | Path, pairs: Iterable[PreferencePair]) -> None:

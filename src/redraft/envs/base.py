@@ -108,6 +108,8 @@ def check_replies(envs: Sequence[SingleTurnEnv], replies: Sequence[str]) -> list
         by_task.setdefault(id(env.task), []).append(i)
     for rows in by_task.values():
         task = envs[rows[0]].task
+        if not task.has_answers and getattr(envs[rows[0]], "reward_fn", None) is not None:
+            continue  # nothing to check against; the custom reward alone scores the replies
         task_verifier(task)
         for i, verdict in zip(rows, task.check_many([replies[i] for i in rows], [envs[i].example for i in rows])):
             verdicts[i] = verdict
@@ -136,7 +138,7 @@ def score_replies(envs: Sequence[SingleTurnEnv], replies: Sequence[str]) -> list
     fields: dict[str, list[Any]] = {"answer": [env.example.answer for env in envs]}
     for key in envs[0].example.fields:
         fields[key] = [env.example.fields.get(key) for env in envs]
-    return [float(r) for r in reward_fn([env.prompt for env in envs], list(replies), **fields)]
+    return [float(r) for r in reward_fn(prompts=[env.prompt for env in envs], completions=list(replies), **fields)]
 
 
 @dataclass

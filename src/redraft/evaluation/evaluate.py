@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,9 +36,13 @@ class EvalResult:
         }
 
 
-def greedy_answers(model: PreTrainedModel, tokenizer, task: Task, examples: list[Example], max_new_tokens: int = 16, batch_size: int = 512):
-    """Greedy completions and a 0/1 verdict for each example."""
-    params = SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens, batch_size=batch_size)
+def greedy_answers(
+    model: PreTrainedModel, tokenizer, task: Task, examples: list[Example], max_new_tokens: int = 16, batch_size: int = 512,
+    stop: Sequence[str] = (),
+):
+    """Greedy completions (each ended by EOS, a ``stop`` string or ``max_new_tokens``) and a 0/1 verdict for each example."""
+    task.use_tokenizer(tokenizer)  # chat prompts are rendered by its chat template
+    params = SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens, batch_size=batch_size, stop=list(stop))
     out = generate(model, tokenizer, [task.prompt(ex) for ex in examples], params)
     return out, [float(correct) for correct in check(task, out.texts, examples)]
 
@@ -48,8 +53,11 @@ def check(task: Task, completions: list[str], examples: list[Example]) -> list[b
     return task.check_many(completions, examples)
 
 
-def greedy_accuracy(model: PreTrainedModel, tokenizer, task: Task, examples: list[Example], max_new_tokens: int = 16, batch_size: int = 512) -> float:
-    _, correct = greedy_answers(model, tokenizer, task, examples, max_new_tokens, batch_size)
+def greedy_accuracy(
+    model: PreTrainedModel, tokenizer, task: Task, examples: list[Example], max_new_tokens: int = 16, batch_size: int = 512,
+    stop: Sequence[str] = (),
+) -> float:
+    _, correct = greedy_answers(model, tokenizer, task, examples, max_new_tokens, batch_size, stop)
     return sum(correct) / max(len(examples), 1)
 
 
@@ -62,15 +70,19 @@ def evaluate(
     samples_path: str | Path | None = None,
 ) -> EvalResult:
     examples = task.split(settings.split)[: settings.num_problems]
+    task.use_tokenizer(tokenizer)
     prompts = [task.prompt(ex) for ex in examples]
-    greedy, greedy_correct = greedy_answers(model, tokenizer, task, examples, settings.max_new_tokens, settings.batch_size)
+    greedy, greedy_correct = greedy_answers(
+        model, tokenizer, task, examples, settings.max_new_tokens, settings.batch_size, settings.stop
+    )
 
     sampled = generate(
         model,
         tokenizer,
         [p for p in prompts for _ in range(settings.k)],
         SamplingConfig(
-            temperature=settings.temperature, max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size
+            temperature=settings.temperature, max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
+            stop=settings.stop,
         ),
         seed=seed,
     )

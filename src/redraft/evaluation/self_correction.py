@@ -162,10 +162,12 @@ class _Attempts:
         return record
 
 
-def _attempt_settings(first_temperature: float, later_temperature: float, max_new_tokens: int, batch_size: int) -> list[SamplingConfig]:
+def _attempt_settings(
+    first_temperature: float, later_temperature: float, max_new_tokens: int, batch_size: int, stop: Sequence[str] = ()
+) -> list[SamplingConfig]:
     return [
-        SamplingConfig(temperature=first_temperature, max_new_tokens=max_new_tokens, batch_size=batch_size),
-        SamplingConfig(temperature=later_temperature, max_new_tokens=max_new_tokens, batch_size=batch_size),
+        SamplingConfig(temperature=first_temperature, max_new_tokens=max_new_tokens, batch_size=batch_size, stop=list(stop)),
+        SamplingConfig(temperature=later_temperature, max_new_tokens=max_new_tokens, batch_size=batch_size, stop=list(stop)),
     ]
 
 
@@ -188,6 +190,7 @@ def evaluate_self_correction(
     batch_size: int = 512,
     seed: int = 0,
     samples_path: str | Path | None = None,
+    stop: Sequence[str] = (),
 ) -> SelfCorrectionResult:
     """Run ``protocol.attempts`` attempts per problem (attempt 1 at ``first_temperature``, later ones greedy).
 
@@ -195,7 +198,8 @@ def evaluate_self_correction(
     """
     if not examples:
         raise RedraftError("self-correction eval got no problems (check eval.split and eval.num_problems)")
-    params = _attempt_settings(first_temperature, 0.0, max_new_tokens, batch_size)
+    task.use_tokenizer(tokenizer)
+    params = _attempt_settings(first_temperature, 0.0, max_new_tokens, batch_size, stop)
     record = _run_attempts(model, tokenizer, task, examples, protocol, protocol.attempts, params, seed)
     metrics = self_correction_metrics(record.correct, record.answers, record.texts)
     truncated = [
@@ -235,6 +239,7 @@ def inference_scaling(
     max_new_tokens: int = 16,
     batch_size: int = 512,
     seed: int = 0,
+    stop: Sequence[str] = (),
 ) -> ScalingResult:
     """Both curves of the paper's inference-time scaling comparison, at equal generation budgets.
 
@@ -246,7 +251,8 @@ def inference_scaling(
         raise ValueError(f"scaling budgets must be even numbers >= 2, got {list(budgets)}")
     budgets = sorted(set(budgets))
     top = budgets[-1]
-    params = _attempt_settings(temperature, 0.0, max_new_tokens, batch_size)
+    task.use_tokenizer(tokenizer)
+    params = _attempt_settings(temperature, 0.0, max_new_tokens, batch_size, stop)
     repeated = [ex for ex in examples for _ in range(top)]
     # One attempt of the self-correction env is plain sampling of the task prompt.
     parallel = _run_attempts(model, tokenizer, task, repeated, protocol, 1, params, seed)
@@ -346,12 +352,13 @@ def run_self_correction_eval(cfg: EvalConfig, out_dir: Path, task: Task | None =
     if not cfg.model.path:
         raise RedraftError("eval needs model.path (use --model PATH)")
     task = task or build_task(cfg.task)
-    model = load_model(cfg.model.path).to(default_device())
+    model = load_model(cfg.model.path, cfg.model.dtype).to(default_device())
     tokenizer = load_tokenizer(cfg.model.path)
     settings = cfg.eval
     examples = task.split(settings.split)[: settings.num_problems]
     out_dir.mkdir(parents=True, exist_ok=True)
-    common = {"max_new_tokens": settings.max_new_tokens, "batch_size": settings.batch_size, "seed": cfg.run.seed}
+    common = {"max_new_tokens": settings.max_new_tokens, "batch_size": settings.batch_size, "seed": cfg.run.seed,
+              "stop": settings.stop}
     result = evaluate_self_correction(model, tokenizer, task, examples, cfg.self_correction,
                                       first_temperature=settings.first_temperature,
                                       samples_path=out_dir / "samples.jsonl", **common)

@@ -10,6 +10,7 @@ from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, Llam
 from redraft.config import ModelConfig
 from redraft.errors import ConfigError, RedraftError
 from redraft.fsutil import atomic_directory
+from redraft.text.hub import resolve_pretrained
 
 # layers, hidden size, attention heads. Sized for a 2-core CPU.
 PRESETS: dict[str, tuple[int, int, int]] = {
@@ -25,10 +26,29 @@ def llama_mlp_width(hidden: int) -> int:
     return -(-8 * hidden // 3 // 64) * 64
 
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def torch_dtype(name: str | torch.dtype | None) -> torch.dtype:
+    """``model.dtype``'s names (fp32, bf16; float32 and bfloat16 also) as torch dtypes; None is fp32."""
+    if name is None:
+        return torch.float32
+    if isinstance(name, torch.dtype):
+        return name
+    aliases = {"float32": "fp32", "bfloat16": "bf16"}
+    if aliases.get(name, name) not in DTYPES:
+        raise ConfigError(f"model.dtype: unknown dtype {name!r}; choose one of {sorted(DTYPES)}")
+    return DTYPES[aliases.get(name, name)]
+
+
 def build_model(cfg: ModelConfig, tokenizer) -> PreTrainedModel:
-    """A fresh model from a preset, or ``cfg.path`` loaded when set."""
+    """A fresh model from a preset, or ``cfg.path`` loaded when set (weights in ``cfg.dtype``)."""
     if cfg.path:
-        return load_model(cfg.path)
+        return load_model(cfg.path, cfg.dtype)
+    return _fresh_model(cfg, tokenizer).to(torch_dtype(cfg.dtype))
+
+
+def _fresh_model(cfg: ModelConfig, tokenizer) -> PreTrainedModel:
     if cfg.preset not in PRESETS:
         raise ConfigError(f"model.preset: unknown preset {cfg.preset!r}; choose one of {sorted(PRESETS)}")
     layers, hidden, heads = PRESETS[cfg.preset]
@@ -73,12 +93,13 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_model(path: str | Path) -> PreTrainedModel:
-    """Any local HF causal-LM checkpoint folder."""
-    path = Path(path)
+def load_model(path: str | Path, dtype: str | torch.dtype | None = None) -> PreTrainedModel:
+    """Any HF causal-LM checkpoint: a local folder, or a Hub id found in the local cache (downloaded
+    when online). Weights load in ``dtype`` (fp32 or bf16; default fp32, whatever the checkpoint's)."""
+    path = resolve_pretrained(path)
     if not (path / "config.json").is_file():
         raise RedraftError(f"no HF checkpoint at {path} (config.json missing)")
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype(dtype))
 
 
 def save_model(model: PreTrainedModel, tokenizer, path: str | Path) -> None:

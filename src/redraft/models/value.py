@@ -28,7 +28,9 @@ class ValueModel(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path) -> ValueModel:
         """Body from any causal-LM checkpoint (its LM head is dropped); head restored if saved."""
-        model = cls(AutoModel.from_pretrained(str(path), dtype=torch.float32))
+        from redraft.text.hub import resolve_pretrained
+
+        model = cls(AutoModel.from_pretrained(str(resolve_pretrained(path)), dtype=torch.float32))
         head = Path(path) / HEAD_FILE
         if head.is_file():
             model.head.load_state_dict(load_file(str(head)))

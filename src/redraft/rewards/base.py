@@ -43,7 +43,7 @@ def combine(*weighted: tuple[RewardFn, float]) -> RewardFn:
     def combined(prompts: list[str], completions: list[str], **fields: Any) -> list[float]:
         total = [0.0] * len(completions)
         for fn, weight in weighted:
-            scores = fn(prompts, completions, **fields)
+            scores = fn(prompts=prompts, completions=completions, **fields)
             if len(scores) != len(completions):
                 raise DataError(f"reward {getattr(fn, '__name__', fn)!r} returned {len(scores)} scores for {len(completions)} completions")
             total = [t + weight * float(s) for t, s in zip(total, scores)]

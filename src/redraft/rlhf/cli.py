@@ -18,9 +18,24 @@ dpo_app = typer.Typer(help="DPO: train a policy directly on preference pairs.", 
 console = Console()
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file, merged over the defaults.")]
-SetOption = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override one key, e.g. --set dpo.beta=0.2 (repeatable).")]
-NameOption = Annotated[str | None, typer.Option("--name", help="Run name: outputs go to <run.output_dir>/<name>/.")]
-ModelOption = Annotated[str | None, typer.Option("--model", help="HF checkpoint folder to start from (sets model.path).")]
+
+
+def _set_option(example: str):
+    """The --set option, its help showing ``example``, a key of the command's own config."""
+    return Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help=f"Override one key, e.g. --set {example} (repeatable; values parsed as YAML)."),
+    ]
+
+
+RMSetOption = _set_option("reward_model.train.max_steps=200")
+DPOSetOption = _set_option("dpo.beta=0.2")
+RLHFSetOption = _set_option("rlhf.rounds=2")
+NameOption = Annotated[str | None, typer.Option(
+    "--name", help="Run name (sets run.name; default: reward_model, dpo or rlhf, the command's): outputs go to "
+    "<run.output_dir>/<name>/.",
+)]
+ModelOption = Annotated[str | None, typer.Option("--model", help="HF checkpoint folder or Hub id to start from (sets model.path).")]
 PairsOption = Annotated[str | None, typer.Option("--pairs", help="pairs.jsonl from the feedback export (sets pairs.train_path).")]
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Delete an existing run folder of the same name first.")]
@@ -51,6 +66,15 @@ def _prepare(cfg, resume: bool, overwrite: bool):
     return out, MetricsLog(out / "metrics.jsonl"), train, val
 
 
+def _warn_epochs(section: str, pairs: int, train, resume: bool) -> None:
+    """Warn when the section's steps pass over the training pairs too often (a small file)."""
+    from redraft.training.logging import warn_epochs
+
+    if not resume:
+        warn_epochs(section, pairs, train.max_steps, train.batch_size * train.grad_accum_steps, "pairs",
+                    f"{section}.train.max_steps")
+
+
 def _finish(out: Path, result: dict) -> None:
     from redraft.run_folder import finish_stage
 
@@ -65,15 +89,19 @@ def _say(message: str) -> None:
 
 @rm_app.command("train")
 def rm_train(
-    config: ConfigOption = None, set_: SetOption = None, name: NameOption = None, model: ModelOption = None,
+    config: ConfigOption = None, set_: RMSetOption = None, name: NameOption = None, model: ModelOption = None,
     pairs: PairsOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False,
 ) -> None:
-    """Train a reward model (Bradley–Terry) and report held-out pairwise accuracy."""
+    """Train a reward model (Bradley–Terry) and report held-out pairwise accuracy.
+
+    Example: redraft rm train --model runs/sft/model --pairs pairs.jsonl --set reward_model.head=classifier (outputs in runs/reward_model/)
+    """
     from redraft.rlhf.config import RewardModelConfig
     from redraft.rlhf.loop import train_reward_model_from
 
     cfg = _load(RewardModelConfig, config, set_, name, **{"model.path": model, "pairs.train_path": pairs})
     out, log, train, val = _prepare(cfg, resume, overwrite)
+    _warn_epochs("reward_model", len(train), cfg.reward_model.train, resume)
     result = train_reward_model_from(cfg.model.path, train, val, cfg.reward_model, out, cfg.run.seed, log, cfg.logging,
                                      model_cfg=cfg.model, resume=resume)
     _finish(out, result)
@@ -83,10 +111,13 @@ def rm_train(
 
 @dpo_app.command("train")
 def dpo_train(
-    config: ConfigOption = None, set_: SetOption = None, name: NameOption = None, model: ModelOption = None,
+    config: ConfigOption = None, set_: DPOSetOption = None, name: NameOption = None, model: ModelOption = None,
     pairs: PairsOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False,
 ) -> None:
-    """DPO of --model on preference pairs against a frozen copy of it."""
+    """DPO of --model on preference pairs against a frozen copy of it.
+
+    Example: redraft dpo train --model runs/sft/model --pairs pairs.jsonl --set dpo.beta=0.1 (outputs in runs/dpo/)
+    """
     from redraft.rlhf.config import DPOConfig
     from redraft.tasks import build_task
     from redraft.text.tokenizer import load_tokenizer
@@ -94,9 +125,10 @@ def dpo_train(
 
     cfg = _load(DPOConfig, config, set_, name, **{"model.path": model, "pairs.train_path": pairs})
     out, log, train, val = _prepare(cfg, resume, overwrite)
+    _warn_epochs("dpo", len(train), cfg.dpo.train, resume)
     result = train_dpo(model_path=cfg.model.path, tokenizer=load_tokenizer(cfg.model.path), train_pairs=train, val_pairs=val,
                        cfg=cfg.dpo, out_dir=out, seed=cfg.run.seed, log=log, logging=cfg.logging,
-                       task=build_task(cfg.task), resume=resume)
+                       task=build_task(cfg.task) if cfg.task is not None else None, resume=resume, dtype=cfg.model.dtype)
     _finish(out, result)
     _say(f"[green]done[/green]: policy at {result['model_dir']}")
 
@@ -110,10 +142,13 @@ WaitOption = Annotated[bool, typer.Option(
 
 
 def rlhf(
-    config: ConfigOption = None, set_: SetOption = None, name: NameOption = None, model: ModelOption = None,
+    config: ConfigOption = None, set_: RLHFSetOption = None, name: NameOption = None, model: ModelOption = None,
     collect: CollectOption = None, wait: WaitOption = False, resume: ResumeOption = False, overwrite: OverwriteOption = False,
 ) -> None:
-    """RLHF rounds: sample -> collect preferences (simulated, or the feedback app) -> reward model + PPO (or DPO) -> evaluate."""
+    """RLHF rounds: sample -> collect preferences (simulated, or the feedback app) -> reward model + PPO (or DPO) -> evaluate.
+
+    Example: redraft rlhf --model runs/sft/model --set rlhf.method=dpo --set rlhf.rounds=2 (outputs in runs/rlhf/)
+    """
     from redraft.run_folder import start_run_dir
     from redraft.rlhf.config import RLHFConfig
     from redraft.rlhf.loop import run_rlhf

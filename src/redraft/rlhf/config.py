@@ -147,10 +147,24 @@ class DPOConfig(StageConfig):
     """`redraft dpo train`: DPO of model.path on preference pairs."""
 
     run: RunSection = Field(RunSection(name="dpo"), description=RUN)
-    task: TaskConfig = Field(TaskConfig(), description="the task whose validation problems choose the kept policy")
+    task: TaskConfig | None = Field(
+        None,
+        description="optional: a task (the keys of `redraft sft`'s task section) whose validation problems add greedy "
+        "accuracy to each validation, and choose the kept policy (dpo.select_by auto or accuracy); None: the pairs "
+        "alone judge the policy (held-out implicit-reward accuracy)",
+    )
     model: ModelConfig = Field(ModelConfig(), description="the policy, also the frozen reference (--model sets model.path)")
     pairs: PairsSection = Field(PairsSection(), description=PAIRS)
     dpo: DPOSection = Field(DPOSection(), description="DPO and its training")
+
+    @model_validator(mode="after")
+    def _check(self) -> DPOConfig:
+        if self.dpo.select_by == "accuracy" and self.task is None:
+            raise ValueError(
+                "dpo.select_by=accuracy needs a task: section whose validation problems it is measured on "
+                "(or use select_by=reward_accuracy, which needs only the held-out pairs)"
+            )
+        return self
 
 
 class RLHFConfig(StageConfig):

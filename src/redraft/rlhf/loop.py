@@ -58,7 +58,7 @@ class CheckerWatch:
         self.__name__ = getattr(reward_fn, "__name__", "reward_model")
 
     def __call__(self, prompts: list[str], completions: list[str], **fields: Any) -> list[float]:
-        scores = self.reward_fn(prompts, completions, **fields)
+        scores = self.reward_fn(prompts=prompts, completions=completions, **fields)
         correct = [answers_match(self.task.extract(c), a, self.task.match) for c, a in zip(completions, fields["answer"])]
         self.calls += 1
         self.log.write("ppo_watch", self.calls, reward_model_score=sum(scores) / len(scores), checker_accuracy=sum(correct) / len(correct))
@@ -223,7 +223,7 @@ def run_rlhf(
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, run_dir / "config.yaml")
     log = MetricsLog(run_dir / "metrics.jsonl")
-    task = build_task(cfg.task)
+    task = build_task(cfg.task).use_tokenizer(load_tokenizer(cfg.model.path))  # chat prompts: its chat template
     seed = cfg.run.seed
 
     policy_dir = str(cfg.model.path)

@@ -1,5 +1,9 @@
 """Batched sampling with a KV cache: temperature (0 = greedy), top-k, top-p, stop strings, EOS.
 
+A completion ends at any EOS id (the tokenizer's, and every one in the model's
+``generation_config.eos_token_id``, which is a list for many chat models), at a stop string
+(special tokens such as ``<|im_end|>`` included), or after ``max_new_tokens``.
+
 Returns text, generated token ids and per-token log-probs. Log-probs are those of the
 temperature-scaled distribution before top-k/top-p truncation, which is what an RL trainer
 recomputes from the policy (``log_softmax(logits / T)``); for greedy decoding T is taken as 1.
@@ -148,8 +152,20 @@ def _make_runner(model: PreTrainedModel, backend: str, max_total: int):
     return HFRunner(model)
 
 
+def eos_token_ids(model: PreTrainedModel, tokenizer) -> list[int]:
+    """The ids that end a completion: the tokenizer's EOS, then every id of the model's
+    ``generation_config.eos_token_id`` (an id or a list: e.g. ``<|im_end|>`` and ``<|endoftext|>``)."""
+    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for token in [configured] if isinstance(configured, int) else configured or []:
+        if int(token) not in ids:
+            ids.append(int(token))
+    return ids
+
+
 class _StopMatcher:
-    """Finds stop strings in the tail of each row's generated text."""
+    """Finds stop strings in the tail of each row's generated text, special tokens included in that
+    text (so a stop string such as ``<|im_end|>`` fires)."""
 
     def __init__(self, tokenizer, stops: list[str]):
         self.tokenizer = tokenizer
@@ -158,9 +174,23 @@ class _StopMatcher:
 
     def hits(self, tokens: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         tails = tokens[rows, -self.window :].tolist()
-        texts = self.tokenizer.batch_decode(tails, skip_special_tokens=True)
+        texts = self.tokenizer.batch_decode(tails, skip_special_tokens=False)
         found = torch.tensor([any(stop in text for stop in self.stops) for text in texts])
         return rows[found]
+
+
+def _text_before_stop(tokenizer, tokens: list[int], text: str, stops: list[str]) -> str:
+    """``text`` (decoded without special tokens) cut where the first stop string starts."""
+    found = [text.find(stop) for stop in stops if stop in text]
+    if found:
+        return text[: min(found)]
+    # The stop string is, or holds, a special token, which the plain text leaves out: cut the text
+    # decoded with special tokens, then drop those.
+    full = tokenizer.decode(tokens, skip_special_tokens=False)
+    cut = full[: min((full.find(stop) for stop in stops if stop in full), default=len(full))]
+    for special in sorted(tokenizer.all_special_tokens, key=len, reverse=True):
+        cut = cut.replace(special, "")
+    return cut
 
 
 @torch.inference_mode()
@@ -169,6 +199,7 @@ def _generate_batch(
 ) -> Generation:
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos_id = tokenizer.eos_token_id
+    eos_ids = torch.tensor(eos_token_ids(model, tokenizer), dtype=torch.long)
     # An empty prompt still needs one position to predict from.
     start_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos_id
     prompt_ids = [ids if ids else [start_id] for ids in prompt_ids]
@@ -200,7 +231,7 @@ def _generate_batch(
         next_tokens = next_tokens.masked_fill(finished, pad_id)
         tokens[:, step] = next_tokens
         logprobs[:, step] = next_logprobs.masked_fill(finished, 0.0)
-        newly_done = (next_tokens == eos_id) & ~finished
+        newly_done = torch.isin(next_tokens, eos_ids) & ~finished
         for row in newly_done.nonzero().flatten().tolist():
             reasons[row] = "eos"
         if stop_matcher is not None:
@@ -219,9 +250,10 @@ def _generate_batch(
     for row in range(batch):
         n = int(lengths[row])
         row_tokens = tokens[row, :n].tolist()
-        text = tokenizer.decode(row_tokens, skip_special_tokens=True)
+        # The EOS token is not text (an EOS from generation_config need not be a special token).
+        text = tokenizer.decode(row_tokens[:-1] if reasons[row] == "eos" else row_tokens, skip_special_tokens=True)
         if reasons[row] == "stop":
-            text = text[: min(text.find(s) for s in params.stop if s in text)]
+            text = _text_before_stop(tokenizer, row_tokens, text, params.stop)
         out.prompt_ids.append(list(prompt_ids[row]))
         out.token_ids.append(row_tokens)
         out.logprobs.append(logprobs[row, :n].tolist())

@@ -34,9 +34,25 @@ def build_task(cfg: TaskConfig) -> Task:
         from redraft.tasks.files import file_task
 
         task = file_task(cfg)
+        if not template_given:
+            _warn_doubled_equals(task, cfg.train_path)
     task.demonstrations = cfg.demonstrations
     task.reward = cfg.reward
     return task
+
+
+def _warn_doubled_equals(task: Task, path: str | None) -> None:
+    """The default template '{question}=' after prompts that already end in '=' gives '12+3=='."""
+    rows = [ex for ex in task.train + task.val + task.test if isinstance(ex.question, str)]
+    ending = sum(ex.question.rstrip().endswith("=") for ex in rows)
+    if ending:
+        from redraft.errors import warn
+
+        warn(
+            f"{ending} of the {len(rows)} prompts of {path} already end in '=', and the default task.template "
+            "'{question}=' adds another ('12+3=='); if your prompts are complete, use them as they are: "
+            "--set 'task.template=\"{question}\"'"
+        )
 
 
 __all__ = ["Example", "Task", "build_task"]

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from redraft.errors import RedraftError
-from redraft.text.prompts import few_shot_prompt, format_prompt
+from redraft.errors import ConfigError, RedraftError
+from redraft.text.prompts import Message, chat_prompt, few_shot_prompt, format_prompt
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 # How a task checks an answer (task.match): the first line (exact), the first number (numeric),
@@ -21,14 +21,38 @@ Verifier = Callable[[list[str], list["Example"]], list[bool]]
 
 @dataclass(frozen=True)
 class Example:
+    """One problem. Plain rows have a question (put into the task's template) and an answer; TRL's
+    other row formats set ``messages`` (a chat prompt, rendered by the tokenizer's chat template)
+    or ``text_only`` (a language-modelling row: no prompt, the whole text is the SFT target)."""
+
     question: str
     answer: str
     completion: str | None = None  # SFT target text; defaults to the answer
     fields: dict[str, Any] = field(default_factory=dict)
+    # The prompt as chat messages (then ``question`` is the last user message's text, for display).
+    messages: tuple[Message, ...] | None = None
+    # The SFT target as chat messages (None: one assistant message holding ``target``).
+    completion_messages: tuple[Message, ...] | None = None
+    # SFT also trains the assistant messages inside ``messages`` (TRL's ``messages`` rows: every assistant turn).
+    train_prompt_turns: bool = False
+    text_only: bool = False  # TRL's ``text`` rows
 
     @property
     def target(self) -> str:
         return self.answer if self.completion is None else self.completion
+
+    @property
+    def is_chat(self) -> bool:
+        return self.messages is not None
+
+    def conversation(self) -> tuple[tuple[Message, ...], list[bool]]:
+        """A chat example's whole conversation (prompt, then target) and which messages SFT trains on."""
+        if self.messages is None:
+            raise RedraftError("conversation() is for chat examples (messages set)")
+        target = self.completion_messages or ({"role": "assistant", "content": self.target},)
+        trained = [self.train_prompt_turns and m.get("role") == "assistant" for m in self.messages]
+        trained += [m.get("role") == "assistant" for m in target]
+        return (*self.messages, *target), trained
 
 
 def extract_answer(completion: str, match: Match) -> str | None:
@@ -83,6 +107,10 @@ class Task:
     # Batched verdicts for a match the tasks layer cannot judge itself ("code": the sandbox lives in
     # redraft.rewards); envs.task_verifier installs it on first use (every environment does).
     verifier: Verifier | None = field(default=None, repr=False, compare=False)
+    # False when the examples carry no answers (a TRL SFT file: targets only): no checker then.
+    has_answers: bool = True
+    # Renders chat prompts (examples with messages); use_tokenizer installs the tokenizer's chat template.
+    render_chat: Callable[[tuple[Message, ...]], str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def demonstration_examples(self) -> list[Example]:
@@ -94,7 +122,34 @@ class Task:
     def split(self, name: Literal["train", "val", "test"]) -> list[Example]:
         return {"train": self.train, "val": self.val, "test": self.test}[name]
 
+    @property
+    def is_chat(self) -> bool:
+        """Whether any example's prompt is chat messages."""
+        return any(ex.is_chat for split in (self.train, self.val, self.test) for ex in split)
+
+    def use_tokenizer(self, tokenizer) -> Task:
+        """Render chat prompts with ``tokenizer``'s chat template from now on (nothing to do for plain
+        prompts); every command calls it once it has the model's tokenizer."""
+        if self.is_chat:
+            if not getattr(tokenizer, "chat_template", None):
+                raise ConfigError(
+                    f"task {self.name!r} has chat-message prompts, but the tokenizer has no chat template: use a "
+                    "model whose tokenizer ships one (tokenizer_config.json's chat_template or chat_template.jinja)"
+                )
+            if self.few_shot:
+                raise ConfigError("task.few_shot works with plain-text prompts only, not chat messages")
+            self.render_chat = lambda messages: chat_prompt(tokenizer, messages)
+        return self
+
     def prompt(self, example: Example) -> str:
+        if example.messages is not None:
+            if self.render_chat is None:
+                raise RedraftError(
+                    f"task {self.name!r} has chat-message prompts: give it the tokenizer first (task.use_tokenizer(tokenizer))"
+                )
+            return self.render_chat(example.messages)
+        if example.text_only:
+            return ""
         if self.few_shot:
             shots = self.train[: self.few_shot]
             return few_shot_prompt(self.template, shots, example.question)
@@ -112,6 +167,11 @@ class Task:
             raise ValueError(f"check_many got {len(completions)} completions for {len(examples)} examples")
         if not completions:
             return []
+        if not self.has_answers:
+            raise RedraftError(
+                f"task {self.name!r} has no answers (its file has no answer column), so the checker cannot grade "
+                "replies: add answers (task.answer_field names the column), or reward RL with task.reward='module:function'"
+            )
         if self.verifier is not None:
             return [bool(v) for v in self.verifier(list(completions), list(examples))]
         if self.match == "code":
@@ -127,4 +187,11 @@ class Task:
 
     def corpus(self) -> list[str]:
         """Pretraining text: each demonstration written out with its answer."""
-        return [format_prompt(self.template, ex.question) + ex.target for ex in self.demonstration_examples]
+        return [self._corpus_text(ex) for ex in self.demonstration_examples]
+
+    def _corpus_text(self, ex: Example) -> str:
+        if ex.text_only:
+            return ex.target
+        if ex.is_chat:  # the messages' text (the template belongs to the tokenizer, not yet known)
+            return ex.question + ex.target
+        return format_prompt(self.template, ex.question) + ex.target

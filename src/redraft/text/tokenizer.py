@@ -44,7 +44,10 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model",
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
-    path = Path(path)
+    """The tokenizer of a local folder, or of a Hugging Face Hub id (from the local cache; see text.hub)."""
+    from redraft.text.hub import resolve_pretrained
+
+    path = resolve_pretrained(path)
     if not path.is_dir():
         raise RedraftError(f"tokenizer folder not found: {path}")
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
@@ -60,5 +63,21 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
 
 
 def encode_prompts(tokenizer, prompts: list[str]) -> list[list[int]]:
-    """How every stage turns prompt text into ids (training and sampling must agree)."""
-    return tokenizer(prompts, add_special_tokens=True)["input_ids"]
+    """How every stage turns prompt text into ids (training and sampling must agree).
+
+    The tokenizer adds its special tokens (a BOS for Llama-style tokenizers), except to a prompt
+    that already starts with the BOS text, as a chat template that writes ``{{ bos_token }}``
+    renders it: that prompt gets no second BOS.
+    """
+    bos = getattr(tokenizer, "bos_token", None)
+    has_bos = [bool(bos) and prompt.startswith(bos) for prompt in prompts]
+    if not any(has_bos):
+        return tokenizer(prompts, add_special_tokens=True)["input_ids"]
+    ids: list[list[int]] = [[] for _ in prompts]
+    plain = [i for i, flag in enumerate(has_bos) if not flag]
+    rendered = [i for i, flag in enumerate(has_bos) if flag]
+    for rows, special in ((plain, True), (rendered, False)):
+        if rows:
+            for row, row_ids in zip(rows, tokenizer([prompts[i] for i in rows], add_special_tokens=special)["input_ids"]):
+                ids[row] = row_ids
+    return ids

@@ -109,25 +109,33 @@ def train_dpo(
     logging: LoggingConfig,
     task: Task | None = None,
     resume: bool = False,
+    dtype: str = "fp32",
 ) -> dict[str, Any]:
-    """DPO of the policy at ``model_path``; the kept policy (``cfg.select_by``) goes to ``out_dir/model``."""
+    """DPO of the policy at ``model_path``; the kept policy (``cfg.select_by``) goes to ``out_dir/model``.
+    Without a ``task`` there is no greedy accuracy: validation is the held-out pairs' alone."""
     started = time.perf_counter()
-    reference = load_model(model_path).eval().requires_grad_(False)
-    policy = load_model(model_path)
+    reference = load_model(model_path, dtype).eval().requires_grad_(False)
+    policy = load_model(model_path, dtype)
+    if task is not None:
+        task.use_tokenizer(tokenizer)  # chat prompts are rendered by its chat template
     apply_freeze(policy, cfg.train.freeze)
     if cfg.train.lora.enabled:
         policy = apply_lora(policy, cfg.train.lora)
     length = cfg.train.max_length
-    train = pair_data(tokenizer, train_pairs, length)
+    train = pair_data(tokenizer, train_pairs, length, "dpo.train.max_length")
     add_reference_logprobs(reference, train, cfg.train.batch_size)
     val = None
     if val_pairs:
-        val = pair_data(tokenizer, val_pairs, length)
+        val = pair_data(tokenizer, val_pairs, length, "dpo.train.max_length")
         add_reference_logprobs(reference, val, cfg.train.batch_size)
     problems = task.val[: cfg.eval_problems] if task is not None else []
     kl_prompts = [task.prompt(ex) for ex in task.val[: cfg.kl_prompts]] if task is not None else []
-    if cfg.select_by == "accuracy" and not (problems and val is not None):
+    # auto: the task's greedy accuracy where there is a task, else what the pairs alone define
+    select_by = cfg.select_by if cfg.select_by != "auto" else "accuracy" if problems else "reward_accuracy"
+    if select_by == "accuracy" and not (problems and val is not None):
         raise RedraftError("dpo.select_by=accuracy needs the task's validation problems and held-out pairs (or use select_by=loss)")
+    if select_by == "reward_accuracy" and val is None and cfg.select_by != "auto":
+        raise RedraftError("dpo.select_by=reward_accuracy needs held-out pairs (pairs.val_path or pairs.val_fraction > 0)")
 
     def loss_fn(current, batch: Batch):
         chosen, rejected = split_pair_outputs(completion_logprobs(current, batch))
@@ -176,7 +184,8 @@ def train_dpo(
         log=log,
         logging=logging,
         validate=validate if val is not None else None,
-        monitor=Monitor("val_accuracy", maximize=True) if cfg.select_by == "accuracy" else Monitor(),
+        monitor={"accuracy": Monitor("val_accuracy", maximize=True), "loss": Monitor(),
+                 "reward_accuracy": Monitor("val_reward_accuracy", maximize=True)}[select_by],
         resume=resume,
     )
     return {**asdict(result), "model_dir": str(result.model_dir), "seconds": time.perf_counter() - started}

@@ -136,6 +136,8 @@ def train_lm(
 
     stopped_early = False
     last_step = first_step - 1
+    # Rows cut at train.max_length (the data warned already): logged with the first step's metrics.
+    first_metrics = {"truncated_rows": train.truncated} if train.truncated and first_step == 1 else {}
     model.train()
     rank, world = accelerator.process_index, accelerator.num_processes
     require_divisible("train.batch_size", cfg.batch_size, world)
@@ -196,6 +198,8 @@ def train_lm(
                 }
                 if anchor is not None:
                     metrics["anchor_kl"] = float(global_sum(accelerator, step_anchor_kl))
+                metrics.update(first_metrics)
+                first_metrics = {}
                 log.write(stage, step, **metrics)
                 accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)
                 window_tokens, window_start = 0, time.perf_counter()

@@ -21,6 +21,35 @@ def print_once(console, message: str) -> None:
         console.print(message)
 
 
+EPOCHS_WARNING = 10  # a stage passing over its training rows more often than this says so
+EPOCHS_SUGGESTED = 3  # what the warning suggests instead (TRL's num_train_epochs default)
+
+
+def epochs_warning(
+    stage: str, rows: int, steps: int, per_step: int, what: str, key: str, generated: bool = False, unit: str = "steps"
+) -> str | None:
+    """The warning for a stage whose ``steps`` × ``per_step`` rows pass over its ``rows`` training rows
+    more than EPOCHS_WARNING times (a small file is memorised long before), naming the key to change; None
+    otherwise. ``generated``: the task draws its problems (task.train_size can give more of them);
+    ``unit``: what a step is called (RL: iterations)."""
+    if rows <= 0 or steps * per_step <= EPOCHS_WARNING * rows:
+        return None
+    suggested = max(1, round(EPOCHS_SUGGESTED * rows / per_step))
+    more = " or raise task.train_size" if generated else ""
+    return (
+        f"{stage}: {steps} {unit} × {per_step} {what} per {unit.removesuffix('s')} is {steps * per_step / rows:.0f} epochs over the {rows} "
+        f"training {what}; set {key}={suggested} for about {EPOCHS_SUGGESTED} epochs{more}"
+    )
+
+
+def warn_epochs(*args: Any, **kwargs: Any) -> None:
+    """Print :func:`epochs_warning`'s warning, if there is one (rank 0 only)."""
+    from redraft.errors import warn
+
+    if message := epochs_warning(*args, **kwargs):
+        warn(message)
+
+
 class MetricsLog:
     """Appends one JSON object per record to ``metrics.jsonl``.
 

@@ -29,7 +29,15 @@ from accelerate.utils import set_seed
 
 from redraft.config import LoggingConfig, TrainConfig
 from redraft.data.preferences import PreferencePair
-from redraft.data.sequences import TokenizedData, collate, micro_batch_rows, sft_data
+from redraft.data.sequences import (
+    TokenizedData,
+    chat_sequence,
+    collate,
+    micro_batch_rows,
+    pack_sequences,
+    plain_sequences,
+    sft_data,
+)
 from redraft.distributed import global_sum, mean_across_ranks, require_divisible
 from redraft.errors import TrainingError
 from redraft.training.checkpoint import (
@@ -66,14 +74,37 @@ class PairData:
         return len(self.margins)
 
 
-def pair_data(tokenizer, pairs: list[PreferencePair], max_length: int) -> PairData:
-    prompts = [p.prompt for p in pairs]
+def pair_data(tokenizer, pairs: list[PreferencePair], max_length: int, setting: str = "train.max_length") -> PairData:
+    """Both sides of every pair tokenized: ``prompt ‖ completion ‖ EOS`` for text pairs, the
+    conversation rendered by the chat template for conversational pairs (loss on the completion's
+    assistant messages, whose end-of-turn marker stands for EOS)."""
+    if not any(p.is_chat for p in pairs):
+        prompts = [p.prompt for p in pairs]
+        chosen = sft_data(tokenizer, prompts, [p.chosen for p in pairs], max_length, "chosen sequences", setting)
+        rejected = sft_data(tokenizer, prompts, [p.rejected for p in pairs], max_length, "rejected sequences", setting)
+    else:
+        chosen, rejected = (_side_data(tokenizer, pairs, side, max_length, setting) for side in ("chosen", "rejected"))
     return PairData(
-        chosen=sft_data(tokenizer, prompts, [p.chosen for p in pairs], max_length),
-        rejected=sft_data(tokenizer, prompts, [p.rejected for p in pairs], max_length),
+        chosen=chosen,
+        rejected=rejected,
         margins=torch.tensor([p.margin for p in pairs], dtype=torch.float32),
         pad_id=tokenizer.pad_token_id,
     )
+
+
+def _side_data(tokenizer, pairs: list[PreferencePair], side: str, max_length: int, setting: str) -> TokenizedData:
+    sequences, masks = [], []
+    for pair in pairs:
+        completion = getattr(pair, side)
+        if pair.is_chat:
+            ids, mask = chat_sequence(
+                tokenizer, [*pair.prompt, *completion], [False] * len(pair.prompt) + [m.get("role") == "assistant" for m in completion]
+            )
+        else:
+            ([ids], [mask]) = plain_sequences(tokenizer, [pair.prompt], [completion])
+        sequences.append(ids)
+        masks.append(mask)
+    return pack_sequences(sequences, masks, tokenizer.pad_token_id, max_length, name=f"{side} sequences", setting=setting)
 
 
 def pair_batch(data: PairData, rows: list[int] | torch.Tensor) -> Batch:

@@ -19,7 +19,7 @@ from accelerate import PartialState
 
 from redraft.algorithms import bradley_terry_loss
 from redraft.config import LoggingConfig, RewardModelSection
-from redraft.data.preferences import PreferencePair
+from redraft.data.preferences import PreferencePair, as_text_pair
 from redraft.models.adapters import apply_freeze
 from redraft.models.reward import (
     RewardHead,
@@ -77,8 +77,11 @@ def train_reward_model(
     started = time.perf_counter()
     apply_freeze(model, cfg.train.freeze)
     length = cfg.train.max_length
-    train = pair_data(tokenizer, train_pairs, length)
-    val = pair_data(tokenizer, val_pairs, length) if val_pairs else None
+    # A reward model scores prompt text and reply text, as PPO gives them: conversational pairs become text.
+    train_pairs = [as_text_pair(tokenizer, p) for p in train_pairs]
+    val_pairs = [as_text_pair(tokenizer, p) for p in val_pairs]
+    train = pair_data(tokenizer, train_pairs, length, "reward_model.train.max_length")
+    val = pair_data(tokenizer, val_pairs, length, "reward_model.train.max_length") if val_pairs else None
 
     head = reward_head(model)
 

@@ -242,26 +242,29 @@ def train_rl(
     reference_path: str | Path | None = None,
     stage: str = "rl",
     first_turn_temperature: float | None = None,
+    dtype: str = "fp32",
 ) -> dict[str, Any]:
     """Train the policy at ``model_path``; the final policy goes to ``out_dir/model`` (critic: ``out_dir/critic``).
 
     The KL reference is ``reference_path`` (default: the starting policy). ``stage`` names the
     run in metrics.jsonl and the progress bar. ``first_turn_temperature`` samples the first turn
     of multi-turn episodes at its own temperature (0 = greedy); the "old" log-probs are then the
-    policy's own at ``cfg.temperature``, so the clipped ratio starts at 1 on every token.
+    policy's own at ``cfg.temperature``, so the clipped ratio starts at 1 on every token. ``dtype``
+    (fp32, bf16) is the one the policy and reference weights load in.
     """
     out_dir = Path(out_dir)
     started = time.perf_counter()
     set_seed(seed)
+    task.use_tokenizer(tokenizer)  # chat prompts are rendered by its chat template
     env_factory = env_factory or (lambda: SingleTurnEnv(task))
     # Dr. GRPO's constant normaliser (loss_agg=seq_mean_token_sum_norm): the most action tokens an episode
     # can have, not the minibatch's tensor width, which depends on prompt lengths and minibatch makeup.
     max_action_tokens = cfg.max_new_tokens * env_factory().max_turns
-    policy = load_model(model_path)
+    policy = load_model(model_path, dtype)
     # Scoring the reference costs a forward pass over every rollout, so it is loaded only when something
     # uses it (a KL penalty, the adaptive controller, SCoRe's per-attempt β) or the KL is asked for.
     measure_kl = cfg.kl_coef > 0 or cfg.adaptive_kl or credit is not None or cfg.log_reference_kl
-    reference = load_model(reference_path or model_path).eval().requires_grad_(False) if measure_kl else None
+    reference = load_model(reference_path or model_path, dtype).eval().requires_grad_(False) if measure_kl else None
     group = cfg.samples_per_prompt
     rollouts = cfg.prompts_per_iteration * group
     updates_per_iteration = cfg.epochs * math.ceil(rollouts / cfg.minibatch_size)
@@ -295,7 +298,9 @@ def train_rl(
     controller = (
         AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl else FixedKLController(cfg.kl_coef)
     )
-    sampling = SamplingConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, batch_size=local_rollouts)
+    sampling = SamplingConfig(
+        temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, batch_size=local_rollouts, stop=cfg.stop
+    )
     turn_sampling = (
         sampling
         if first_turn_temperature is None
@@ -303,7 +308,7 @@ def train_rl(
     )
     pad_id = tokenizer.pad_token_id
     checkpoints = out_dir / "checkpoints"
-    val_problems = task.val[: cfg.eval_problems]
+    val_problems = task.val[: cfg.eval_problems] if task.has_answers else []  # no answers: nothing to check
 
     first = 1
     state = start_or_resume(accelerator, checkpoints, stage, log, resume)
@@ -442,7 +447,9 @@ def train_rl(
                 }),
             }
             if val_problems and (iteration % cfg.eval_every == 0 or iteration == cfg.iterations):
-                last_accuracy = greedy_accuracy(unwrapped, tokenizer, task, val_problems, max_new_tokens=cfg.max_new_tokens)
+                last_accuracy = greedy_accuracy(
+                    unwrapped, tokenizer, task, val_problems, max_new_tokens=cfg.max_new_tokens, stop=cfg.stop
+                )
                 metrics["val_accuracy"] = last_accuracy
             if iteration % cfg.log_every == 0 or "val_accuracy" in metrics:
                 log.write(stage, iteration, **metrics)
