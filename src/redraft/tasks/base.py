@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from redraft.errors import ConfigError, RedraftError
+from redraft.errors import ConfigError, DataError, RedraftError
 from redraft.text.prompts import Message, chat_prompt, few_shot_prompt, format_prompt
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -53,6 +53,22 @@ class Example:
         trained = [self.train_prompt_turns and m.get("role") == "assistant" for m in self.messages]
         trained += [m.get("role") == "assistant" for m in target]
         return (*self.messages, *target), trained
+
+
+def carve_splits(
+    examples: list[Example], test: list[Example] | None, test_size: int, val_size: int, test_divisor: int, val_divisor: int, source: str
+) -> tuple[list[Example], list[Example], list[Example]]:
+    """(test, val, train) from shuffled ``examples``: ``test`` when a test file gave it, else at most
+    1/``test_divisor`` of them; then at most 1/``val_divisor`` of the rest for validation, so a small
+    file always keeps problems to train on."""
+    if test is None:
+        cut = min(test_size, len(examples) // test_divisor)
+        test, examples = examples[:cut], examples[cut:]
+    val_size = min(val_size, len(examples) // val_divisor)
+    val, train = examples[:val_size], examples[val_size:]
+    if not train:
+        raise DataError(f"{source}: no training examples left after the test/val split")
+    return test, val, train
 
 
 def extract_answer(completion: str, match: Match) -> str | None:

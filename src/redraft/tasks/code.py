@@ -34,7 +34,7 @@ from typing import Any
 
 from redraft.config import TaskConfig
 from redraft.errors import ConfigError, DataError
-from redraft.tasks.base import Example, Task
+from redraft.tasks.base import Example, Task, carve_splits
 
 HUMANEVAL = "humaneval"
 CODE_TEMPLATE = "{question}"
@@ -156,15 +156,8 @@ def code_task(cfg: TaskConfig, template: str = CODE_TEMPLATE) -> Task:
     else:
         examples, name = humaneval_examples(), HUMANEVAL
     random.Random(f"code-{cfg.seed}").shuffle(examples)
-    if cfg.test_path:
-        test = read_code_examples(cfg.test_path)[: cfg.test_size]
-    else:
-        cut = min(cfg.test_size, len(examples) // 2)
-        test, examples = examples[:cut], examples[cut:]
-    val_size = min(cfg.val_size, len(examples) // 5)
-    val, train = examples[:val_size], examples[val_size:]
-    if not train:
-        raise DataError(f"{cfg.train_path or HUMANEVAL}: no training problems left after the test/val split")
+    test = read_code_examples(cfg.test_path)[: cfg.test_size] if cfg.test_path else None
+    test, val, train = carve_splits(examples, test, cfg.test_size, cfg.val_size, 2, 5, cfg.train_path or HUMANEVAL)
     continuations = any(ex.fields.get("prepend_prompt") for ex in [*test, *val, *train])
     if continuations and (template != CODE_TEMPLATE or cfg.few_shot):
         raise ConfigError(

@@ -27,7 +27,7 @@ from typing import Any
 
 from redraft.config import TaskConfig
 from redraft.errors import DataError, warn
-from redraft.tasks.base import Example, Task
+from redraft.tasks.base import Example, Task, carve_splits
 
 
 # Every other column reaches rewards under its own name, mapped ones included, as TRL passes dataset
@@ -223,16 +223,11 @@ def read_task_file(path: str | Path, cfg: TaskConfig) -> tuple[list[Example], bo
 def file_task(cfg: TaskConfig) -> Task:
     examples, has_answers = read_task_file(cfg.train_path, cfg)
     random.Random(cfg.seed).shuffle(examples)
+    test = None
     if cfg.test_path:
         test, test_answers = read_task_file(cfg.test_path, cfg)
         test, has_answers = test[: cfg.test_size], has_answers and test_answers
-    else:
-        cut = min(cfg.test_size, len(examples) // 5)
-        test, examples = examples[:cut], examples[cut:]
-    val_size = min(cfg.val_size, len(examples) // 10)
-    val, train = examples[:val_size], examples[val_size:]
-    if not train:
-        raise DataError(f"{cfg.train_path}: no training examples left after the test/val split")
+    test, val, train = carve_splits(examples, test, cfg.test_size, cfg.val_size, 5, 10, cfg.train_path)
     return Task(
         name=Path(cfg.train_path).stem,
         train=train[: cfg.train_size],
