@@ -73,11 +73,4 @@ def encode_prompts(tokenizer, prompts: list[str]) -> list[list[int]]:
     has_bos = [bool(bos) and prompt.startswith(bos) for prompt in prompts]
     if not any(has_bos):
         return tokenizer(prompts, add_special_tokens=True)["input_ids"]
-    ids: list[list[int]] = [[] for _ in prompts]
-    plain = [i for i, flag in enumerate(has_bos) if not flag]
-    rendered = [i for i, flag in enumerate(has_bos) if flag]
-    for rows, special in ((plain, True), (rendered, False)):
-        if rows:
-            for row, row_ids in zip(rows, tokenizer([prompts[i] for i in rows], add_special_tokens=special)["input_ids"]):
-                ids[row] = row_ids
-    return ids
+    return [tokenizer(prompt, add_special_tokens=not flag)["input_ids"] for prompt, flag in zip(prompts, has_bos)]

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from redraft.errors import warn
+
 
 def is_main_launch_process() -> bool:
     """False on every process but rank 0 of a multi-process launch (torchrun / accelerate launch set RANK)."""
@@ -44,8 +46,6 @@ def epochs_warning(
 
 def warn_epochs(*args: Any, **kwargs: Any) -> None:
     """Print :func:`epochs_warning`'s warning, if there is one (rank 0 only)."""
-    from redraft.errors import warn
-
     if message := epochs_warning(*args, **kwargs):
         warn(message)
 
