@@ -11,18 +11,17 @@ import json
 import time
 
 import torch
+from common import bench_setup
 
 from redraft.config import SamplingConfig
 from redraft.rollout.sampler import _left_pad, generate
 from redraft.text.tokenizer import encode_prompts
 
-from common import bench_setup
-
 
 def best_times(fns: dict, repeats: int) -> dict[str, float]:
     """Fastest of `repeats` runs each, interleaved so machine noise hits every contender alike."""
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for name, fn in fns.items():
+    for fn in fns.values():
         fn()  # warm-up
     for _ in range(repeats):
         for name, fn in fns.items():

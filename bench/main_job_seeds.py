@@ -29,8 +29,20 @@ def run_job(name: str, seed: int, threads: int, overrides: list[str], output_dir
     run_dir = Path(output_dir) / name
     if not (run_dir / "report.md").is_file():
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-        args = [sys.executable, "-m", "redraft", "run", "--name", name, "--set", f"run.seed={seed}",
-                "--set", f"run.output_dir={output_dir}", "--set", "logging.progress=false"]
+        args = [
+            sys.executable,
+            "-m",
+            "redraft",
+            "run",
+            "--name",
+            name,
+            "--set",
+            f"run.seed={seed}",
+            "--set",
+            f"run.output_dir={output_dir}",
+            "--set",
+            "logging.progress=false",
+        ]
         args += [item for override in overrides for item in ("--set", override)]
         if run_dir.exists():
             args.append("--resume")
@@ -39,8 +51,11 @@ def run_job(name: str, seed: int, threads: int, overrides: list[str], output_dir
 
 
 def summarize(run_dir: Path) -> dict:
-    evals = {p.name: json.loads((p / "eval.json").read_text()) for p in sorted((run_dir / "eval").iterdir())
-             if (p / "eval.json").is_file()}
+    evals = {
+        p.name: json.loads((p / "eval.json").read_text())
+        for p in sorted((run_dir / "eval").iterdir())
+        if (p / "eval.json").is_file()
+    }
     gains = stage_gains(run_dir, list(evals))
     row = {
         "greedy": {name: result["greedy_accuracy"] for name, result in evals.items()},
@@ -54,13 +69,19 @@ def summarize(run_dir: Path) -> dict:
     score = run_dir / "score" / "score.json"
     if score.is_file():
         evaluations = json.loads(score.read_text())["evaluations"]
-        row["self_correction"] = {m: e["test"]["metrics"] for m, e in evaluations.items() if "metrics" in e.get("test", {})}
+        row["self_correction"] = {
+            m: e["test"]["metrics"] for m, e in evaluations.items() if "metrics" in e.get("test", {})
+        }
     return row
 
 
 def spread(values: list[float]) -> dict:
-    return {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values)}
+    return {
+        "mean": statistics.mean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+    }
 
 
 def main() -> None:
@@ -69,7 +90,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[2], help="torch threads (the floating-point order)")
     parser.add_argument("--prefix", default="seeds", help="run names: <prefix>-s<seed>-t<threads>")
     parser.add_argument("--output-dir", default="runs")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], help="a config override, as in redraft run")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], help="a config override, as in redraft run"
+    )
     args = parser.parse_args()
     runs = {}
     for seed in args.seeds:

@@ -3,7 +3,8 @@
 Prints JSON. Every side runs in its own subprocess (so each one's peak RSS is its own) on the same
 saved weights and tokenizer, the same prompts and the same 1.0/0.0 checker reward. Rounds interleave
 the sides (the one going first alternating), and the speed-up is the median of the per-round ratios,
-with its min and max: machine speed drifts by ±15-25% between minutes on a shared VM. TRL lives in a separate virtual environment (see bench/README.md):
+with its min and max: machine speed drifts by ±15-25% between minutes on a shared VM. TRL lives in a
+separate virtual environment (see bench/README.md):
 
     python -m venv --system-site-packages bench/.venv-trl
     bench/.venv-trl/bin/pip install -c constraints-cpu.txt trl==1.16.0
@@ -110,9 +111,17 @@ def worker_ours(args) -> dict:
     )
     with tempfile.TemporaryDirectory() as out:
         log = MetricsLog(Path(out) / "metrics.jsonl")
-        train_rl(model_path=args.model_dir, tokenizer=tokenizer, task=task, cfg=cfg, out_dir=out, seed=0,
-                 log=log, logging=LoggingConfig(progress=False))
-        rows = [r for r in log.read("rl")][args.warmup:]
+        train_rl(
+            model_path=args.model_dir,
+            tokenizer=tokenizer,
+            task=task,
+            cfg=cfg,
+            out_dir=out,
+            seed=0,
+            log=log,
+            logging=LoggingConfig(progress=False),
+        )
+        rows = [r for r in log.read("rl")][args.warmup :]
     prompt_tokens = statistics.fmean(len(ids) for ids in answer_lookup(task, tokenizer))
     return {
         "step_s": [r["iteration_s"] for r in rows],
@@ -196,7 +205,9 @@ def worker_trl_grpo(args) -> dict:
     lengths: list[float] = []
 
     def checker(prompts, completions, answer, completion_ids=None, **kw):
-        scores = [float(answers_match(extract_answer(c, task.match), a, task.match)) for c, a in zip(completions, answer)]
+        scores = [
+            float(answers_match(extract_answer(c, task.match), a, task.match)) for c, a in zip(completions, answer)
+        ]
         rewards.append(sum(scores) / len(scores))
         if completion_ids is not None:
             lengths.append(sum(len(ids) for ids in completion_ids) / len(completion_ids))
@@ -214,16 +225,22 @@ def worker_trl_grpo(args) -> dict:
             num_iterations=1,
             log_completions=False,
         )
-        trainer = GRPOTrainer(model=args.model_dir, reward_funcs=checker, args=config, train_dataset=data,
-                              processing_class=tokenizer, callbacks=[timer])
+        trainer = GRPOTrainer(
+            model=args.model_dir,
+            reward_funcs=checker,
+            args=config,
+            train_dataset=data,
+            processing_class=tokenizer,
+            callbacks=[timer],
+        )
         trainer.train()
     prompt_tokens = statistics.fmean(len(ids) for ids in answer_lookup(task, tokenizer))
     return {
         "trl_version": trl.__version__,
-        "step_s": timer.steps[args.warmup:],
-        "completion_tokens": statistics.fmean(lengths[args.warmup:]) if lengths else None,
+        "step_s": timer.steps[args.warmup :],
+        "completion_tokens": statistics.fmean(lengths[args.warmup :]) if lengths else None,
         "prompt_tokens": prompt_tokens,
-        "reward": statistics.fmean(rewards[args.warmup:]),
+        "reward": statistics.fmean(rewards[args.warmup :]),
     }
 
 
@@ -299,16 +316,24 @@ def worker_trl_ppo(args) -> dict:
             kl_estimator="k3",
             num_sample_generations=0,
         )
-        trainer = PPOTrainer(args=config, processing_class=tokenizer, model=policy, ref_model=ref,
-                             reward_model=CheckerReward(), value_model=value, train_dataset=data, callbacks=[timer])
+        trainer = PPOTrainer(
+            args=config,
+            processing_class=tokenizer,
+            model=policy,
+            ref_model=ref,
+            reward_model=CheckerReward(),
+            value_model=value,
+            train_dataset=data,
+            callbacks=[timer],
+        )
         trainer.train()
     # The reward body is called once per step on the rollouts (the value model goes through its own body).
     return {
         "trl_version": trl.__version__,
-        "step_s": timer.steps[args.warmup:],
-        "completion_tokens": statistics.fmean(lengths[args.warmup:]),
+        "step_s": timer.steps[args.warmup :],
+        "completion_tokens": statistics.fmean(lengths[args.warmup :]),
         "prompt_tokens": statistics.fmean(len(ids) for ids in lookup),
-        "reward": statistics.fmean(rewards[args.warmup:]),
+        "reward": statistics.fmean(rewards[args.warmup :]),
     }
 
 
@@ -329,7 +354,7 @@ def run_worker(name: str, args, model_dir: str, gc: bool = False) -> dict:
     if proc.returncode or not lines:
         tail = (proc.stderr or proc.stdout)[-3000:]
         return {"error": f"{name} exited {proc.returncode}", "stderr_tail": tail}
-    result = json.loads(lines[-1][len(MARK):])
+    result = json.loads(lines[-1][len(MARK) :])
     result["process_wall_s"] = round(time.perf_counter() - start, 1)
     return result
 
@@ -365,8 +390,12 @@ def summarise(results: list[dict]) -> dict:
 def round_ratios(ours: dict, peer: dict) -> dict:
     """Per round, peer step time ÷ ours (= our completions/s ÷ the peer's): median and spread."""
     ratios = [theirs / mine for mine, theirs in zip(ours["rounds_mean_step_s"], peer["rounds_mean_step_s"])]
-    return {"median": round(statistics.median(ratios), 2), "min": round(min(ratios), 2), "max": round(max(ratios), 2),
-            "per_round": [round(r, 2) for r in ratios]}
+    return {
+        "median": round(statistics.median(ratios), 2),
+        "min": round(min(ratios), 2),
+        "max": round(max(ratios), 2),
+        "per_round": [round(r, 2) for r in ratios],
+    }
 
 
 def trl_section(trl: dict, algorithm: str, gc: bool) -> dict:
@@ -396,11 +425,18 @@ def main() -> None:
     parser.add_argument("--preset", default="small")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ppo-kl", type=float, default=0.05, help="KL coefficient for both PPOs (TRL's default)")
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="rounds; each runs every side once, the side going first alternating between rounds")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="rounds; each runs every side once, the side going first alternating between rounds",
+    )
     parser.add_argument("--only", choices=["grpo", "ppo"])
-    parser.add_argument("--trl-default-gc", action="store_true",
-                        help="also run TRL with its default gradient_checkpointing=True (reported apart, no targets)")
+    parser.add_argument(
+        "--trl-default-gc",
+        action="store_true",
+        help="also run TRL with its default gradient_checkpointing=True (reported apart, no targets)",
+    )
     parser.add_argument("--gc", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
@@ -416,6 +452,7 @@ def main() -> None:
 
     sys.path.insert(0, str(BENCH))
     from common import bench_setup
+
     from redraft.models import save_model
     from redraft.models.build import llama_mlp_width
 
@@ -452,7 +489,9 @@ def main() -> None:
             runs: dict[str, list[dict]] = {side: [] for side in sides}
             for round_index in range(args.rounds):  # interleaved, so drifts in machine speed hit both sides
                 for side in sides if round_index % 2 == 0 else sides[::-1]:
-                    runs[side].append(run_worker(f"{side.split('-')[0]}-{algorithm}", args, model_dir, gc=side == "trl-gc"))
+                    runs[side].append(
+                        run_worker(f"{side.split('-')[0]}-{algorithm}", args, model_dir, gc=side == "trl-gc")
+                    )
             ours = summarise(runs["ours"])
             section: dict = {}
             if "error" in ours:
@@ -485,8 +524,11 @@ def main() -> None:
             }
             section["compute_bound"] = {
                 "formula": (
-                    "8*N*T (2NT generation + 6NT update; beta=0 needs no reference forward)" if algorithm == "grpo" else
-                    "2NT generation" + (" + 2NT reference" if kl else "") + " + 2*Nc*T critic values + 6NT policy update + 6*Nc*T critic update"
+                    "8*N*T (2NT generation + 6NT update; beta=0 needs no reference forward)"
+                    if algorithm == "grpo"
+                    else "2NT generation"
+                    + (" + 2NT reference" if kl else "")
+                    + " + 2*Nc*T critic values + 6NT policy update + 6*Nc*T critic update"
                 ),
                 "N_policy": n_policy,
                 "N_critic": n_critic if algorithm == "ppo" else None,
@@ -499,7 +541,8 @@ def main() -> None:
             if extra_ref:
                 with_ref = flops + 2 * n_policy * tokens
                 section["compute_bound"]["ours_step_over_bound_counting_its_reference_forward"] = round(
-                    ours["mean_step_s"] / (with_ref / rate), 2)
+                    ours["mean_step_s"] / (with_ref / rate), 2
+                )
             if have_trl:
                 for side in sides[1:]:
                     trl = summarise(runs[side])
@@ -515,7 +558,9 @@ def main() -> None:
                     section["target_rss_at_most_trl_met"] = ours["peak_rss_mib"] <= trl["peak_rss_mib"]
                 if "trl-gc" in runs and "error" not in (gc := summarise(runs["trl-gc"])):
                     section["speedup_vs_trl_default_gc"] = round_ratios(ours, gc)
-                    section["peak_rss_ratio_ours_over_trl_default_gc"] = round(ours["peak_rss_mib"] / gc["peak_rss_mib"], 2)
+                    section["peak_rss_ratio_ours_over_trl_default_gc"] = round(
+                        ours["peak_rss_mib"] / gc["peak_rss_mib"], 2
+                    )
             else:
                 section["trl"] = f"not run: {TRL_PYTHON} missing (see bench/README.md for the setup)"
             report[algorithm] = section
@@ -523,7 +568,8 @@ def main() -> None:
         report["ppo_note"] = (
             "TRL 1.13+ ships no PPOTrainer; the TRL PPO side is trl.experimental.ppo.PPOTrainer from TRL 1.12.0, "
             "the last release that has it. Its reward model is the task checker wrapped as a module (no forward pass). "
-            f"Both PPOs use kl_coef={args.ppo_kl} (reference forward on both sides), 1 epoch, 1 minibatch of {rollouts}."
+            f"Both PPOs use kl_coef={args.ppo_kl} (reference forward on both sides), "
+            f"1 epoch, 1 minibatch of {rollouts}."
         )
     print(json.dumps(report, indent=2))
 

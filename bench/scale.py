@@ -41,21 +41,23 @@ def below_zero_prefix(operations: list[int]) -> int:
             return index
     return -1
 '''
-TESTS = '''
+TESTS = """
 def check(candidate):
     assert candidate([]) == -1
     assert candidate([1, 2, -4, 5]) == 2
     assert candidate([1, 2, -3, 1, 2, -3]) == -1
     assert candidate([1, -1, 2, -2, 5, -5, 4, -{seed}]) == 7
     assert candidate([-{seed}]) == 0
-'''
+"""
 
 
 def sandbox_throughput(count: int, workers: int) -> dict[str, float]:
     programs = [PROGRAM] * count
     tests = [TESTS.replace("{seed}", str(5 + i)) for i in range(count)]
     entry_points = ["below_zero_prefix"] * count
-    run_many(programs[:workers], workers, tests=tests[:workers], entry_points=entry_points[:workers])  # warm the isolation probe
+    run_many(
+        programs[:workers], workers, tests=tests[:workers], entry_points=entry_points[:workers]
+    )  # warm the isolation probe
     started = time.perf_counter()
     local = run_many(programs, workers, tests=tests, entry_points=entry_points)
     local_s = time.perf_counter() - started
@@ -102,7 +104,9 @@ def ddp_step_time(steps: int) -> dict[str, float]:
     return {"steps": steps, "one_process_step_s": one, "two_process_step_s": two, "two_over_one": two / one}
 
 
-def generation_throughput(prompts: int, new_tokens: int, shard_size: int, workers: int, preset: str) -> dict[str, float]:
+def generation_throughput(
+    prompts: int, new_tokens: int, shard_size: int, workers: int, preset: str
+) -> dict[str, float]:
     task, tokenizer, model = bench_setup(preset)
     prompt_ids = encode_prompts(tokenizer, [task.prompt(example) for example in task.test[:prompts]])
     params = SamplingConfig(temperature=1.0, max_new_tokens=new_tokens, batch_size=shard_size)
@@ -154,7 +158,9 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "sandbox": sandbox_throughput(args.programs, args.workers),
         "ddp_cpu": ddp_step_time(args.steps),
-        "generation": generation_throughput(args.gen_prompts, args.new_tokens, args.shard_size, args.workers, args.preset),
+        "generation": generation_throughput(
+            args.gen_prompts, args.new_tokens, args.shard_size, args.workers, args.preset
+        ),
     }
     print(json.dumps(result, indent=2))
 

@@ -49,7 +49,11 @@ def evaluator(args):
     task = main_job_task()
     tokenizer = load_tokenizer(args.model)
     problems = task.val[: args.eval_problems]
-    return task, tokenizer, lambda model: greedy_accuracy(model, tokenizer, task, problems, max_new_tokens=args.new_tokens)
+    return (
+        task,
+        tokenizer,
+        lambda model: greedy_accuracy(model, tokenizer, task, problems, max_new_tokens=args.new_tokens),
+    )
 
 
 def worker_redraft(args) -> list[tuple[float, float]]:
@@ -63,15 +67,32 @@ def worker_redraft(args) -> list[tuple[float, float]]:
 
     curve = [(0.0, accuracy(load_model(args.model)))]
     cfg = RLSection(
-        algorithm="grpo", iterations=args.steps, prompts_per_iteration=args.prompts, samples_per_prompt=args.samples,
-        max_new_tokens=args.new_tokens, temperature=1.0, minibatch_size=args.prompts * args.samples, kl_coef=0.0,
-        eval_every=args.eval_every, eval_problems=args.eval_problems, save_every=10**6, log_every=1,
+        algorithm="grpo",
+        iterations=args.steps,
+        prompts_per_iteration=args.prompts,
+        samples_per_prompt=args.samples,
+        max_new_tokens=args.new_tokens,
+        temperature=1.0,
+        minibatch_size=args.prompts * args.samples,
+        kl_coef=0.0,
+        eval_every=args.eval_every,
+        eval_problems=args.eval_problems,
+        save_every=10**6,
+        log_every=1,
         optim=OptimConfig(lr=LR, warmup_steps=0, weight_decay=0.0, min_lr_ratio=1.0),
     )
     with tempfile.TemporaryDirectory() as out:
         log = MetricsLog(Path(out) / "metrics.jsonl")
-        train_rl(model_path=args.model, tokenizer=tokenizer, task=task, cfg=cfg, out_dir=out, seed=args.seed,
-                 log=log, logging=LoggingConfig(progress=False))
+        train_rl(
+            model_path=args.model,
+            tokenizer=tokenizer,
+            task=task,
+            cfg=cfg,
+            out_dir=out,
+            seed=args.seed,
+            log=log,
+            logging=LoggingConfig(progress=False),
+        )
         clock = 0.0
         for record in log.read("rl"):
             clock += record["iteration_s"]
@@ -114,16 +135,42 @@ def worker_trl(args) -> list[tuple[float, float]]:
     clock.curve.append((0.0, accuracy(load_model(args.model))))
     with tempfile.TemporaryDirectory() as out:
         config = GRPOConfig(
-            output_dir=out, max_steps=args.steps, per_device_train_batch_size=args.prompts * args.samples,
-            gradient_accumulation_steps=1, num_generations=args.samples, max_completion_length=args.new_tokens,
-            temperature=1.0, beta=0.0, num_iterations=1, learning_rate=LR, lr_scheduler_type="constant",
-            warmup_steps=0, weight_decay=0.0, adam_beta2=0.95, max_grad_norm=1.0, logging_steps=10**6,
-            save_strategy="no", eval_strategy="no", report_to="none", use_cpu=True, bf16=False, fp16=False,
-            disable_tqdm=True, dataloader_num_workers=0, seed=args.seed, gradient_checkpointing=False,
+            output_dir=out,
+            max_steps=args.steps,
+            per_device_train_batch_size=args.prompts * args.samples,
+            gradient_accumulation_steps=1,
+            num_generations=args.samples,
+            max_completion_length=args.new_tokens,
+            temperature=1.0,
+            beta=0.0,
+            num_iterations=1,
+            learning_rate=LR,
+            lr_scheduler_type="constant",
+            warmup_steps=0,
+            weight_decay=0.0,
+            adam_beta2=0.95,
+            max_grad_norm=1.0,
+            logging_steps=10**6,
+            save_strategy="no",
+            eval_strategy="no",
+            report_to="none",
+            use_cpu=True,
+            bf16=False,
+            fp16=False,
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+            seed=args.seed,
+            gradient_checkpointing=False,
             log_completions=False,
         )
-        trainer = GRPOTrainer(model=args.model, reward_funcs=checker, args=config, train_dataset=data,
-                              processing_class=tokenizer, callbacks=[clock])
+        trainer = GRPOTrainer(
+            model=args.model,
+            reward_funcs=checker,
+            args=config,
+            train_dataset=data,
+            processing_class=tokenizer,
+            callbacks=[clock],
+        )
         trainer.train()
     return clock.curve
 
@@ -134,18 +181,40 @@ WORKERS = {"redraft": worker_redraft, "trl": worker_trl}
 def run_side(name: str, args) -> dict:
     python = str(TRL_PYTHON) if name == "trl" else sys.executable
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
-    cmd = [python, __file__, "--worker", name, "--model", args.model, "--steps", str(args.steps),
-           "--eval-every", str(args.eval_every), "--eval-problems", str(args.eval_problems), "--prompts", str(args.prompts),
-           "--samples", str(args.samples), "--new-tokens", str(args.new_tokens), "--seed", str(args.seed)]
+    cmd = [
+        python,
+        __file__,
+        "--worker",
+        name,
+        "--model",
+        args.model,
+        "--steps",
+        str(args.steps),
+        "--eval-every",
+        str(args.eval_every),
+        "--eval-problems",
+        str(args.eval_problems),
+        "--prompts",
+        str(args.prompts),
+        "--samples",
+        str(args.samples),
+        "--new-tokens",
+        str(args.new_tokens),
+        "--seed",
+        str(args.seed),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(MARK)]
     if proc.returncode or not lines:
         return {"error": f"{name} exited {proc.returncode}", "stderr_tail": (proc.stderr or proc.stdout)[-3000:]}
-    curve = json.loads(lines[-1][len(MARK):])
+    curve = json.loads(lines[-1][len(MARK) :])
     start = curve[0][1]
     reached = next((seconds for seconds, acc in curve if acc - start >= args.gain / 100), None)
-    return {"curve": [[round(s, 1), round(a, 4)] for s, a in curve], "seconds_to_gain": reached,
-            "final_gain_points": round(100 * (curve[-1][1] - start), 1)}
+    return {
+        "curve": [[round(s, 1), round(a, 4)] for s, a in curve],
+        "seconds_to_gain": reached,
+        "final_gain_points": round(100 * (curve[-1][1] - start), 1),
+    }
 
 
 def main() -> None:
@@ -175,12 +244,19 @@ def main() -> None:
     for index in range(args.rounds):
         order = ["redraft", "trl"] if index % 2 == 0 else ["trl", "redraft"]
         rounds.append({name: run_side(name, args) for name in order})
-    ratios = [r["trl"]["seconds_to_gain"] / r["redraft"]["seconds_to_gain"] for r in rounds
-              if r["trl"].get("seconds_to_gain") and r["redraft"].get("seconds_to_gain")]
+    ratios = [
+        r["trl"]["seconds_to_gain"] / r["redraft"]["seconds_to_gain"]
+        for r in rounds
+        if r["trl"].get("seconds_to_gain") and r["redraft"].get("seconds_to_gain")
+    ]
     summary = {"gain_points": args.gain, "rounds": rounds}
     if ratios:
-        summary["trl_over_redraft_seconds"] = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios),
-                                               "target": ">= 1 (redraft reaches the gain in no more wall-clock than TRL)"}
+        summary["trl_over_redraft_seconds"] = {
+            "median": statistics.median(ratios),
+            "min": min(ratios),
+            "max": max(ratios),
+            "target": ">= 1 (redraft reaches the gain in no more wall-clock than TRL)",
+        }
     print(json.dumps(summary, indent=2))
 
 

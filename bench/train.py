@@ -15,13 +15,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import bench_setup
 
 from redraft.config import LoggingConfig, TrainConfig
 from redraft.data.sequences import collate, micro_batch_rows, sft_data
 from redraft.training.lm import train_lm
 from redraft.training.logging import MetricsLog
-
-from common import bench_setup
 
 
 def main() -> None:
@@ -57,25 +56,40 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         log = MetricsLog(Path(out) / "metrics.jsonl")
         start = time.perf_counter()
-        result = train_lm(stage="sft", model=model, tokenizer=tokenizer, train=data, val=None, cfg=cfg, out_dir=out,
-                          seed=0, log=log, logging=LoggingConfig(progress=False))
+        result = train_lm(
+            stage="sft",
+            model=model,
+            tokenizer=tokenizer,
+            train=data,
+            val=None,
+            cfg=cfg,
+            out_dir=out,
+            seed=0,
+            log=log,
+            logging=LoggingConfig(progress=False),
+        )
         ours_seconds = time.perf_counter() - start
         window_rates = [r["tokens_per_s"] for r in log.read() if "tokens_per_s" in r][1:]  # first window has warm-up
 
-    print(json.dumps({
-        "benchmark": "train",
-        "preset": args.preset,
-        "params": sum(p.numel() for p in model.parameters()),
-        "steps": args.steps,
-        "batch": args.batch,
-        "threads": torch.get_num_threads(),
-        "bare_torch_tokens_per_s": round(tokens / bare_seconds),
-        "redraft_tokens_per_s_whole_call": round(tokens / ours_seconds),
-        "redraft_tokens_per_s_steady": round(sum(window_rates) / len(window_rates)),
-        "slowdown_whole_call": round(ours_seconds / bare_seconds, 3),
-        "slowdown_steady": round(tokens / bare_seconds / (sum(window_rates) / len(window_rates)), 3),
-        "redraft_steps": result.steps,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "train",
+                "preset": args.preset,
+                "params": sum(p.numel() for p in model.parameters()),
+                "steps": args.steps,
+                "batch": args.batch,
+                "threads": torch.get_num_threads(),
+                "bare_torch_tokens_per_s": round(tokens / bare_seconds),
+                "redraft_tokens_per_s_whole_call": round(tokens / ours_seconds),
+                "redraft_tokens_per_s_steady": round(sum(window_rates) / len(window_rates)),
+                "slowdown_whole_call": round(ours_seconds / bare_seconds, 3),
+                "slowdown_steady": round(tokens / bare_seconds / (sum(window_rates) / len(window_rates)), 3),
+                "redraft_steps": result.steps,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -64,13 +64,17 @@ def trl_rows(kind: str, n: int = 40) -> list[dict]:
     """Rows of one of TRL's dataset formats."""
     rows = []
     for question, answer in sums(n):
-        rows.append({
-            "text": {"text": f"{question} {answer}"},
-            "prompt_completion": {"prompt": question, "completion": answer},
-            "messages": {"messages": [{"role": "system", "content": "Be brief."}, user(question), assistant(answer)]},
-            "chat_prompt_completion": {"prompt": [user(question)], "completion": [assistant(answer)]},
-            "chat_prompt_only": {"prompt": [user(question)], "answer": answer},
-        }[kind])
+        rows.append(
+            {
+                "text": {"text": f"{question} {answer}"},
+                "prompt_completion": {"prompt": question, "completion": answer},
+                "messages": {
+                    "messages": [{"role": "system", "content": "Be brief."}, user(question), assistant(answer)]
+                },
+                "chat_prompt_completion": {"prompt": [user(question)], "completion": [assistant(answer)]},
+                "chat_prompt_only": {"prompt": [user(question)], "answer": answer},
+            }[kind]
+        )
     return rows
 
 
@@ -79,12 +83,19 @@ def trl_pairs(kind: str, n: int = 24) -> list[dict]:
     rows = []
     for question, answer in sums(n):
         wrong = str(int(answer) + 5)  # never starts with the answer (an implicit prompt needs them to part)
-        rows.append({
-            "standard": {"prompt": question, "chosen": " " + answer, "rejected": " " + wrong},
-            "conversational": {"prompt": [user(question)], "chosen": [assistant(answer)], "rejected": [assistant(wrong)]},
-            "implicit": {"chosen": f"{question} {answer}", "rejected": f"{question} {wrong}"},
-            "implicit_conversational": {
-                "chosen": [user(question), assistant(answer)], "rejected": [user(question), assistant(wrong)],
-            },
-        }[kind])
+        rows.append(
+            {
+                "standard": {"prompt": question, "chosen": " " + answer, "rejected": " " + wrong},
+                "conversational": {
+                    "prompt": [user(question)],
+                    "chosen": [assistant(answer)],
+                    "rejected": [assistant(wrong)],
+                },
+                "implicit": {"chosen": f"{question} {answer}", "rejected": f"{question} {wrong}"},
+                "implicit_conversational": {
+                    "chosen": [user(question), assistant(answer)],
+                    "rejected": [user(question), assistant(wrong)],
+                },
+            }[kind]
+        )
     return rows

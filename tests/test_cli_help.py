@@ -76,8 +76,19 @@ def test_every_command_example_in_the_help_parses_and_uses_keys_of_its_config():
                     load_named_config(name, None, sets)  # unknown keys and bad values raise ConfigError
                 shown.add(path)
     # every command that trains, evaluates or samples shows one
-    assert shown >= {("run",), ("pretrain",), ("sft",), ("rl",), ("score",), ("eval",), ("generate",),
-                     ("rm", "train"), ("dpo", "train"), ("rlhf",), ("config", "show")}
+    assert shown >= {
+        ("run",),
+        ("pretrain",),
+        ("sft",),
+        ("rl",),
+        ("score",),
+        ("eval",),
+        ("generate",),
+        ("rm", "train"),
+        ("dpo", "train"),
+        ("rlhf",),
+        ("config", "show"),
+    }
 
 
 @pytest.mark.parametrize("path", sorted(p for p in LEAVES if config_names(p)), ids=" ".join)
@@ -114,7 +125,9 @@ def test_config_show_covers_every_command_that_reads_a_config():
 def test_a_yaml_quoting_error_suggests_the_quoted_override():
     with pytest.raises(ConfigError, match=re.escape("""--set 'task.template="{question}"'""")):
         load_config("sft", None, ["task.template={question}"])
-    assert load_config("sft", None, ['task.template="{question}"']).task.template == "{question}"  # the suggestion works
+    assert (
+        load_config("sft", None, ['task.template="{question}"']).task.template == "{question}"
+    )  # the suggestion works
     with pytest.raises(ConfigError, match=re.escape("""--set 'run.name="123"'""")):
         load_config("sft", None, ["run.name=123"])
     with pytest.raises(ConfigError) as error:  # not a quoting problem: no hint
@@ -131,8 +144,18 @@ def test_a_yaml_file_read_as_a_mapping_says_to_quote(tmp_path):
 
 def test_a_stage_run_on_its_own_is_named_after_its_command():
     names = {name: load_named_config(name).run.name for name in CONFIGS if name != "feedback"}
-    assert names == {"run": "main", "pretrain": "pretrain", "sft": "sft", "rl": "rl", "score": "score", "eval": "eval",
-                     "generate": "generate", "rm": "reward_model", "dpo": "dpo", "rlhf": "rlhf"}
+    assert names == {
+        "run": "main",
+        "pretrain": "pretrain",
+        "sft": "sft",
+        "rl": "rl",
+        "score": "score",
+        "eval": "eval",
+        "generate": "generate",
+        "rm": "reward_model",
+        "dpo": "dpo",
+        "rlhf": "rlhf",
+    }
     assert load_config("sft", None, ["run.name=mine"]).run.directory.name == "mine"
 
 
@@ -167,11 +190,15 @@ def test_prompts_ending_in_equals_warn_about_the_default_template(tmp_path, caps
 
 def test_epochs_warning_names_the_epochs_and_the_key():
     message = epochs_warning("sft", 500, 500, 64, "examples", "train.max_steps")
-    assert message == ("sft: 500 steps × 64 examples per step is 64 epochs over the 500 training examples; "
-                       "set train.max_steps=23 for about 3 epochs")
+    assert message == (
+        "sft: 500 steps × 64 examples per step is 64 epochs over the 500 training examples; "
+        "set train.max_steps=23 for about 3 epochs"
+    )
     rl = epochs_warning("rl", 100, 100, 64, "prompts", "rl.iterations", generated=True, unit="iterations")
-    assert rl == ("rl: 100 iterations × 64 prompts per iteration is 64 epochs over the 100 training prompts; "
-                  "set rl.iterations=5 for about 3 epochs or raise task.train_size")
+    assert rl == (
+        "rl: 100 iterations × 64 prompts per iteration is 64 epochs over the 100 training prompts; "
+        "set rl.iterations=5 for about 3 epochs or raise task.train_size"
+    )
     assert epochs_warning("sft", 20_000, 600, 128, "examples", "sft.max_steps") is None  # the main job: 3.8 epochs
     assert epochs_warning("dpo", 0, 600, 64, "pairs", "dpo.train.max_steps") is None
 
@@ -186,8 +213,11 @@ def test_sft_on_a_small_file_warns_from_the_cli(tmp_path, micro_model, tokenizer
         "train.batch_size=16", "train.eval_every=20", "train.save_every=20", "train.eval_accuracy_problems=0",
         "logging.progress=false") for x in ("--set", s)]])  # fmt: skip
     assert out.exit_code == 0, out.output
-    assert re.search(r"warning: sft: 20 steps × 16 examples per step is \d+ epochs over the \d+ training examples; "
-                     r"set train.max_steps=\d+ for about 3 epochs", out.output)
+    assert re.search(
+        r"warning: sft: 20 steps × 16 examples per step is \d+ epochs over the \d+ training examples; "
+        r"set train.max_steps=\d+ for about 3 epochs",
+        out.output,
+    )
     assert (tmp_path / "sft" / "model").is_dir()  # named after the command, not runs/main
 
 

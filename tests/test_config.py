@@ -73,7 +73,9 @@ def test_config_file_that_is_not_utf8_names_the_line(tmp_path):
         load_config("run", bad)
 
 
-@pytest.mark.parametrize("assignment", ["sft.optim.beta1=.nan", "sft.optim.beta2=1.0", "sft.optim.eps=-1", "sft.optim.eps=0"])
+@pytest.mark.parametrize(
+    "assignment", ["sft.optim.beta1=.nan", "sft.optim.beta2=1.0", "sft.optim.eps=-1", "sft.optim.eps=0"]
+)
 def test_optimizer_constants_are_validated(assignment):
     with pytest.raises(ConfigError, match=assignment.split("=")[0].removeprefix("sft.")):
         load_config("run", None, [assignment])
@@ -84,7 +86,9 @@ def test_reward_names_are_checked_with_the_config(assignment):
     with pytest.raises(ConfigError, match="unknown reward"):
         load_config("run", None, [assignment])
     assert load_config("rl", None, ["task.reward={math: 1.0, 'my_rewards:brevity': 0.1}"]).task.reward == {
-        "math": 1.0, "my_rewards:brevity": 0.1}
+        "math": 1.0,
+        "my_rewards:brevity": 0.1,
+    }
 
 
 def test_override_syntax():
@@ -96,7 +100,9 @@ def test_override_syntax():
 def test_cli_prints_one_line_error_without_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "redraft", "run", "--set", "sft.max_stepz=1"],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -104,7 +110,9 @@ def test_cli_prints_one_line_error_without_traceback(tmp_path):
     assert len(lines) == 1 and "unknown key 'sft.max_stepz'" in lines[0]
     missing = subprocess.run(
         [sys.executable, "-m", "redraft", "pretrain", "--config", "missing.yaml"],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert missing.returncode == 2 and "config file not found: missing.yaml" in missing.stderr
 

@@ -12,25 +12,86 @@ from transformers import AutoModelForCausalLM
 
 MICRO = [
     # Clean demonstrations keep the micro run about mechanics (teacher slips: tests/tasks).
-    "--set", "task.train_size=600", "--set", "task.val_size=32", "--set", "task.test_size=48", "--set", "task.max_digits=2",
-    "--set", "task.teacher_slip_rate=0",
-    "--set", "tokenizer.vocab_size=270", "--set", "model.preset=micro",
-    "--set", "pretrain.max_steps=30", "--set", "pretrain.eval_every=15", "--set", "pretrain.save_every=15",
-    "--set", "sft.max_steps=20", "--set", "sft.eval_every=10", "--set", "sft.save_every=10",
-    "--set", "sft.eval_accuracy_problems=16", "--set", "eval.k=4", "--set", "logging.progress=false",
-    "--set", "rl.iterations=3", "--set", "rl.prompts_per_iteration=8", "--set", "rl.samples_per_prompt=4",
-    "--set", "rl.max_new_tokens=4", "--set", "rl.eval_every=2", "--set", "rl.eval_problems=16",
+    "--set",
+    "task.train_size=600",
+    "--set",
+    "task.val_size=32",
+    "--set",
+    "task.test_size=48",
+    "--set",
+    "task.max_digits=2",
+    "--set",
+    "task.teacher_slip_rate=0",
+    "--set",
+    "tokenizer.vocab_size=270",
+    "--set",
+    "model.preset=micro",
+    "--set",
+    "pretrain.max_steps=30",
+    "--set",
+    "pretrain.eval_every=15",
+    "--set",
+    "pretrain.save_every=15",
+    "--set",
+    "sft.max_steps=20",
+    "--set",
+    "sft.eval_every=10",
+    "--set",
+    "sft.save_every=10",
+    "--set",
+    "sft.eval_accuracy_problems=16",
+    "--set",
+    "eval.k=4",
+    "--set",
+    "logging.progress=false",
+    "--set",
+    "rl.iterations=3",
+    "--set",
+    "rl.prompts_per_iteration=8",
+    "--set",
+    "rl.samples_per_prompt=4",
+    "--set",
+    "rl.max_new_tokens=4",
+    "--set",
+    "rl.eval_every=2",
+    "--set",
+    "rl.eval_problems=16",
     # SCoRe and its baselines, a couple of steps each
-    "--set", "score.pair_sft.max_steps=3", "--set", "score.pair_sft.batch_size=16", "--set", "score.stage1_iterations=2",
-    "--set", "score.stage2_iterations=2", "--set", "score.rl.prompts_per_iteration=4", "--set", "score.rl.samples_per_prompt=2",
-    "--set", "score.rl.max_new_tokens=3", "--set", "score.star_problems=64", "--set", "score.star_iterations=1",
-    "--set", "score.star.max_steps=2", "--set", "score.star.batch_size=2", "--set", "score.eval.num_problems=16",
-    "--set", "score.eval.max_new_tokens=3", "--set", "score.eval.scaling_budgets=[2,4]",
+    "--set",
+    "score.pair_sft.max_steps=3",
+    "--set",
+    "score.pair_sft.batch_size=16",
+    "--set",
+    "score.stage1_iterations=2",
+    "--set",
+    "score.stage2_iterations=2",
+    "--set",
+    "score.rl.prompts_per_iteration=4",
+    "--set",
+    "score.rl.samples_per_prompt=2",
+    "--set",
+    "score.rl.max_new_tokens=3",
+    "--set",
+    "score.star_problems=64",
+    "--set",
+    "score.star_iterations=1",
+    "--set",
+    "score.star.max_steps=2",
+    "--set",
+    "score.star.batch_size=2",
+    "--set",
+    "score.eval.num_problems=16",
+    "--set",
+    "score.eval.max_new_tokens=3",
+    "--set",
+    "score.eval.scaling_budgets=[2,4]",
 ]
 
 
 def redraft(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "redraft", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "redraft", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,16 +103,39 @@ def micro_run(tmp_path_factory):
 
 
 def test_main_job_writes_a_complete_run_folder(micro_run):
-    for name in ["config.yaml", "metrics.jsonl", "report.md", "loss.png", "accuracy.png", "rl.png", "timing.json",
-                 "pretrain/tokenizer/tokenizer.json", "pretrain/model/model.safetensors", "sft/model/model.safetensors",
-                 "rl/model/model.safetensors", "eval/sft/eval.json", "eval/sft/samples.jsonl", "eval/rl/eval.json",
-                 "sft_same_time/model/model.safetensors", "eval/sft_same_time/eval.json"]:
+    for name in [
+        "config.yaml",
+        "metrics.jsonl",
+        "report.md",
+        "loss.png",
+        "accuracy.png",
+        "rl.png",
+        "timing.json",
+        "pretrain/tokenizer/tokenizer.json",
+        "pretrain/model/model.safetensors",
+        "sft/model/model.safetensors",
+        "rl/model/model.safetensors",
+        "eval/sft/eval.json",
+        "eval/sft/samples.jsonl",
+        "eval/rl/eval.json",
+        "sft_same_time/model/model.safetensors",
+        "eval/sft_same_time/eval.json",
+    ]:
         assert (micro_run / name).is_file(), name
     for plot in ("loss.png", "accuracy.png", "rl.png"):
         assert Image.open(micro_run / plot).size[0] > 300
     records = [json.loads(line) for line in (micro_run / "metrics.jsonl").read_text().splitlines()]
-    assert {"pretrain", "sft", "rl", "pair_sft", "score_stage1", "score_stage2", "single_turn_rl", "multiturn_rl",
-            "control"} <= {r["stage"] for r in records}
+    assert {
+        "pretrain",
+        "sft",
+        "rl",
+        "pair_sft",
+        "score_stage1",
+        "score_stage2",
+        "single_turn_rl",
+        "multiturn_rl",
+        "control",
+    } <= {r["stage"] for r in records}
     assert [r["step"] for r in records if r["stage"] == "rl"] == [1, 2, 3]
     result = json.loads((micro_run / "eval" / "sft" / "eval.json").read_text())
     assert result["num_problems"] == 48 and set(result["pass_at_k"]) == {"1", "2", "4"}
@@ -69,8 +153,19 @@ def test_main_job_writes_a_complete_run_folder(micro_run):
 def test_main_job_without_pretraining_on_scarce_demonstrations(tmp_path):
     """pretrain.max_steps=0 trains only the tokenizer; SFT sees task.demonstrations problems, RL all prompts."""
     result = redraft(
-        "run", "--name", "scarce", *MICRO, "--set", "pretrain.max_steps=0", "--set", "task.demonstrations=200",
-        "--set", "score.enabled=false", "--set", "sft_same_time=false", cwd=tmp_path,
+        "run",
+        "--name",
+        "scarce",
+        *MICRO,
+        "--set",
+        "pretrain.max_steps=0",
+        "--set",
+        "task.demonstrations=200",
+        "--set",
+        "score.enabled=false",
+        "--set",
+        "sft_same_time=false",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     run = tmp_path / "runs" / "scarce"
@@ -128,7 +223,9 @@ def test_score_command_on_the_sft_model(micro_run):
     for r in checks:
         assert r["val_delta"] == pytest.approx(r["val_acc_t2"] - r["val_acc_t1"])
         assert r["val_delta"] == pytest.approx(r["val_delta_i2c"] - r["val_delta_c2i"])
-        assert all((8 * r[key]) == pytest.approx(round(8 * r[key])) for key in ("val_acc_t1", "val_acc_t2", "val_changed"))
+        assert all(
+            (8 * r[key]) == pytest.approx(round(8 * r[key])) for key in ("val_acc_t1", "val_acc_t2", "val_changed")
+        )
     assert list(summary["evaluations"]) == ["prompting", "score"]
     assert summary["evaluations"]["score"]["val"]["num_problems"] == 300
     assert "| score |" in (root / "runs" / "sc" / "report.md").read_text()
@@ -149,9 +246,26 @@ def test_resume_with_a_changed_config_is_refused_naming_the_key(micro_run):
 
 
 def test_ctrl_c_says_how_to_resume(tmp_path):
-    args = ["-m", "redraft", "pretrain", "--name", "p", "--set", "model.preset=micro", "--set", "train.max_steps=100000",
-            "--set", "train.save_every=5", "--set", "task.train_size=200", "--set", "logging.progress=false"]
-    victim = subprocess.Popen([sys.executable, *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    args = [
+        "-m",
+        "redraft",
+        "pretrain",
+        "--name",
+        "p",
+        "--set",
+        "model.preset=micro",
+        "--set",
+        "train.max_steps=100000",
+        "--set",
+        "train.save_every=5",
+        "--set",
+        "task.train_size=200",
+        "--set",
+        "logging.progress=false",
+    ]
+    victim = subprocess.Popen(
+        [sys.executable, *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     checkpoints = tmp_path / "runs" / "p" / "checkpoints"
     deadline = time.time() + 120
     while time.time() < deadline and not list(checkpoints.glob("step-*")):
@@ -164,17 +278,51 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
 def test_stage_commands_on_the_trained_model(micro_run):
     root = micro_run.parent.parent
     model = str(micro_run / "sft" / "model")
-    out = redraft("generate", "--model", model, "-p", "12+3=", "-p", "4+4=", "--max-new-tokens", "4", "--json", cwd=root)
+    out = redraft(
+        "generate", "--model", model, "-p", "12+3=", "-p", "4+4=", "--max-new-tokens", "4", "--json", cwd=root
+    )
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["prompt"] for r in rows] == ["12+3=", "4+4="]
     assert all(len(r["token_ids"]) == len(r["logprobs"]) <= 4 for r in rows)
-    ev = redraft("eval", "--model", model, "--name", "ev", "--set", "task.test_size=16", "--set", "task.train_size=600",
-                 "--set", "task.max_digits=2", "--set", "eval.k=2", cwd=root)
+    ev = redraft(
+        "eval",
+        "--model",
+        model,
+        "--name",
+        "ev",
+        "--set",
+        "task.test_size=16",
+        "--set",
+        "task.train_size=600",
+        "--set",
+        "task.max_digits=2",
+        "--set",
+        "eval.k=2",
+        cwd=root,
+    )
     assert ev.returncode == 0, ev.stderr
     assert json.loads((root / "runs" / "ev" / "eval.json").read_text())["num_problems"] == 16
-    sft = redraft("sft", "--model", model, "--name", "sft2", "--set", "task.train_size=600", "--set", "task.max_digits=2", "--set", "train.max_steps=3",
-                  "--set", "train.batch_size=16", "--set", "train.lora.enabled=true", "--set", "logging.progress=false", cwd=root)
+    sft = redraft(
+        "sft",
+        "--model",
+        model,
+        "--name",
+        "sft2",
+        "--set",
+        "task.train_size=600",
+        "--set",
+        "task.max_digits=2",
+        "--set",
+        "train.max_steps=3",
+        "--set",
+        "train.batch_size=16",
+        "--set",
+        "train.lora.enabled=true",
+        "--set",
+        "logging.progress=false",
+        cwd=root,
+    )
     assert sft.returncode == 0, sft.stderr
     assert (root / "runs" / "sft2" / "model" / "model.safetensors").is_file()
 

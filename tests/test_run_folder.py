@@ -25,7 +25,9 @@ def test_resume_refuses_a_changed_config_and_accepts_the_same_one(tmp_path):
     run = tmp_path / "r"
     start_run_dir(run, _sft(), resume=False, overwrite=False)
     (run / "metrics.jsonl").write_text("")  # the run started
-    with pytest.raises(RedraftError, match=r"train.optim.lr: 0.001 -> 0.002.*--resume continues a run as it was started"):
+    with pytest.raises(
+        RedraftError, match=r"train.optim.lr: 0.001 -> 0.002.*--resume continues a run as it was started"
+    ):
         start_run_dir(run, _sft("train.optim.lr=0.002"), resume=True, overwrite=False)
     with pytest.raises(RedraftError, match=r"train.max_steps"):
         start_run_dir(run, _sft("train.max_steps=9999"), resume=True, overwrite=False)

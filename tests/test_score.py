@@ -10,9 +10,7 @@ from redraft.errors import RedraftError
 from redraft.score import seeds_table
 
 
-def _evaluation(
-    t1: float, t2: float, i2c: float, c2i: float, delta_ci: float = 0.02
-) -> dict:
+def _evaluation(t1: float, t2: float, i2c: float, c2i: float, delta_ci: float = 0.02) -> dict:
     metrics = {
         "acc@t1": t1,
         "acc@t2": t2,
@@ -61,19 +59,11 @@ def test_seeds_table_shows_only_attempt_1_of_the_single_attempt_control():
 def test_seeds_table_checks_every_learning_target():
     met = seeds_table({"s0": _summary(0.86), "s1": _summary(0.88)})
     assert "NOT met" not in met
-    assert (
-        "- met: SCoRe Δ above every baseline's (best other: multiturn_rl +3.0)" in met
-    )
-    assert (
-        "- met: SCoRe Acc@t2 above the single-attempt control's Acc@t1 (87.0 vs 82.0)"
-        in met
-    )
+    assert "- met: SCoRe Δ above every baseline's (best other: multiturn_rl +3.0)" in met
+    assert "- met: SCoRe Acc@t2 above the single-attempt control's Acc@t1 (87.0 vs 82.0)" in met
     missed = seeds_table({"s0": _summary(0.81), "s1": _summary(0.82)})
     assert "- NOT met: SCoRe Δ ≥ +5 with every run's CI excluding 0 (Δ +1.5)" in missed
-    assert (
-        "- NOT met: SCoRe Δ above every baseline's (best other: multiturn_rl +3.0)"
-        in missed
-    )
+    assert "- NOT met: SCoRe Δ above every baseline's (best other: multiturn_rl +3.0)" in missed
 
 
 def test_seeds_table_needs_a_method_common_to_all_runs():
@@ -92,15 +82,11 @@ def test_score_seeds_command_reads_runs_and_reports_a_missing_one(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "| score |" in result.output and out.read_text() in result.output
-    missing = CliRunner().invoke(
-        app, ["score-seeds", str(tmp_path / "a"), str(tmp_path / "c")]
-    )
+    missing = CliRunner().invoke(app, ["score-seeds", str(tmp_path / "a"), str(tmp_path / "c")])
     assert missing.exit_code != 0
 
 
-def test_star_samples_with_the_last_round_but_fine_tunes_the_starting_model(
-    tmp_path, monkeypatch
-):
+def test_star_samples_with_the_last_round_but_fine_tunes_the_starting_model(tmp_path, monkeypatch):
     # STaR's Algorithm 1: round n samples with model n-1 and trains the *starting* model on what it kept.
     from redraft import score
     from redraft.config import load_config
@@ -124,14 +110,10 @@ def test_star_samples_with_the_last_round_but_fine_tunes_the_starting_model(
     monkeypatch.setattr(score, "star_episodes", fake_star_episodes)
     monkeypatch.setattr(score, "episodes_to_sft", lambda *args: None)
     monkeypatch.setattr(score, "_sft_stage", fake_sft_stage)
-    cfg = load_config(
-        "score", None, ["score.star_iterations=3", "score.star.batch_size=2"]
-    )
+    cfg = load_config("score", None, ["score.star_iterations=3", "score.star.batch_size=2"])
     tokenizer = type("Tokenizer", (), {"pad_token_id": 0})()
     task = type("Task", (), {"train": list(range(10))})()
-    result = score._star(
-        cfg, task, tokenizer, "pair_sft", tmp_path, MetricsLog(tmp_path / "m.jsonl"), False
-    )
+    result = score._star(cfg, task, tokenizer, "pair_sft", tmp_path, MetricsLog(tmp_path / "m.jsonl"), False)
     assert trained_from == ["pair_sft"] * 3
     assert sampled_with == ["pair_sft", f"{tmp_path}/star_1", f"{tmp_path}/star_2"]
     assert result["model_dir"] == f"{tmp_path}/star_3"

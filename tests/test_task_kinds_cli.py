@@ -45,7 +45,8 @@ def test_rl_and_eval_on_the_math_task_with_the_math_reward(tmp_path):
     model = _micro_model(tmp_path, TaskConfig(kind="math", train_size=64, val_size=4, test_size=4), 300, 512)
     _invoke("rl", "--model", model, "--name", "math_rl", *_sets(
         f"run.output_dir={tmp_path}", *task, "task.reward=math", "rl.iterations=2", "rl.prompts_per_iteration=4",
-        "rl.samples_per_prompt=2", "rl.max_new_tokens=8", "rl.eval_every=2", "rl.eval_problems=4", "logging.progress=false",
+        "rl.samples_per_prompt=2", "rl.max_new_tokens=8", "rl.eval_every=2", "rl.eval_problems=4",
+        "logging.progress=false",
     ))  # fmt: skip
     run = tmp_path / "math_rl"
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -55,16 +56,21 @@ def test_rl_and_eval_on_the_math_task_with_the_math_reward(tmp_path):
     out = _invoke("eval", "--model", model, "--name", "math_eval", *_sets(
         f"run.output_dir={tmp_path}", *task, "eval.k=2", "eval.max_new_tokens=8"))  # fmt: skip
     printed = json.loads(out.stdout)
-    assert printed["num_problems"] == 4 and {"greedy_accuracy", "greedy_accuracy_ci95", "pass@1", "pass@2"} <= set(printed)
+    assert printed["num_problems"] == 4 and {"greedy_accuracy", "greedy_accuracy_ci95", "pass@1", "pass@2"} <= set(
+        printed
+    )
 
 
 @needs_sandbox
 def test_eval_on_humaneval_in_the_sandbox(tmp_path):
     model = _micro_model(tmp_path, TaskConfig(kind="code"), 1000, 2048)
     out = _invoke("eval", "--model", model, "--name", "code_eval", *_sets(
-        f"run.output_dir={tmp_path}", "task.kind=code", "eval.num_problems=4", "eval.k=2", "eval.max_new_tokens=8"))  # fmt: skip
+        f"run.output_dir={tmp_path}", "task.kind=code", "eval.num_problems=4", "eval.k=2",
+        "eval.max_new_tokens=8"))  # fmt: skip
     printed = json.loads(out.stdout)
-    assert printed["num_problems"] == 4 and {"greedy_accuracy", "greedy_accuracy_ci95", "pass@1", "pass@2"} <= set(printed)
+    assert printed["num_problems"] == 4 and {"greedy_accuracy", "greedy_accuracy_ci95", "pass@1", "pass@2"} <= set(
+        printed
+    )
     saved = json.loads((tmp_path / "code_eval" / "eval.json").read_text())
     assert saved["num_problems"] == 4 and set(saved["pass_at_k"]) == {"1", "2"}
     rows = [json.loads(line) for line in (tmp_path / "code_eval" / "samples.jsonl").read_text().splitlines()]

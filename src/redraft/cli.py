@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -22,7 +22,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-config_app = typer.Typer(help="Inspect the configs: effective values, what each key means, the reference.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Inspect the configs: effective values, what each key means, the reference.", no_args_is_help=True
+)
 app.add_typer(config_app, name="config")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(rm_app, name="rm")
@@ -30,15 +32,19 @@ app.add_typer(dpo_app, name="dpo")
 app.command("rlhf")(rlhf)
 console = Console()
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file, merged over the built-in defaults.")]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config file, merged over the built-in defaults.")
+]
 
 
 def _set_option(example: str):
     """The --set option, its help showing ``example``, a key of the command's own config (a test
     checks every example against the config of the command that shows it)."""
     return Annotated[
-        Optional[list[str]],
-        typer.Option("--set", "-s", help=f"Override one key, e.g. --set {example} (repeatable; values parsed as YAML)."),
+        list[str] | None,
+        typer.Option(
+            "--set", "-s", help=f"Override one key, e.g. --set {example} (repeatable; values parsed as YAML)."
+        ),
     ]
 
 
@@ -50,12 +56,18 @@ RLSetOption = _set_option("rl.iterations=50")
 ScoreSetOption = _set_option("score.stage1_iterations=30")
 EvalSetOption = _set_option("eval.num_problems=100")
 GenerateSetOption = _set_option("sampling.batch_size=64")
-NameOption = Annotated[Optional[str], typer.Option(
-    "--name", help="Run name (sets run.name; default: the command's name, main for `redraft run`): outputs go to "
-    "<run.output_dir>/<name>/.",
-)]
+NameOption = Annotated[
+    str | None,
+    typer.Option(
+        "--name",
+        help="Run name (sets run.name; default: the command's name, main for `redraft run`): outputs go to "
+        "<run.output_dir>/<name>/.",
+    ),
+]
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")]
-OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Delete an existing run folder of the same name first.")]
+OverwriteOption = Annotated[
+    bool, typer.Option("--overwrite", help="Delete an existing run folder of the same name first.")
+]
 
 
 def _load(stage: str, config: Path | None, overrides: list[str] | None, name: str | None = None, **extra: str):
@@ -88,7 +100,13 @@ def _train_stage(runner, cfg, resume: bool, overwrite: bool) -> None:
 
 
 @app.command()
-def run(config: ConfigOption = None, set_: RunSetOption = None, name: NameOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False) -> None:
+def run(
+    config: ConfigOption = None,
+    set_: RunSetOption = None,
+    name: NameOption = None,
+    resume: ResumeOption = False,
+    overwrite: OverwriteOption = False,
+) -> None:
     """The main job: tokenizer -> pretraining -> SFT -> RL -> evaluation -> report (runs/<name>/report.md).
 
     Example: redraft run --set rl.iterations=80 (outputs in runs/main/)
@@ -107,7 +125,13 @@ def run(config: ConfigOption = None, set_: RunSetOption = None, name: NameOption
 
 
 @app.command()
-def pretrain(config: ConfigOption = None, set_: PretrainSetOption = None, name: NameOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False) -> None:
+def pretrain(
+    config: ConfigOption = None,
+    set_: PretrainSetOption = None,
+    name: NameOption = None,
+    resume: ResumeOption = False,
+    overwrite: OverwriteOption = False,
+) -> None:
     """Train a tokenizer (unless one is given) and pretrain a causal LM on the task corpus.
 
     Example: redraft pretrain --set model.preset=small --set train.max_steps=300 (outputs in runs/pretrain/)
@@ -123,7 +147,9 @@ def sft(
     config: ConfigOption = None,
     set_: SFTSetOption = None,
     name: NameOption = None,
-    model: Annotated[Optional[str], typer.Option(help="HF checkpoint folder or Hub id to fine-tune (sets model.path).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="HF checkpoint folder or Hub id to fine-tune (sets model.path).")
+    ] = None,
     resume: ResumeOption = False,
     overwrite: OverwriteOption = False,
 ) -> None:
@@ -142,7 +168,9 @@ def rl(
     config: ConfigOption = None,
     set_: RLSetOption = None,
     name: NameOption = None,
-    model: Annotated[Optional[str], typer.Option(help="HF checkpoint folder or Hub id of the starting policy (sets model.path).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="HF checkpoint folder or Hub id of the starting policy (sets model.path).")
+    ] = None,
     resume: ResumeOption = False,
     overwrite: OverwriteOption = False,
 ) -> None:
@@ -161,7 +189,9 @@ def score(
     config: ConfigOption = None,
     set_: ScoreSetOption = None,
     name: NameOption = None,
-    model: Annotated[Optional[str], typer.Option(help="Single-attempt SFT checkpoint to start from (sets model.path).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Single-attempt SFT checkpoint to start from (sets model.path).")
+    ] = None,
     resume: ResumeOption = False,
     overwrite: OverwriteOption = False,
 ) -> None:
@@ -189,9 +219,11 @@ def score(
 
 @app.command("score-seeds")
 def score_seeds(
-    runs: Annotated[list[Path], typer.Argument(help="Folders of `redraft score` runs (or main jobs' score/ folders), one per seed.")],
+    runs: Annotated[
+        list[Path], typer.Argument(help="Folders of `redraft score` runs (or main jobs' score/ folders), one per seed.")
+    ],
     split: Annotated[str, typer.Option(help="Which evaluation to summarise: test, test_sampled_t1 or val.")] = "test",
-    out: Annotated[Optional[Path], typer.Option(help="Also write the table to this Markdown file.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the table to this Markdown file.")] = None,
 ) -> None:
     """Mean ± sd over seeds of every method's self-correction metrics, each seed's Δ with its CI, and the
     SCoRe learning-target checks."""
@@ -214,18 +246,39 @@ def eval_(
     config: ConfigOption = None,
     set_: EvalSetOption = None,
     name: NameOption = None,
-    model: Annotated[Optional[str], typer.Option(help="HF checkpoint folder or Hub id to evaluate (sets model.path).")] = None,
-    self_correct: Annotated[bool, typer.Option("--self-correct", help="Two-attempt self-correction metrics instead "
-                                               "(Acc@t1, Acc@t2, Δ, Δ^{i→c}, Δ^{c→i}); writes self_correction.json.")] = False,
-    first_temperature: Annotated[float | None, typer.Option(help="Self-correction: attempt-1 temperature "
-                                                               "(0 = greedy, the headline; later attempts are greedy).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="HF checkpoint folder or Hub id to evaluate (sets model.path).")
+    ] = None,
+    self_correct: Annotated[
+        bool,
+        typer.Option(
+            "--self-correct",
+            help="Two-attempt self-correction metrics instead "
+            "(Acc@t1, Acc@t2, Δ, Δ^{i→c}, Δ^{c→i}); writes self_correction.json.",
+        ),
+    ] = False,
+    first_temperature: Annotated[
+        float | None,
+        typer.Option(
+            help="Self-correction: attempt-1 temperature (0 = greedy, the headline; later attempts are greedy)."
+        ),
+    ] = None,
 ) -> None:
     """Greedy accuracy and pass@k on the task's test split; writes eval.json and samples.jsonl.
 
     Example: redraft eval --model runs/rl/model --set eval.num_problems=100 (outputs in runs/eval/)
     """
-    cfg = _load("eval", config, set_, name, **{"model.path": model, "eval.self_correct": "true" if self_correct else None,
-                                               "eval.first_temperature": first_temperature})
+    cfg = _load(
+        "eval",
+        config,
+        set_,
+        name,
+        **{
+            "model.path": model,
+            "eval.self_correct": "true" if self_correct else None,
+            "eval.first_temperature": first_temperature,
+        },
+    )
     from redraft.pipeline import run_eval
 
     if cfg.eval.self_correct:
@@ -241,16 +294,16 @@ def eval_(
 @app.command()
 def generate(
     model: Annotated[str, typer.Option(help="HF checkpoint folder, or a Hub id in the local HF cache.")],
-    prompt: Annotated[Optional[list[str]], typer.Option("--prompt", "-p", help="A prompt (repeatable).")] = None,
-    prompts_file: Annotated[Optional[Path], typer.Option(help="A text file with one prompt per line.")] = None,
+    prompt: Annotated[list[str] | None, typer.Option("--prompt", "-p", help="A prompt (repeatable).")] = None,
+    prompts_file: Annotated[Path | None, typer.Option(help="A text file with one prompt per line.")] = None,
     config: ConfigOption = None,
     set_: GenerateSetOption = None,
-    temperature: Annotated[Optional[float], typer.Option(help="0 = greedy.")] = None,
-    top_p: Annotated[Optional[float], typer.Option()] = None,
-    top_k: Annotated[Optional[int], typer.Option()] = None,
-    max_new_tokens: Annotated[Optional[int], typer.Option()] = None,
-    stop: Annotated[Optional[list[str]], typer.Option(help="Stop string (repeatable).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Sampling seed.")] = None,
+    temperature: Annotated[float | None, typer.Option(help="0 = greedy.")] = None,
+    top_p: Annotated[float | None, typer.Option()] = None,
+    top_k: Annotated[int | None, typer.Option()] = None,
+    max_new_tokens: Annotated[int | None, typer.Option()] = None,
+    stop: Annotated[list[str] | None, typer.Option(help="Stop string (repeatable).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines with token ids and log-probs.")] = False,
 ) -> None:
     """Sample completions for prompts (batched, KV cache, temperature/top-p/top-k, stop strings).
@@ -285,8 +338,13 @@ def generate(
     out = sample(load_model(model), load_tokenizer(model), prompts, cfg.sampling, seed=seed)
     for i, text in enumerate(out.texts):
         if as_json:
-            row = {"prompt": prompts[i], "completion": text, "token_ids": out.token_ids[i],
-                   "logprobs": out.logprobs[i], "finish_reason": out.finish_reasons[i]}
+            row = {
+                "prompt": prompts[i],
+                "completion": text,
+                "token_ids": out.token_ids[i],
+                "logprobs": out.logprobs[i],
+                "finish_reason": out.finish_reasons[i],
+            }
             print(json.dumps(row))
         else:
             print(f"{prompts[i]}{text}")
@@ -294,14 +352,26 @@ def generate(
 
 # `config show NAME` and the config reference: NAME -> (the command that reads the config, what it does).
 CONFIGS: dict[str, tuple[str, str]] = {
-    "run": ("redraft run", "The main job: tokenizer -> pretraining -> SFT -> RL -> evaluation -> SCoRe -> report. "
-            "Its defaults are the code's with src/redraft/configs/run.yaml over them."),
-    "pretrain": ("redraft pretrain", "Train a tokenizer (unless one is given) and pretrain a causal LM on the task corpus."),
+    "run": (
+        "redraft run",
+        "The main job: tokenizer -> pretraining -> SFT -> RL -> evaluation -> SCoRe -> report. "
+        "Its defaults are the code's with src/redraft/configs/run.yaml over them.",
+    ),
+    "pretrain": (
+        "redraft pretrain",
+        "Train a tokenizer (unless one is given) and pretrain a causal LM on the task corpus.",
+    ),
     "sft": ("redraft sft", "Supervised fine-tuning of model.path, loss on completion tokens only."),
     "rl": ("redraft rl", "RL of model.path against the task's reward (GRPO, RLOO, REINFORCE++, PPO)."),
-    "score": ("redraft score", "SCoRe self-correction (Pair-SFT -> Stage I -> Stage II) and its baselines, from "
-              "the single-attempt SFT model model.path."),
-    "eval": ("redraft eval", "Greedy accuracy and pass@k of model.path (or, with --self-correct, its self-correction metrics)."),
+    "score": (
+        "redraft score",
+        "SCoRe self-correction (Pair-SFT -> Stage I -> Stage II) and its baselines, from "
+        "the single-attempt SFT model model.path.",
+    ),
+    "eval": (
+        "redraft eval",
+        "Greedy accuracy and pass@k of model.path (or, with --self-correct, its self-correction metrics).",
+    ),
     "generate": ("redraft generate", "Sample completions of --model for prompts."),
     "rm": ("redraft rm train", "A Bradley–Terry reward model from preference pairs."),
     "dpo": ("redraft dpo train", "DPO of model.path on preference pairs."),
@@ -342,8 +412,10 @@ def config_reference() -> str:
         "`redraft config show NAME --explain` prints the same for your own config and overrides, as YAML "
         "with each key's description above it."
     )
-    commands = [(command, f"{summary} Shown by `redraft config show {name}`.", load_named_config(name))
-                for name, (command, summary) in CONFIGS.items()]
+    commands = [
+        (command, f"{summary} Shown by `redraft config show {name}`.", load_named_config(name))
+        for name, (command, summary) in CONFIGS.items()
+    ]
     return render_reference(commands, preamble)
 
 
@@ -352,7 +424,9 @@ def config_show(
     stage: Annotated[str, typer.Argument(help=" | ".join(CONFIGS) + " (the command whose config is shown)")] = "run",
     config: ConfigOption = None,
     set_: SetOption = None,
-    explain: Annotated[bool, typer.Option("--explain", help="Put each key's description above it, as a YAML comment.")] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Put each key's description above it, as a YAML comment.")
+    ] = False,
 ) -> None:
     """Print the full effective config of a stage as YAML (--explain: with each key's description).
 
@@ -372,7 +446,7 @@ def config_show(
 @config_app.command("reference")
 def config_reference_command(
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Write the Markdown to this file instead of printing it.")
+        Path | None, typer.Option("--output", "-o", help="Write the Markdown to this file instead of printing it.")
     ] = None,
 ) -> None:
     """Print the config reference (every command's keys, defaults and descriptions) as Markdown."""

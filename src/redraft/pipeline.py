@@ -68,7 +68,9 @@ def tokenizer_for(cfg: PretrainConfig, task: Task, out_dir: Path):
         return tokenizer
 
 
-def run_pretrain(cfg: PretrainConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None) -> dict[str, Any]:
+def run_pretrain(
+    cfg: PretrainConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None
+) -> dict[str, Any]:
     if done := stage_result(out_dir):
         return done
     task = task or build_task(cfg.task)
@@ -91,11 +93,18 @@ def run_pretrain(cfg: PretrainConfig, out_dir: Path, log: MetricsLog, resume: bo
         logging=cfg.logging,
         resume=resume,
     )
-    return finish_stage(out_dir, {**asdict(result), "model_dir": str(result.model_dir), "parameters": model.num_parameters()})
+    return finish_stage(
+        out_dir, {**asdict(result), "model_dir": str(result.model_dir), "parameters": model.num_parameters()}
+    )
 
 
 def run_sft(
-    cfg: SFTConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None, stage: str = "sft",
+    cfg: SFTConfig,
+    out_dir: Path,
+    log: MetricsLog,
+    resume: bool = False,
+    task: Task | None = None,
+    stage: str = "sft",
     steps_key: str | None = "train.max_steps",
 ) -> dict[str, Any]:
     """SFT on the task's demonstrations; ``steps_key`` names the step count in the user's config (for the
@@ -106,14 +115,23 @@ def run_sft(
         raise RedraftError("sft needs model.path (a pretrained checkpoint) or tokenizer.path with a model preset")
     task = task or build_task(cfg.task)
     if steps_key and not resume:
-        warn_epochs(stage, len(task.demonstration_examples), cfg.train.max_steps,
-                    cfg.train.batch_size * cfg.train.grad_accum_steps, "examples", steps_key, _generated(cfg.task))
+        warn_epochs(
+            stage,
+            len(task.demonstration_examples),
+            cfg.train.max_steps,
+            cfg.train.batch_size * cfg.train.grad_accum_steps,
+            "examples",
+            steps_key,
+            _generated(cfg.task),
+        )
     tokenizer = load_tokenizer(cfg.tokenizer.path or cfg.model.path)
     task.use_tokenizer(tokenizer)
     set_seed(cfg.run.seed)
     model = build_model(cfg.model, tokenizer)
     length = cfg.train.max_length
-    length_key = f"{steps_key.rsplit('.', 1)[0]}.max_length" if steps_key else "sft.max_length"  # named in truncation warnings
+    length_key = (
+        f"{steps_key.rsplit('.', 1)[0]}.max_length" if steps_key else "sft.max_length"
+    )  # named in truncation warnings
 
     def pairs(examples, name: str):
         # Plain rows: prompt ‖ target ‖ EOS; TRL text, prompt/completion and chat rows in their own way.
@@ -125,7 +143,11 @@ def run_sft(
     def val_accuracy(current_model) -> dict[str, float]:
         if not accuracy_problems:
             return {}
-        return {"val_accuracy": greedy_accuracy(current_model, tokenizer, task, accuracy_problems, max_new_tokens=cfg.train.max_new_tokens)}
+        return {
+            "val_accuracy": greedy_accuracy(
+                current_model, tokenizer, task, accuracy_problems, max_new_tokens=cfg.train.max_new_tokens
+            )
+        }
 
     result = train_lm(
         stage=stage,
@@ -141,7 +163,9 @@ def run_sft(
         resume=resume,
         val_metrics=val_accuracy,
     )
-    return finish_stage(out_dir, {**asdict(result), "model_dir": str(result.model_dir), "parameters": model.num_parameters()})
+    return finish_stage(
+        out_dir, {**asdict(result), "model_dir": str(result.model_dir), "parameters": model.num_parameters()}
+    )
 
 
 def _generated(task: TaskConfig) -> bool:
@@ -150,7 +174,11 @@ def _generated(task: TaskConfig) -> bool:
 
 
 def run_rl(
-    cfg: RLConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None,
+    cfg: RLConfig,
+    out_dir: Path,
+    log: MetricsLog,
+    resume: bool = False,
+    task: Task | None = None,
     steps_key: str = "rl.iterations",
 ) -> dict[str, Any]:
     from redraft.training.rl import train_rl
@@ -161,8 +189,16 @@ def run_rl(
         raise RedraftError("rl needs model.path (an SFT checkpoint; use --model PATH)")
     task = task or build_task(cfg.task)
     if not resume:
-        warn_epochs("rl", len(task.train), cfg.rl.iterations, cfg.rl.prompts_per_iteration, "prompts", steps_key,
-                    _generated(cfg.task), unit="iterations")
+        warn_epochs(
+            "rl",
+            len(task.train),
+            cfg.rl.iterations,
+            cfg.rl.prompts_per_iteration,
+            "prompts",
+            steps_key,
+            _generated(cfg.task),
+            unit="iterations",
+        )
     result = train_rl(
         model_path=cfg.model.path,
         tokenizer=load_tokenizer(cfg.model.path),
@@ -213,7 +249,9 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
         pretrain_train = TrainConfig(**cfg.pretrain.model_dump())
         pretrain_cfg = PretrainConfig(**shared, tokenizer=cfg.tokenizer, model=cfg.model, train=pretrain_train)
         stages["pretrain"] = run_pretrain(pretrain_cfg, run_dir / "pretrain", log, resume, task)
-        sft_cfg = SFTConfig(**shared, model=cfg.model.model_copy(update={"path": stages["pretrain"]["model_dir"]}), train=cfg.sft)
+        sft_cfg = SFTConfig(
+            **shared, model=cfg.model.model_copy(update={"path": stages["pretrain"]["model_dir"]}), train=cfg.sft
+        )
     else:  # SFT starts from the configured checkpoint, or from a fresh model on a tokenizer trained here
         tokenizer_dir = run_dir / "tokenizer"
         tokenizer_for(PretrainConfig(**shared, tokenizer=cfg.tokenizer, model=cfg.model), task, tokenizer_dir)
@@ -232,7 +270,12 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
         if cfg.sft_same_time:
             stages[SFT_SAME_TIME] = run_sft(
                 _sft_same_time_config(cfg, sft, stages["rl"]["seconds"], model_at(sft["model_dir"])),
-                run_dir / SFT_SAME_TIME, log, resume, task, stage=SFT_SAME_TIME, steps_key=None,
+                run_dir / SFT_SAME_TIME,
+                log,
+                resume,
+                task,
+                stage=SFT_SAME_TIME,
+                steps_key=None,
             )
             models[SFT_SAME_TIME] = stages[SFT_SAME_TIME]["model_dir"]
 
@@ -240,7 +283,9 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
     for stage, model_dir in models.items():
         eval_dir = run_dir / "eval" / stage
         eval_cfg = EvalConfig(run=cfg.run, task=cfg.task, model=model_at(model_dir), eval=cfg.eval)
-        done = main_process_stage(eval_dir, lambda eval_cfg=eval_cfg, eval_dir=eval_dir: asdict(run_eval(eval_cfg, eval_dir, task)))
+        done = main_process_stage(
+            eval_dir, lambda eval_cfg=eval_cfg, eval_dir=eval_dir: asdict(run_eval(eval_cfg, eval_dir, task))
+        )
         results[stage] = EvalResult(**{**done, "pass_at_k": {int(k): v for k, v in done["pass_at_k"].items()}})
 
     score_summary = None
@@ -257,7 +302,11 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
 
 def _write_run_report(cfg, run_dir: Path, task: Task, log: MetricsLog, stages, results, score_summary, timings) -> Path:
     records = log.read()
-    plots = [plot_losses(records, [name for name in ("pretrain", "sft", SFT_SAME_TIME) if name in stages], run_dir / "loss.png").name]
+    plots = [
+        plot_losses(
+            records, [name for name in ("pretrain", "sft", SFT_SAME_TIME) if name in stages], run_dir / "loss.png"
+        ).name
+    ]
     bars = {}
     for name, result in results.items():
         bars[f"{name} greedy"] = result.greedy_accuracy
@@ -271,8 +320,15 @@ def _write_run_report(cfg, run_dir: Path, task: Task, log: MetricsLog, stages, r
 
         sections.append(score_report(score_summary, records, run_dir))
     return write_report(
-        run_dir, cfg=cfg, task=task, stages=stages, results=results, seconds=timings["main_job_seconds"], plots=plots,
-        sections=sections, gains=stage_gains(run_dir, list(results)),
+        run_dir,
+        cfg=cfg,
+        task=task,
+        stages=stages,
+        results=results,
+        seconds=timings["main_job_seconds"],
+        plots=plots,
+        sections=sections,
+        gains=stage_gains(run_dir, list(results)),
     )
 
 

@@ -126,7 +126,9 @@ def start_run_dir(run_dir: Path, cfg: BaseModel, resume: bool, overwrite: bool) 
                 if overwrite:
                     shutil.rmtree(run_dir)
                 elif not resume:
-                    raise RedraftError(f"{run_dir} already exists: pass --resume to continue it or --overwrite to start over")
+                    raise RedraftError(
+                        f"{run_dir} already exists: pass --resume to continue it or --overwrite to start over"
+                    )
                 else:
                     _refuse_changed_config(run_dir, cfg)
             run_dir.mkdir(parents=True, exist_ok=True)

@@ -107,7 +107,13 @@ def _self_correction_check(cfg: ScoreConfig, task: Task, tokenizer) -> ValMetric
 
     def check(model) -> dict[str, float]:
         result = evaluate_self_correction(
-            model, tokenizer, task, problems, cfg.score.protocol, max_new_tokens=cfg.score.eval.max_new_tokens, seed=cfg.run.seed
+            model,
+            tokenizer,
+            task,
+            problems,
+            cfg.score.protocol,
+            max_new_tokens=cfg.score.eval.max_new_tokens,
+            seed=cfg.run.seed,
         )
         # "@" would be a poor TensorBoard tag: acc@t1 is logged as val_acc_t1
         return {f"val_{name.replace('@', '_')}": result.metrics[name] for name in CHECK_METRICS}
@@ -196,10 +202,7 @@ def _star(
         step_dir = out_dir / f"iteration_{iteration}"
         if not (done := stage_result(step_dir)):
             start = (iteration - 1) * s.star_problems
-            problems = [
-                task.train[(start + i) % len(task.train)]
-                for i in range(s.star_problems)
-            ]
+            problems = [task.train[(start + i) % len(task.train)] for i in range(s.star_problems)]
             episodes = star_episodes(
                 load_model(sampler).to(default_device()),
                 tokenizer,
@@ -265,9 +268,7 @@ def _rl(
     first_turn_temperature: float | None = None,
 ) -> dict[str, Any]:
     s = cfg.score
-    rl_cfg = s.rl.model_copy(
-        update={"iterations": iterations, "max_seconds": max_seconds}
-    )
+    rl_cfg = s.rl.model_copy(update={"iterations": iterations, "max_seconds": max_seconds})
     common = {
         "model_path": model_path,
         "tokenizer": tokenizer,
@@ -292,9 +293,7 @@ def _rl(
     )
 
 
-def _evaluate(
-    cfg: ScoreConfig, task: Task, model_dir: str, out_dir: Path, scaling: bool
-) -> dict[str, Any]:
+def _evaluate(cfg: ScoreConfig, task: Task, model_dir: str, out_dir: Path, scaling: bool) -> dict[str, Any]:
     s = cfg.score
     model, tokenizer = load_model(model_dir).to(default_device()), load_tokenizer(model_dir)
     common = {
@@ -317,11 +316,7 @@ def _evaluate(
         "test_sampled_t1": evaluate_self_correction(
             model, tokenizer, task, test, s.protocol, first_temperature=1.0, **common
         ),
-        "val": evaluate_self_correction(
-            model, tokenizer, task, task.val, s.protocol, **common
-        )
-        if task.val
-        else None,
+        "val": evaluate_self_correction(model, tokenizer, task, task.val, s.protocol, **common) if task.val else None,
     }
     if scaling and s.eval.scaling_budgets:
         out["scaling"] = inference_scaling(
@@ -334,9 +329,7 @@ def _evaluate(
             temperature=s.eval.temperature,
             **common,
         )
-    return {
-        key: asdict(value) if value is not None else None for key, value in out.items()
-    }
+    return {key: asdict(value) if value is not None else None for key, value in out.items()}
 
 
 def run_score(
@@ -352,9 +345,7 @@ def run_score(
     ``out_dir/score.json``.
     """
     if not cfg.model.path:
-        raise RedraftError(
-            "score needs model.path (a single-attempt SFT checkpoint; use --model PATH)"
-        )
+        raise RedraftError("score needs model.path (a single-attempt SFT checkpoint; use --model PATH)")
     s = cfg.score
     task = task or build_task(cfg.task)
     tokenizer = load_tokenizer(cfg.model.path)
@@ -409,9 +400,7 @@ def run_score(
     both = s.stage1_iterations + s.stage2_iterations
     models = {"prompting": cfg.model.path, "pair_sft": base}
     if "star" in s.baselines:
-        models["star"] = stage(
-            "star", lambda d: _star(cfg, task, tokenizer, base, d, log, resume)
-        )["model_dir"]
+        models["star"] = stage("star", lambda d: _star(cfg, task, tokenizer, base, d, log, resume))["model_dir"]
     rl_baselines = {
         "single_turn_rl": {"model_path": base, "iterations": both, "multi_turn": False},
         "multiturn_rl": {
@@ -432,9 +421,7 @@ def run_score(
         if name in s.baselines:
             models[name] = stage(
                 name,
-                lambda d, name=name, settings=settings: _rl(
-                    **rl, out_dir=d, stage=name, **settings
-                ),
+                lambda d, name=name, settings=settings: _rl(**rl, out_dir=d, stage=name, **settings),
             )["model_dir"]
     models = {name: path for name, path in models.items() if name in s.baselines}
     models["score"] = stage2["model_dir"]
@@ -457,22 +444,12 @@ def run_score(
     return summary
 
 
-def results_of(
-    evaluations: dict[str, Any], key: str = "test"
-) -> dict[str, SelfCorrectionResult]:
-    return {
-        method: SelfCorrectionResult(**ev[key])
-        for method, ev in evaluations.items()
-        if ev.get(key)
-    }
+def results_of(evaluations: dict[str, Any], key: str = "test") -> dict[str, SelfCorrectionResult]:
+    return {method: SelfCorrectionResult(**ev[key]) for method, ev in evaluations.items() if ev.get(key)}
 
 
 def scaling_of(evaluations: dict[str, Any]) -> dict[str, ScalingResult]:
-    return {
-        method: ScalingResult(**ev["scaling"])
-        for method, ev in evaluations.items()
-        if ev.get("scaling")
-    }
+    return {method: ScalingResult(**ev["scaling"]) for method, ev in evaluations.items() if ev.get("scaling")}
 
 
 def score_report(
@@ -489,9 +466,7 @@ def score_report(
     evaluations = summary["evaluations"]
     scaling = scaling_of(evaluations)
     lines = [
-        render_self_correction_section(
-            results_of(evaluations), scaling, heading=heading, single_attempt=SINGLE_ATTEMPT
-        )
+        render_self_correction_section(results_of(evaluations), scaling, heading=heading, single_attempt=SINGLE_ATTEMPT)
     ]
     for key, title in (
         ("test_sampled_t1", "### Attempt 1 sampled (T = 1), attempt 2 greedy"),
@@ -508,9 +483,7 @@ def score_report(
         "|---|---|---|",
     ]
     for name, stage in summary["stages"].items():
-        count = stage.get(
-            "iterations", stage.get("steps", stage.get("successful_corrections", ""))
-        )
+        count = stage.get("iterations", stage.get("steps", stage.get("successful_corrections", "")))
         lines.append(f"| {name} | {stage.get('seconds', 0):.0f} | {count} |")
     lines.append(
         f"\nSCoRe pipeline (Pair-SFT + Stage I + Stage II): {summary['score_pipeline_seconds']:.0f} s — the "
@@ -519,13 +492,9 @@ def score_report(
     stages = self_correction_stages(records, ("pair_sft", "score_stage1", "score_stage2", "multiturn_rl"))
     plots = []
     if stages:
-        plots.append(
-            plot_self_correction(records, stages, out_dir / "self_correction.png").name
-        )
+        plots.append(plot_self_correction(records, stages, out_dir / "self_correction.png").name)
     if scaling:
-        plots.append(
-            plot_inference_scaling(scaling, out_dir / "inference_scaling.png").name
-        )
+        plots.append(plot_inference_scaling(scaling, out_dir / "inference_scaling.png").name)
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
 
@@ -534,15 +503,8 @@ def seeds_table(summaries: dict[str, dict[str, Any]], key: str = "test") -> str:
     """Markdown over several ``score.json`` summaries (one per seed): each method's mean ± sd of the
     self-correction metrics, each seed's Δ with its 95% CI, and the issue's learning-target checks
     (computed on the means; the SFT model is the ``prompting`` row's attempt 1)."""
-    per_run = {
-        run: results_of(summary["evaluations"], key)
-        for run, summary in summaries.items()
-    }
-    methods = [
-        m
-        for m in next(iter(per_run.values()))
-        if all(m in results for results in per_run.values())
-    ]
+    per_run = {run: results_of(summary["evaluations"], key) for run, summary in summaries.items()}
+    methods = [m for m in next(iter(per_run.values())) if all(m in results for results in per_run.values())]
     if not methods:
         raise RedraftError(f"no method was evaluated on '{key}' in every run")
     columns = ("acc@t1", "acc@t2", "delta", "delta_i2c", "delta_c2i", "changed")
@@ -569,14 +531,11 @@ def seeds_table(summaries: dict[str, dict[str, Any]], key: str = "test") -> str:
             if single and column != "acc@t1":
                 cells.append("–")
                 continue
-            cells.append(
-                f"{mean:+.1f} ± {sd:.1f}"
-                if column == "delta"
-                else f"{mean:.1f} ± {sd:.1f}"
-            )
-        each = "–" if single else ", ".join(
-            f"{100 * r.metrics['delta']:+.1f} ± {100 * r.ci95['delta']:.1f}"
-            for r in results
+            cells.append(f"{mean:+.1f} ± {sd:.1f}" if column == "delta" else f"{mean:.1f} ± {sd:.1f}")
+        each = (
+            "–"
+            if single
+            else ", ".join(f"{100 * r.metrics['delta']:+.1f} ± {100 * r.ci95['delta']:.1f}" for r in results)
         )
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {each} |")
     if "score" in means:
@@ -589,10 +548,7 @@ def _target_checks(
     per_run: dict[str, dict[str, SelfCorrectionResult]],
 ) -> list[str]:
     score = means["score"]
-    ci_excludes_zero = all(
-        r["score"].metrics["delta"] - r["score"].ci95["delta"] > 0
-        for r in per_run.values()
-    )
+    ci_excludes_zero = all(r["score"].metrics["delta"] - r["score"].ci95["delta"] > 0 for r in per_run.values())
     checks = [
         (
             f"SCoRe Δ ≥ +5 with every run's CI excluding 0 (Δ {score['delta']:+.1f})",
@@ -621,6 +577,4 @@ def _target_checks(
         control = means["control"]["acc@t1"]
         text = f"SCoRe Acc@t2 above the single-attempt control's Acc@t1 ({score['acc@t2']:.1f} vs {control:.1f})"
         checks.append((text, score["acc@t2"] > control))
-    return ["Learning target (on the means):", ""] + [
-        f"- {'met' if ok else 'NOT met'}: {text}" for text, ok in checks
-    ]
+    return ["Learning target (on the means):", ""] + [f"- {'met' if ok else 'NOT met'}: {text}" for text, ok in checks]

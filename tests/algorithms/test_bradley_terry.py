@@ -33,7 +33,9 @@ def test_gradient_pushes_chosen_up_and_rejected_down():
 
 
 def test_pairwise_accuracy_and_shape_check():
-    assert pairwise_accuracy(torch.tensor([1.0, 2.0, 3.0, 0.0]), torch.tensor([0.0, 2.0, 4.0, -1.0])).item() == pytest.approx(0.625)
+    assert pairwise_accuracy(
+        torch.tensor([1.0, 2.0, 3.0, 0.0]), torch.tensor([0.0, 2.0, 4.0, -1.0])
+    ).item() == pytest.approx(0.625)
     with pytest.raises(ValueError, match="differ"):
         bradley_terry_loss(torch.zeros(2), torch.zeros(3))
 

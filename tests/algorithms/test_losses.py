@@ -246,7 +246,9 @@ def test_dpo_losses_match_trl_formulas():
     logps = (policy_chosen, policy_rejected, ref_chosen, ref_rejected)
     robust, _ = dpo_loss(*logps, beta=beta, label_smoothing=s, kind="robust")
     hinge, _ = dpo_loss(*logps, beta=beta, kind="hinge")
-    ipo_mean, _ = dpo_loss(*logps, beta=beta, kind="ipo_mean", chosen_lengths=chosen_tokens, rejected_lengths=rejected_tokens)
+    ipo_mean, _ = dpo_loss(
+        *logps, beta=beta, kind="ipo_mean", chosen_lengths=chosen_tokens, rejected_lengths=rejected_tokens
+    )
     torch.testing.assert_close(robust, trl_robust.mean(), rtol=0, atol=1e-12)
     torch.testing.assert_close(hinge, trl_hinge.mean(), rtol=0, atol=1e-12)
     torch.testing.assert_close(ipo_mean, trl_ipo.mean(), rtol=0, atol=1e-12)
@@ -274,7 +276,9 @@ def test_dpo_ipo_mean_averages_log_probs_over_completion_tokens():
     assert stats["rejected_reward"].item() == pytest.approx(-0.05)
     # with one token per completion it is the summed form
     ones = torch.tensor([1])
-    assert dpo_loss(*pair, beta=0.1, kind="ipo_mean", chosen_lengths=ones, rejected_lengths=ones)[0].item() == pytest.approx(16.0)
+    assert dpo_loss(*pair, beta=0.1, kind="ipo_mean", chosen_lengths=ones, rejected_lengths=ones)[
+        0
+    ].item() == pytest.approx(16.0)
     with pytest.raises(ValueError, match="lengths"):
         dpo_loss(*pair, beta=0.1, kind="ipo_mean")
 

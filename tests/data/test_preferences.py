@@ -53,7 +53,9 @@ def test_read_pairs_round_trip_and_errors_name_the_line(tmp_path):
 
 def test_read_ratings_checks_the_scale(tmp_path):
     path = tmp_path / "ratings.jsonl"
-    path.write_text('{"prompt": "p", "completion": "a", "rating": 7}\n{"prompt": "p", "completion": "b", "rating": 9}\n')
+    path.write_text(
+        '{"prompt": "p", "completion": "a", "rating": 7}\n{"prompt": "p", "completion": "b", "rating": 9}\n'
+    )
     with pytest.raises(DataError, match=r"ratings.jsonl:2: 'rating' must be a number from 1 to 7"):
         read_ratings(path)
 

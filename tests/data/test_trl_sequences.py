@@ -77,7 +77,9 @@ def test_a_template_that_writes_bos_gets_no_second_one():
 
 
 def test_truncation_is_reported_never_silent(capsys):
-    data = pack_sequences([[1, 2, 3, 4, 5, 6], [1, 2], [1, 2, 3, 4, 5]], [[0, 0, 1, 1, 1, 1], [0, 1], [0, 0, 0, 0, 1]], 0, 4)
+    data = pack_sequences(
+        [[1, 2, 3, 4, 5, 6], [1, 2], [1, 2, 3, 4, 5]], [[0, 0, 1, 1, 1, 1], [0, 1], [0, 0, 0, 0, 1]], 0, 4
+    )
     assert data.truncated == 2 and data.input_ids.shape[1] == 4
     err = capsys.readouterr().err
     assert "2 of 3 training rows are longer than train.max_length=4 tokens (the longest has 6)" in err
@@ -103,7 +105,9 @@ def test_preference_pairs_in_every_trl_format(tmp_path, kind):
     end = "<|im_end|>" if pair.is_chat else tokenizer.eos_token
     assert tokenizer.decode(chosen, skip_special_tokens=False).strip() == "1" + end
     assert tokenizer.decode(rejected, skip_special_tokens=False).strip() == "6" + end
-    text = as_text_pair(tokenizer, pair)  # what a reward model trains on: prompt text and reply text, as PPO scores them
+    text = as_text_pair(
+        tokenizer, pair
+    )  # what a reward model trains on: prompt text and reply text, as PPO scores them
     assert (text.prompt, text.chosen, text.rejected) == (
         (chat_prompt(tokenizer, pair.prompt), "1", "6") if pair.is_chat else (pair.prompt, pair.chosen, pair.rejected)
     )
@@ -115,4 +119,8 @@ def test_implicit_prompt_errors(tmp_path):
     with pytest.raises(DataError, match="both be strings or both be chat messages"):
         read_pairs(write_jsonl(tmp_path / "p.jsonl", [{"chosen": "a", "rejected": [assistant("b")]}]))
     with pytest.raises(DataError, match="all be strings or all be chat messages"):
-        read_pairs(write_jsonl(tmp_path / "p.jsonl", [{"prompt": "q", "chosen": [assistant("a")], "rejected": [assistant("b")]}]))
+        read_pairs(
+            write_jsonl(
+                tmp_path / "p.jsonl", [{"prompt": "q", "chosen": [assistant("a")], "rejected": [assistant("b")]}]
+            )
+        )

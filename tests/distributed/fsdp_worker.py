@@ -61,7 +61,10 @@ def main(out_dir: Path, steps: int) -> None:
             dist.all_reduce(reported)
         losses.append(float(reported))
 
-    full = {name: tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor for name, tensor in model.state_dict().items()}
+    full = {
+        name: tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
+        for name, tensor in model.state_dict().items()
+    }
     reloaded_equal = True
     if sharded:
         import torch.distributed.checkpoint as dcp
@@ -82,7 +85,9 @@ def main(out_dir: Path, steps: int) -> None:
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         # Cloned: tied embeddings share storage, which safetensors refuses.
-        save_file({name: tensor.detach().clone() for name, tensor in full.items()}, str(out_dir / "weights.safetensors"))
+        save_file(
+            {name: tensor.detach().clone() for name, tensor in full.items()}, str(out_dir / "weights.safetensors")
+        )
         report = {"losses": losses, "processes": world, "reloaded_equal": reloaded_equal}
         if sharded:
             report["first_parameter_rows_on_rank0"] = shards[0]

@@ -35,7 +35,9 @@ def _main_job(root: Path, processes: int) -> Path:
 def test_main_job_under_two_processes_matches_one_process(tmp_path):
     two = _main_job(tmp_path / "two", 2)
     one = _main_job(tmp_path / "one", 1)
-    records = {run: [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()] for run in (one, two)}
+    records = {
+        run: [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()] for run in (one, two)
+    }
     # Every record written once, by rank 0 (the single-attempt control and the equal-time SFT control
     # stop on a wall-clock budget, so their step counts vary).
     timed = ("control", "sft_same_time")

@@ -59,11 +59,17 @@ def _assert_same_curves(actual: list[dict], expected: list[dict]) -> None:
     for key in CURVES:
         expected_curve = _curve(expected, key)
         actual_curve = _curve(actual, key)
-        assert [step for step, _ in actual_curve] == [step for step, _ in expected_curve], key  # once per step, by rank 0
+        assert [step for step, _ in actual_curve] == [step for step, _ in expected_curve], (
+            key
+        )  # once per step, by rank 0
         if expected_curve:
             actual_values = torch.tensor([value for _, value in actual_curve])
             expected_values = torch.tensor([value for _, value in expected_curve])
-            assert torch.allclose(actual_values, expected_values, rtol=RTOL, atol=ATOL), (key, actual_values, expected_values)
+            assert torch.allclose(actual_values, expected_values, rtol=RTOL, atol=ATOL), (
+                key,
+                actual_values,
+                expected_values,
+            )
             compared += 1
     assert compared >= 3
 

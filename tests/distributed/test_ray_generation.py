@@ -127,7 +127,9 @@ def test_episodes_through_the_pool_match_in_process_episodes(pool, model, tokeni
 
     def episodes(generate_turn):
         envs = [SelfCorrectionEnv(micro_task) for _ in examples]
-        return run_episodes(model, tokenizer, envs, examples, per_turn, generate_turn=generate_turn, row_seeds=_seeds(2, 6))
+        return run_episodes(
+            model, tokenizer, envs, examples, per_turn, generate_turn=generate_turn, row_seeds=_seeds(2, 6)
+        )
 
     local = episodes(None)
     remote = episodes(pool.turns(shard_size=4))
@@ -135,11 +137,26 @@ def test_episodes_through_the_pool_match_in_process_episodes(pool, model, tokeni
     assert [e.token_ids() for e in remote] == [e.token_ids() for e in local]
     assert [[t.reward for t in e.turns] for e in remote] == [[t.reward for t in e.turns] for e in local]
     torch.testing.assert_close(
-        torch.tensor([lp for e in remote for lp in e.logprobs()]), torch.tensor([lp for e in local for lp in e.logprobs()])
+        torch.tensor([lp for e in remote for lp in e.logprobs()]),
+        torch.tensor([lp for e in local for lp in e.logprobs()]),
     )
     # Without row seeds the pool derives them from the rollout's generator: still seeded.
-    first = run_episodes(model, tokenizer, [SelfCorrectionEnv(micro_task) for _ in examples], examples, per_turn,
-                         torch.Generator().manual_seed(9), pool.turns(shard_size=4))
-    again = run_episodes(model, tokenizer, [SelfCorrectionEnv(micro_task) for _ in examples], examples, per_turn,
-                         torch.Generator().manual_seed(9), pool.turns(shard_size=3))
+    first = run_episodes(
+        model,
+        tokenizer,
+        [SelfCorrectionEnv(micro_task) for _ in examples],
+        examples,
+        per_turn,
+        torch.Generator().manual_seed(9),
+        pool.turns(shard_size=4),
+    )
+    again = run_episodes(
+        model,
+        tokenizer,
+        [SelfCorrectionEnv(micro_task) for _ in examples],
+        examples,
+        per_turn,
+        torch.Generator().manual_seed(9),
+        pool.turns(shard_size=3),
+    )
     assert [e.token_ids() for e in first] == [e.token_ids() for e in again]

@@ -32,9 +32,17 @@ def test_ray_rollouts_train_exactly_like_local_ones(tmp_path, micro_task, tokeni
             "optim": {"lr": 1e-2, "warmup_steps": 0}, "generation_backend": backend, "ray_workers": 2,
         })  # fmt: skip
         log = MetricsLog(tmp_path / backend / "metrics.jsonl")
-        train_rl(model_path=start, tokenizer=tokenizer, task=micro_task, cfg=cfg, out_dir=tmp_path / backend, seed=0,
-                 log=log, logging=LoggingConfig(progress=False),
-                 env_factory=lambda: SingleTurnEnv(micro_task, _starts_with_a_digit))
+        train_rl(
+            model_path=start,
+            tokenizer=tokenizer,
+            task=micro_task,
+            cfg=cfg,
+            out_dir=tmp_path / backend,
+            seed=0,
+            log=log,
+            logging=LoggingConfig(progress=False),
+            env_factory=lambda: SingleTurnEnv(micro_task, _starts_with_a_digit),
+        )
         return log.read("rl")
 
     local = run("local")

@@ -36,7 +36,11 @@ def test_same_results_as_the_in_process_pool(pool):
     expected = [r.status for r in run_many(programs, workers=2)]
     assert [r.status for r in pool.run_many(programs)] == expected == ["passed", "failed"] * 4
 
-    completions = ["```python\ndef add(a, b):\n    return a + b\n```", "def add(a, b):\n    return a - b", "syntax error("]
+    completions = [
+        "```python\ndef add(a, b):\n    return a + b\n```",
+        "def add(a, b):\n    return a - b",
+        "syntax error(",
+    ]
     tests = ["assert add(2, 3) == 5"] * 3
     in_process = code_reward()(["p"] * 3, completions, tests=tests)
     assert code_reward(runner=pool.run_many)(["p"] * 3, completions, tests=tests) == in_process == [1.0, 0.0, 0.0]

@@ -25,8 +25,14 @@ class TwoTurnEnv(Environment):
 def test_single_turn_episode_tokens_and_reward(micro_model, tokenizer, micro_task):
     examples = micro_task.test[:4]
     envs = [SingleTurnEnv(micro_task) for _ in examples]
-    episodes = run_episodes(micro_model, tokenizer, envs, examples, SamplingConfig(temperature=1.0, max_new_tokens=5),
-                            torch.Generator().manual_seed(0))
+    episodes = run_episodes(
+        micro_model,
+        tokenizer,
+        envs,
+        examples,
+        SamplingConfig(temperature=1.0, max_new_tokens=5),
+        torch.Generator().manual_seed(0),
+    )
     for episode, example in zip(episodes, examples):
         (turn,) = episode.turns
         assert tokenizer.decode(turn.observation_ids) == micro_task.prompt(example)
@@ -49,8 +55,14 @@ def test_custom_reward_function_gets_fields(micro_model, tokenizer, micro_task):
 
 def test_multi_turn_episode_masks_turns_and_credits_rewards(micro_model, tokenizer, micro_task):
     examples = micro_task.test[:3]
-    episodes = run_episodes(micro_model, tokenizer, [TwoTurnEnv() for _ in examples], examples,
-                            SamplingConfig(temperature=1.0, max_new_tokens=4), torch.Generator().manual_seed(1))
+    episodes = run_episodes(
+        micro_model,
+        tokenizer,
+        [TwoTurnEnv() for _ in examples],
+        examples,
+        SamplingConfig(temperature=1.0, max_new_tokens=4),
+        torch.Generator().manual_seed(1),
+    )
     again = tokenizer("\nagain:", add_special_tokens=False)["input_ids"]
     for episode in episodes:
         first, second = episode.turns
@@ -58,7 +70,9 @@ def test_multi_turn_episode_masks_turns_and_credits_rewards(micro_model, tokeniz
         ids, mask, turns = episode.token_ids(), episode.action_mask(), episode.turn_ids()
         n1 = len(first.observation_ids) + len(first.reply_ids)
         assert ids == first.observation_ids + first.reply_ids + again + second.reply_ids
-        assert mask == [0] * len(first.observation_ids) + [1] * len(first.reply_ids) + [0] * len(again) + [1] * len(second.reply_ids)
+        assert mask == [0] * len(first.observation_ids) + [1] * len(first.reply_ids) + [0] * len(again) + [1] * len(
+            second.reply_ids
+        )
         assert turns == [0] * n1 + [1] * (len(ids) - n1)
         assert episode.total_reward in (1.0, 0.25)
     batch = collate_episodes(episodes, tokenizer.pad_token_id)
@@ -70,8 +84,14 @@ def test_multi_turn_episode_masks_turns_and_credits_rewards(micro_model, tokeniz
 
 def test_second_turn_logprobs_condition_on_the_whole_context(micro_model, tokenizer, micro_task):
     examples = micro_task.test[:2]
-    episodes = run_episodes(micro_model, tokenizer, [TwoTurnEnv() for _ in examples], examples,
-                            SamplingConfig(temperature=1.0, max_new_tokens=4), torch.Generator().manual_seed(2))
+    episodes = run_episodes(
+        micro_model,
+        tokenizer,
+        [TwoTurnEnv() for _ in examples],
+        examples,
+        SamplingConfig(temperature=1.0, max_new_tokens=4),
+        torch.Generator().manual_seed(2),
+    )
     for episode in episodes:
         ids = torch.tensor([episode.token_ids()])
         with torch.no_grad():

@@ -14,7 +14,9 @@ def _episodes(model, tokenizer, task, examples, params, **env_kwargs):
 
 def test_two_attempts_restate_the_problem_and_score_each_attempt(micro_model, tokenizer, micro_task):
     examples = micro_task.test[:6]
-    episodes = _episodes(micro_model, tokenizer, micro_task, examples, SamplingConfig(temperature=1.0, max_new_tokens=4))
+    episodes = _episodes(
+        micro_model, tokenizer, micro_task, examples, SamplingConfig(temperature=1.0, max_new_tokens=4)
+    )
     for episode, example in zip(episodes, examples):
         second = episode.turns[1]
         prompt = micro_task.prompt(example)
@@ -28,8 +30,15 @@ def test_two_attempts_restate_the_problem_and_score_each_attempt(micro_model, to
 def test_reward_on_last_attempt_only_keeps_every_verdict(micro_model, tokenizer, micro_task):
     examples = micro_task.test[:4]
     # A checker-free reward makes attempt 1's reward visibly non-zero unless it is dropped.
-    episodes = _episodes(micro_model, tokenizer, micro_task, examples, SamplingConfig(max_new_tokens=3),
-                         reward_fn=lambda prompts, completions, **_: [0.5] * len(completions), reward_turns="last")
+    episodes = _episodes(
+        micro_model,
+        tokenizer,
+        micro_task,
+        examples,
+        SamplingConfig(max_new_tokens=3),
+        reward_fn=lambda prompts, completions, **_: [0.5] * len(completions),
+        reward_turns="last",
+    )
     for episode in episodes:
         assert [t.reward for t in episode.turns] == [0.0, 0.5]
         assert all("correct" in t.info for t in episode.turns)
@@ -49,6 +58,8 @@ def test_per_turn_sampling_settings(micro_model, tokenizer, micro_task):
 
 
 def test_more_than_two_attempts(micro_model, tokenizer, micro_task):
-    episodes = _episodes(micro_model, tokenizer, micro_task, micro_task.test[:2], SamplingConfig(max_new_tokens=2), attempts=3)
+    episodes = _episodes(
+        micro_model, tokenizer, micro_task, micro_task.test[:2], SamplingConfig(max_new_tokens=2), attempts=3
+    )
     assert [len(e.turns) for e in episodes] == [3, 3]
     assert [t.info["attempt"] for t in episodes[0].turns] == [1, 2, 3]

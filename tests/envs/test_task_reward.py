@@ -67,6 +67,8 @@ def test_trl_style_rewards_without_a_prompts_parameter_work_alone_and_combined(t
     monkeypatch.syspath_prepend(str(tmp_path))
     alone, _ = _rewards(SingleTurnEnv, _gsm8k_style(tmp_path, reward="trl_rewards:length_reward"), ["ab", "abcd"])
     combined, _ = _rewards(
-        SingleTurnEnv, _gsm8k_style(tmp_path, reward={"trl_rewards:length_reward": 1.0, "trl_rewards:has_prompt": 10.0}), ["ab", "abcd"]
+        SingleTurnEnv,
+        _gsm8k_style(tmp_path, reward={"trl_rewards:length_reward": 1.0, "trl_rewards:has_prompt": 10.0}),
+        ["ab", "abcd"],
     )
     assert alone == [2.0, 4.0] and combined == [12.0, 14.0]

@@ -123,20 +123,28 @@ def test_scaling_on_the_micro_model(micro_model, tokenizer, micro_task):
 def test_evaluate_self_correction_end_to_end(tmp_path, micro_model, tokenizer, micro_task):
     examples = micro_task.test[:10]
     samples = tmp_path / "samples.jsonl"
-    result = evaluate_self_correction(micro_model, tokenizer, micro_task, examples, INSTRUCTION,
-                                      max_new_tokens=4, samples_path=samples)
+    result = evaluate_self_correction(
+        micro_model, tokenizer, micro_task, examples, INSTRUCTION, max_new_tokens=4, samples_path=samples
+    )
     rows = [json.loads(line) for line in samples.read_text().splitlines()]
     assert result.num_problems == len(rows) == 10
     assert rows[0]["prompt"] == micro_task.prompt(examples[0]) and len(rows[0]["attempts"]) == 2
     for row, example in zip(rows, examples):
         assert row["correct"] == [micro_task.check(text, example) for text in row["attempts"]]
-    recomputed = self_correction_metrics([r["correct"] for r in rows], [r["extracted"] for r in rows],
-                                         [r["attempts"] for r in rows])
+    recomputed = self_correction_metrics(
+        [r["correct"] for r in rows], [r["extracted"] for r in rows], [r["attempts"] for r in rows]
+    )
     assert result.metrics == {name: value for name, (value, _) in recomputed.items()}
     # greedy/greedy is deterministic; a sampled attempt 1 is seeded
-    assert evaluate_self_correction(micro_model, tokenizer, micro_task, examples, INSTRUCTION, max_new_tokens=4) == result
-    sampled = [evaluate_self_correction(micro_model, tokenizer, micro_task, examples, INSTRUCTION, max_new_tokens=4,
-                                        first_temperature=1.0, seed=5) for _ in range(2)]
+    assert (
+        evaluate_self_correction(micro_model, tokenizer, micro_task, examples, INSTRUCTION, max_new_tokens=4) == result
+    )
+    sampled = [
+        evaluate_self_correction(
+            micro_model, tokenizer, micro_task, examples, INSTRUCTION, max_new_tokens=4, first_temperature=1.0, seed=5
+        )
+        for _ in range(2)
+    ]
     assert sampled[0] == sampled[1] and sampled[0].first_temperature == 1.0
 
 
@@ -144,7 +152,9 @@ def test_report_section_has_our_rows_the_paper_rows_and_scaling():
     m = _metrics(_transitions(c2c=5, i2c=2, c2i=1, i2i=2))
     from redraft.evaluation.self_correction import SelfCorrectionResult
 
-    ours = SelfCorrectionResult(10, 2, 0.0, {k: v for k, (v, _) in m.items()}, {k: c for k, (_, c) in m.items()}, [0.0, 0.0])
+    ours = SelfCorrectionResult(
+        10, 2, 0.0, {k: v for k, (v, _) in m.items()}, {k: c for k, (_, c) in m.items()}, [0.0, 0.0]
+    )
     scaling = ScalingResult([2, 4], 1.0, [0.5, 0.6], [0.1, 0.1], [0.55, 0.7], [0.1, 0.1], 10)
     text = render_self_correction_section({"SCoRe (ours)": ours}, {"SCoRe (ours)": scaling})
     row = next(line for line in text.splitlines() if line.startswith("| SCoRe (ours)"))
@@ -160,18 +170,33 @@ def test_report_section_has_our_rows_the_paper_rows_and_scaling():
 
 
 def test_plots(tmp_path):
-    records = [{"stage": "score_stage1", "step": s, "accuracy_t1": 0.5, "accuracy_t2": 0.5 + s / 100, "delta": s / 100,
-                "kl_t1": 0.01, "kl_t2": 0.1 * s, "reward_t2": 0.5} for s in range(1, 6)]
+    records = [
+        {
+            "stage": "score_stage1",
+            "step": s,
+            "accuracy_t1": 0.5,
+            "accuracy_t2": 0.5 + s / 100,
+            "delta": s / 100,
+            "kl_t1": 0.01,
+            "kl_t2": 0.1 * s,
+            "reward_t2": 0.5,
+        }
+        for s in range(1, 6)
+    ]
     records += [{"stage": "multiturn_rl", "step": s, "accuracy_t2": 0.6} for s in range(1, 4)]
     plot_self_correction(records, ["score_stage1", "multiturn_rl"], tmp_path / "sc.png")
     assert Image.open(tmp_path / "sc.png").size[0] > 1000  # four metric columns
     # Pair-SFT logging only its losses has no curve to draw
     losses_only = records + [{"stage": "pair_sft", "step": 100, "loss": 0.3, "val_loss": 0.4}]
     assert self_correction_stages(losses_only, ["pair_sft", "score_stage1", "score_stage2", "multiturn_rl"]) == [
-        "score_stage1", "multiturn_rl"]
+        "score_stage1",
+        "multiturn_rl",
+    ]
     # Pair-SFT's greedy validation checks get a row of their own, drawn in the same panels
-    records += [{"stage": "pair_sft", "step": s, "val_loss": 0.5, "val_acc_t1": 0.7, "val_acc_t2": 0.8, "val_delta": 0.1}
-                for s in (100, 200)]
+    records += [
+        {"stage": "pair_sft", "step": s, "val_loss": 0.5, "val_acc_t1": 0.7, "val_acc_t2": 0.8, "val_delta": 0.1}
+        for s in (100, 200)
+    ]
     assert self_correction_stages(records, ["pair_sft", "score_stage1"]) == ["pair_sft", "score_stage1"]
     plot_self_correction(records, ["pair_sft", "score_stage1"], tmp_path / "sc2.png")
     assert Image.open(tmp_path / "sc2.png").size[1] > Image.open(tmp_path / "sc.png").size[1] * 0.9
@@ -193,10 +218,32 @@ def test_config_validates_scaling_budgets():
 def test_cli_self_correct(tmp_path, micro_model, tokenizer, micro_task):
     model_dir = tmp_path / "model"
     save_model(micro_model, tokenizer, model_dir)
-    args = ["eval", "--self-correct", "--model", str(model_dir), "--name", "sc", "--first-temperature", "1.0",
-            "--set", f"run.output_dir={tmp_path}", "--set", "task.train_size=600", "--set", "task.val_size=32",
-            "--set", "task.test_size=64", "--set", "task.max_digits=2", "--set", "eval.num_problems=8",
-            "--set", "eval.max_new_tokens=4", "--set", "eval.scaling_budgets=[2,4]"]
+    args = [
+        "eval",
+        "--self-correct",
+        "--model",
+        str(model_dir),
+        "--name",
+        "sc",
+        "--first-temperature",
+        "1.0",
+        "--set",
+        f"run.output_dir={tmp_path}",
+        "--set",
+        "task.train_size=600",
+        "--set",
+        "task.val_size=32",
+        "--set",
+        "task.test_size=64",
+        "--set",
+        "task.max_digits=2",
+        "--set",
+        "eval.num_problems=8",
+        "--set",
+        "eval.max_new_tokens=4",
+        "--set",
+        "eval.scaling_budgets=[2,4]",
+    ]
     out = CliRunner().invoke(app, args)
     assert out.exit_code == 0, out.output
     printed = json.loads(out.stdout)

@@ -76,7 +76,13 @@ def postgres_server():
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     finally:
-        subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], check=False, capture_output=True, cwd=base, **run_as)
+        subprocess.run(
+            [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            check=False,
+            capture_output=True,
+            cwd=base,
+            **run_as,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -44,7 +44,9 @@ def test_api_errors_are_short_json(app_and_tokens):
     bad = client.post("/api/labels", json={"item_id": 1, "rating": 99}, headers=headers)
     assert bad.status_code == 422 and bad.json()["error"].startswith("invalid request: body.rating")
     assert client.post("/api/labels", json={"item_id": 1, "choice": "a"}, headers=headers).status_code == 409
-    assert client.post("/api/labels", json={"item_id": 999, "choice": "a"}, headers=headers).json() == {"error": "no item 999"}
+    assert client.post("/api/labels", json={"item_id": 999, "choice": "a"}, headers=headers).json() == {
+        "error": "no item 999"
+    }
     assert client.get("/api/admin/stats", headers=headers).status_code == 403
     huge = client.post("/api/labels", content=b"x" * 2_000_000, headers={**headers, "content-type": "application/json"})
     assert huge.status_code == 413

@@ -45,23 +45,39 @@ def test_export_writes_trl_preference_pairs(db_url, tmp_path):
         return [ids[text] for text in order]
 
     ratings = {"12": 7, "13": 2, "11": 2}
-    _label_everything(sessions, annotator, {
-        "compare": lambda item: Judgement(choice="a" if item["outputs"][0]["text"] == "12" else "b"),
-        "rank": lambda item: Judgement(ranking=by_text(item, ["12", "11", "13"])),
-        "rate": lambda item: Judgement(rating=ratings[item["outputs"][0]["text"]]),
-        "correct": lambda item: Judgement(corrected="12"),
-    })
+    _label_everything(
+        sessions,
+        annotator,
+        {
+            "compare": lambda item: Judgement(choice="a" if item["outputs"][0]["text"] == "12" else "b"),
+            "rank": lambda item: Judgement(ranking=by_text(item, ["12", "11", "13"])),
+            "rate": lambda item: Judgement(rating=ratings[item["outputs"][0]["text"]]),
+            "correct": lambda item: Judgement(corrected="12"),
+        },
+    )
     counts = export_datasets(sessions, tmp_path / "out")
     pairs = _read(tmp_path / "out" / "pairs.jsonl")
-    key = lambda row: (row["source"], row["chosen"], row["rejected"])
-    assert sorted(map(key, pairs)) == sorted([
-        ("comparison", "12", "13"),
-        ("ranking", "12", "11"), ("ranking", "12", "13"), ("ranking", "11", "13"),
-        ("rating", "12", "13"), ("rating", "12", "11"),  # 13 and 11 tie at 2: no pair
-        ("correction", "12", "13"),
-    ])
+
+    def key(row):
+        return (row["source"], row["chosen"], row["rejected"])
+
+    assert sorted(map(key, pairs)) == sorted(
+        [
+            ("comparison", "12", "13"),
+            ("ranking", "12", "11"),
+            ("ranking", "12", "13"),
+            ("ranking", "11", "13"),
+            ("rating", "12", "13"),
+            ("rating", "12", "11"),  # 13 and 11 tie at 2: no pair
+            ("correction", "12", "13"),
+        ]
+    )
     assert all(row["prompt"] == "5+7=" and row["answer"] == "12" for row in pairs)
-    assert sorted((r["completion"], r["rating"]) for r in _read(tmp_path / "out" / "ratings.jsonl")) == [("11", 2), ("12", 7), ("13", 2)]
+    assert sorted((r["completion"], r["rating"]) for r in _read(tmp_path / "out" / "ratings.jsonl")) == [
+        ("11", 2),
+        ("12", 7),
+        ("13", 2),
+    ]
     assert _read(tmp_path / "out" / "sft.jsonl") == [{"prompt": "5+7=", "completion": "12", "answer": "12"}]
     assert counts == {"pairs": 7, "ratings": 3, "sft": 1}
     engine.dispose()
@@ -101,11 +117,21 @@ def test_import_argilla_rankings_v2_and_v1(sqlite_url, tmp_path):
     assert import_file(sessions, FIXTURES / "argilla_v1_ranking.json", "argilla") == {"items": 1, "labels": 1}
     export_datasets(sessions, tmp_path)
     pairs = [(row["chosen"], row["rejected"], row["source"]) for row in _read(tmp_path / "pairs.jsonl")]
-    assert ("Paris", "Lyon", "comparison") in pairs and ("Lyon", "Paris", "comparison") not in pairs  # discarded response
-    assert sorted(p for p in pairs if p[2] == "ranking") == sorted([
-        ("12", "twelve, I think", "ranking"), ("12", "7", "ranking"), ("twelve, I think", "7", "ranking"),
-        ("twelve, I think", "12", "ranking"), ("twelve, I think", "7", "ranking"), ("12", "7", "ranking"),
-    ])
+    assert ("Paris", "Lyon", "comparison") in pairs and (
+        "Lyon",
+        "Paris",
+        "comparison",
+    ) not in pairs  # discarded response
+    assert sorted(p for p in pairs if p[2] == "ranking") == sorted(
+        [
+            ("12", "twelve, I think", "ranking"),
+            ("12", "7", "ranking"),
+            ("twelve, I think", "7", "ranking"),
+            ("twelve, I think", "12", "ranking"),
+            ("twelve, I think", "7", "ranking"),
+            ("12", "7", "ranking"),
+        ]
+    )
     engine.dispose()
 
 

@@ -94,17 +94,23 @@ def test_out_of_range_ids_and_bad_text_are_client_errors(db_url):
         headers = bearer(tokens["alice"])
         item_id = client.get("/api/next", headers=headers).json()["item"]["item_id"]
         for bad_id in (HUGE, 2**31):
-            assert client.post("/api/labels", json={"item_id": bad_id, "skip": True}, headers=headers).status_code == 422
+            assert (
+                client.post("/api/labels", json={"item_id": bad_id, "skip": True}, headers=headers).status_code == 422
+            )
         nul = client.post("/api/labels", json={"item_id": item_id, "corrected": "a\u0000b"}, headers=headers)
         assert nul.status_code == 422 and "NUL" in nul.json()["error"]
         surrogate = client.post(
-            "/api/labels", content=b'{"item_id": %d, "corrected": "a\\ud800"}' % item_id, headers={**headers, "Content-Type": "application/json"}
+            "/api/labels",
+            content=b'{"item_id": %d, "corrected": "a\\ud800"}' % item_id,
+            headers={**headers, "Content-Type": "application/json"},
         )
         assert surrogate.status_code == 422
         _, page = _label_page(client, tokens["alice"])
         for bad_id in (HUGE, 2**31):
             assert client.post(f"/label/{bad_id}", data={"skip": "1", "csrf": form_csrf(page)}).status_code == 422
-        assert client.post(f"/label/{item_id}", data={"corrected": "a\u0000b", "csrf": form_csrf(page)}).status_code == 422
+        assert (
+            client.post(f"/label/{item_id}", data={"corrected": "a\u0000b", "csrf": form_csrf(page)}).status_code == 422
+        )
         assert _labels(sessions) == 0
 
 
@@ -112,12 +118,17 @@ def test_odd_form_fields_are_refused(sqlite_url):
     with labelling_app(sqlite_url, ["12", "13", "14"], ["rank"]) as (client, tokens, sessions):
         item_id, page = _label_page(client, tokens["alice"])
         assert client.post(f"/label/{item_id}", data={"skip": "1", "csrf": "é"}).status_code == 403
-        as_file = client.post(f"/label/{item_id}", data={"skip": "1"}, files={"csrf": ("csrf.txt", form_csrf(page).encode())})
+        as_file = client.post(
+            f"/label/{item_id}", data={"skip": "1"}, files={"csrf": ("csrf.txt", form_csrf(page).encode())}
+        )
         assert as_file.status_code == 415
         output_ids = re.findall(r'name="rank-(\d+)"', page)
         places = {f"rank-{output_id}": str(place) for place, output_id in enumerate(output_ids[1:], 2)}
         place_file = {f"rank-{output_ids[0]}": ("place.txt", b"1")}
-        assert client.post(f"/label/{item_id}", data={**places, "csrf": form_csrf(page)}, files=place_file).status_code == 415
+        assert (
+            client.post(f"/label/{item_id}", data={**places, "csrf": form_csrf(page)}, files=place_file).status_code
+            == 415
+        )
         huge_id = {f"rank-{HUGE}": "1", **places, "csrf": form_csrf(page)}
         assert client.post(f"/label/{item_id}", data=huge_id).status_code == 422
         assert _labels(sessions) == 0
@@ -133,7 +144,9 @@ def test_json_labels_take_no_lookalike_types(sqlite_url):
         for lookalike in ({"rating": True}, {"rating": 3.0}, {"rating": "3"}, {"skip": "yes"}, {"skip": 1}):
             answer = client.post("/api/labels", json={"item_id": item_id, **lookalike}, headers=headers)
             assert answer.status_code == 422, lookalike
-        assert client.post("/api/labels", json={"item_id": str(item_id), "rating": 3}, headers=headers).status_code == 422
+        assert (
+            client.post("/api/labels", json={"item_id": str(item_id), "rating": 3}, headers=headers).status_code == 422
+        )
         assert _labels(sessions) == 0
         stored = client.post("/api/labels", json={"item_id": item_id, "rating": 3}, headers=headers)
         assert stored.status_code == 201 and stored.json()["label"] == {"rating": 3}
@@ -149,7 +162,10 @@ def test_an_untouched_correction_is_no_correction(sqlite_url, tmp_path):
         item_id, page = _label_page(client, tokens["bob"])
         client.post(f"/label/{item_id}", data={"corrected": "first line\r\nthird line\r", "csrf": form_csrf(page)})
         with sessions() as session:
-            assert list(session.scalars(select(Correction.corrected_text).order_by(Label.id))) == [original, "first line\nthird line\n"]
+            assert list(session.scalars(select(Correction.corrected_text).order_by(Label.id))) == [
+                original,
+                "first line\nthird line\n",
+            ]
         counts = export_datasets(sessions, tmp_path / "out")
         assert counts == {"pairs": 1, "ratings": 0, "sft": 2}
         pair = json.loads((tmp_path / "out" / "pairs.jsonl").read_text())
@@ -231,7 +247,9 @@ def test_openapi_schema_declares_the_answers_and_the_one_field_rule(compare_app)
     schema = client.get("/openapi.json").json()
     post_label = schema["paths"]["/api/labels"]["post"]
     assert {"200", "201", "400", "401", "404", "409", "413", "422"} <= set(post_label["responses"])
-    assert post_label["responses"]["409"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+    assert post_label["responses"]["409"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorBody"
+    }
     assert "401" in schema["paths"]["/api/next"]["get"]["responses"]
     assert {"401", "403"} <= set(schema["paths"]["/api/admin/stats"]["get"]["responses"])
     request = schema["components"]["schemas"]["LabelRequest"]
@@ -290,7 +308,10 @@ def _hostile_bodies(csrf: str):
     for form in HOSTILE_FORMS:
         for fields in (form, {**form, "csrf": csrf}):
             yield urlencode(fields, errors="surrogatepass").encode(), "application/x-www-form-urlencoded"
-    yield b"--b\r\nContent-Disposition: form-data; name=csrf; filename=a\r\n\r\nx\r\n--b--\r\n", "multipart/form-data; boundary=b"
+    yield (
+        b"--b\r\nContent-Disposition: form-data; name=csrf; filename=a\r\n\r\nx\r\n--b--\r\n",
+        "multipart/form-data; boundary=b",
+    )
 
 
 def _assert_no_server_error(client, routes, csrf: str, headers: dict[str, str]) -> None:

@@ -78,9 +78,7 @@ def test_wal_switch_retries_a_locked_database_then_gives_up():
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         use_wal(_LockedCursor(failures=10**6), timeout_s=0.05, retry_s=0.001)
     with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
-        use_wal(
-            _LockedCursor(failures=1, message="disk I/O error"), timeout_s=5, retry_s=0
-        )
+        use_wal(_LockedCursor(failures=1, message="disk I/O error"), timeout_s=5, retry_s=0)
 
 
 def _switch_to_wal(path, start: threading.Barrier, errors: list) -> None:

@@ -28,7 +28,10 @@ def test_hub_id_offline_and_not_cached_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     for load in (load_model, load_tokenizer):
-        with pytest.raises(RedraftError, match=r"cannot download someone/not-here: no network / not in the local cache.*pass a local folder"):
+        with pytest.raises(
+            RedraftError,
+            match=r"cannot download someone/not-here: no network / not in the local cache.*pass a local folder",
+        ):
             load("someone/not-here")
     # A path that is no Hub id keeps the plain "not found" errors.
     with pytest.raises(RedraftError, match="no HF checkpoint at"):

@@ -36,14 +36,16 @@ def test_score_is_read_at_the_end_whatever_the_padding(sft_dir, tokenizer):
     reward_model = build_reward_model(tokenizer, ModelConfig(path=str(sft_dir)))
     prompts, completions = ["1+2=", "13+45="], ["3", "58 and more text"]
     together = raw_scores(reward_model, reward_inputs(tokenizer, prompts, completions), batch_size=2)
-    alone = torch.cat([raw_scores(reward_model, reward_inputs(tokenizer, [p], [c])) for p, c in zip(prompts, completions)])
+    alone = torch.cat(
+        [raw_scores(reward_model, reward_inputs(tokenizer, [p], [c])) for p, c in zip(prompts, completions)]
+    )
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
     assert together[0] != together[1]
 
 
 def test_stats_normalise_and_survive_save_load(tmp_path, sft_dir, tokenizer):
     stats = RewardStats.of(torch.tensor([1.0, 3.0]))
-    assert stats.mean == 2.0 and stats.std == pytest.approx(2 ** 0.5)
+    assert stats.mean == 2.0 and stats.std == pytest.approx(2**0.5)
     assert RewardStats.of(torch.tensor([5.0, 5.0])).std == 1.0
     torch.testing.assert_close(stats.normalise(torch.tensor([2.0])), torch.tensor([0.0]))
 

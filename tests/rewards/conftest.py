@@ -14,10 +14,13 @@ NAMESPACES = isolation().level == "namespaces"
 # Where namespaces are unavailable, tests that do not depend on them run at the (explicitly
 # requested) basic level: the candidate/checker split holds there too.
 LEVEL = "auto" if NAMESPACES else "basic"
-needs_namespaces = pytest.mark.skipif(not NAMESPACES, reason=f"needs root + util-linux namespaces: {isolation().reason}")
+needs_namespaces = pytest.mark.skipif(
+    not NAMESPACES, reason=f"needs root + util-linux namespaces: {isolation().reason}"
+)
 MEMORY_CGROUPS = find_memory_cgroups()
 needs_memory_cgroup = pytest.mark.skipif(
-    not (NAMESPACES and isinstance(MEMORY_CGROUPS, MemoryCgroups)), reason=f"needs a memory cgroup per run: {MEMORY_CGROUPS}"
+    not (NAMESPACES and isinstance(MEMORY_CGROUPS, MemoryCgroups)),
+    reason=f"needs a memory cgroup per run: {MEMORY_CGROUPS}",
 )
 
 

@@ -10,8 +10,7 @@ import os
 import pytest
 
 from redraft.errors import ConfigError, DataError
-from redraft.rewards import code_reward, extract_code, run_many, run_python
-from redraft.rewards import sandbox
+from redraft.rewards import code_reward, extract_code, run_many, run_python, sandbox
 from redraft.rewards.sandbox import Isolation, SandboxError
 from redraft.rewards.sandbox_inside import NotPlainData, ProtocolError, decode, encode
 from tests.rewards.conftest import LEVEL, run_humaneval
@@ -36,23 +35,33 @@ def test_statuses_and_output():
 
 
 def test_tests_run_apart_and_call_the_programs_functions():
-    program = "def double(x):\n    return 2 * x\n\ndef fails(x):\n    raise ValueError(f'bad {x}')\n\ndef exits():\n    raise SystemExit(0)\n"
+    program = (
+        "def double(x):\n    return 2 * x\n\n"
+        "def fails(x):\n    raise ValueError(f'bad {x}')\n\n"
+        "def exits():\n    raise SystemExit(0)\n"
+    )
     tests = (
         "assert double(21) == 42 and double('ab') == 'abab'\n"
-        "try:\n    fails(3)\nexcept ValueError as error:\n    assert str(error) == 'bad 3'\nelse:\n    raise AssertionError('no ValueError')\n"
+        "try:\n    fails(3)\nexcept ValueError as error:\n    assert str(error) == 'bad 3'\n"
+        "else:\n    raise AssertionError('no ValueError')\n"
         "try:\n    exits()\nexcept Exception as error:\n    assert 'SystemExit' in str(error)\n"
     )
     assert _run(program, tests=tests).passed
     assert _run(program, tests="assert double(2) == 5").status == "failed"
-    with_entry_point = _run(program, tests="def check(candidate):\n    assert candidate(x=4) == 8", entry_point="double")
+    with_entry_point = _run(
+        program, tests="def check(candidate):\n    assert candidate(x=4) == 8", entry_point="double"
+    )
     assert with_entry_point.passed, with_entry_point.stderr
 
 
 def test_plain_values_cross_unchanged():
-    values = [None, True, 3, -0.0, 1e300, float("inf"), 2**80, "é\ud800", b"\x00\xff", 1 + 2j, [1, (2, 3)], {1: {"a": [None]}},
-              {1, 2}, frozenset({"x"}), (), {}]  # fmt: skip
+    values = [None, True, 3, -0.0, 1e300, float("inf"), 2**80, "é\ud800", b"\x00\xff", 1 + 2j, [1, (2, 3)],
+              {1: {"a": [None]}}, {1, 2}, frozenset({"x"}), (), {}]  # fmt: skip
     program = "def echo(value):\n    return value\n"
-    tests = f"inf = float('inf')\nfor value in {values!r}:\n    back = echo(value)\n    assert back == value and type(back) is type(value), (back, value)\n"
+    tests = (
+        f"inf = float('inf')\nfor value in {values!r}:\n    back = echo(value)\n"
+        "    assert back == value and type(back) is type(value), (back, value)\n"
+    )
     tests += "import math\nassert math.isnan(echo(float('nan')))\n"
     result = _run(program, tests=tests)
     assert result.passed, result.stderr
@@ -66,7 +75,14 @@ def test_plain_data_codec():
         encode(object())
     with pytest.raises(NotPlainData):
         encode([1, (2, object())])
-    for junk in [{"tuple": 1}, {"dict": [[1]]}, {"bytes": 3}, {"complex": [1, 2]}, {"set": [1], "x": []}, {"eval": "1"}]:
+    for junk in [
+        {"tuple": 1},
+        {"dict": [[1]]},
+        {"bytes": 3},
+        {"complex": [1, 2]},
+        {"set": [1], "x": []},
+        {"eval": "1"},
+    ]:
         with pytest.raises(ProtocolError):
             decode(junk)
 
@@ -74,7 +90,11 @@ def test_plain_data_codec():
 def test_output_is_capped():
     result = _run("import sys\nsys.stdout.write('x' * 1_000_000)\nsys.stderr.write('y' * 1_000_000)", max_output=1000)
     assert result.passed
-    assert result.stdout.startswith("x" * 1000) and "999000 more bytes not kept" in result.stdout and len(result.stdout) < 1100
+    assert (
+        result.stdout.startswith("x" * 1000)
+        and "999000 more bytes not kept" in result.stdout
+        and len(result.stdout) < 1100
+    )
     assert result.stderr.startswith("y" * 1000) and len(result.stderr) < 1100
 
 
@@ -143,7 +163,10 @@ def test_humaneval_canonical_solutions_pass_and_broken_ones_fail(humaneval):
 def test_code_reward_humaneval_style(humaneval):
     problems = humaneval[:4]
     reward = code_reward(prepend_prompt=True, timeout=2, level=LEVEL)
-    completions = [p["canonical_solution"] for p in problems[:2]] + ["    return None\n", "    while True:\n        pass\n"]
+    completions = [p["canonical_solution"] for p in problems[:2]] + [
+        "    return None\n",
+        "    while True:\n        pass\n",
+    ]
     scores = reward(
         [p["prompt"] for p in problems], completions,
         tests=[p["test"] for p in problems], entry_point=[p["entry_point"] for p in problems], unrelated=[1, 2, 3, 4],

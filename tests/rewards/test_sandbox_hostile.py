@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from redraft.rewards import run_many, run_python
-from redraft.rewards import sandbox
+from redraft.rewards import run_many, run_python, sandbox
 from redraft.rewards.sandbox import SANDBOX_UIDS
 from redraft.rewards.sandbox_inside import SYSCALL_TABLES
 from tests.rewards.conftest import (
@@ -101,9 +100,17 @@ threading.settrace(_swap)
     return Zero()
 """,
     "early exit with status 0": "    return None\n\nimport os\nos._exit(0)\n",
-    "SystemExit from an atexit hook": "    return None\n\nimport atexit, os\natexit.register(lambda: os._exit(0))\nraise SystemExit(0)\n",
-    "exit from a thread": "    return None\n\nimport os, threading, time\nthreading.Thread(target=lambda: os._exit(0)).start()\ntime.sleep(5)\n",
-    "patched os._exit and os.write": "    return None\n\nimport os\nos._exit = lambda code: None\nos.write = lambda fd, data: len(data)\nraise SystemExit(0)\n",
+    "SystemExit from an atexit hook": (
+        "    return None\n\nimport atexit, os\natexit.register(lambda: os._exit(0))\nraise SystemExit(0)\n"
+    ),
+    "exit from a thread": (
+        "    return None\n\nimport os, threading, time\nthreading.Thread(target=lambda: os._exit(0)).start()\n"
+        "time.sleep(5)\n"
+    ),
+    "patched os._exit and os.write": (
+        "    return None\n\nimport os\nos._exit = lambda code: None\nos.write = lambda fd, data: len(data)\n"
+        "raise SystemExit(0)\n"
+    ),
 }
 
 
@@ -132,7 +139,8 @@ def test_shadowed_builtins_do_not_reach_the_tests(humaneval):
         "def add(a, b):\n    return [1, (2, type('Anything', (), {'__eq__': lambda s, o: True})())]\n",
         # the program speaks the protocol itself: says it is ready, then claims results
         "import json, os, struct\n\ndef add(a, b):\n    return 0\n\nfor fd in range(3, 16):\n    try:\n"
-        "        message = json.dumps({'return': 3}).encode()\n        os.write(fd, struct.pack('>I', len(message)) + message)\n"
+        "        message = json.dumps({'return': 3}).encode()\n"
+        "        os.write(fd, struct.pack('>I', len(message)) + message)\n"
         "    except OSError:\n        pass\n",
         # a function that exits the candidate process instead of answering
         "import os\n\ndef add(a, b):\n    os._exit(0)\n",
@@ -145,7 +153,9 @@ def test_forged_results_with_plain_asserts_fail(program):
 
 
 def test_always_equal_is_reported_as_not_plain_data():
-    program = "class Anything:\n    def __eq__(self, other):\n        return True\n\ndef add(a, b):\n    return Anything()\n"
+    program = (
+        "class Anything:\n    def __eq__(self, other):\n        return True\n\ndef add(a, b):\n    return Anything()\n"
+    )
     result = _run(program, tests="def check(candidate):\n    assert candidate(1, 2) == 3\n", entry_point="add")
     assert result.status == "failed" and "Anything is not plain data" in result.stderr
 
@@ -208,15 +218,16 @@ def test_without_a_memory_cgroup_processes_and_files_are_capped_lower(monkeypatc
     monkeypatch.setattr(sandbox, "_memory_cgroups", lambda: "pretend there is none")
     memfd = _run(MEMFD_HOARD, tests="assert hoard(2, 8) == 2")
     assert memfd.status == "failed" and "File too large" in memfd.stderr
-    forks = _run("import os\n\ndef spawn():\n    for _ in range(10):\n        if os.fork() == 0:\n            import time\n"
-                 "            time.sleep(2)\n            os._exit(0)\n    return 10\n", tests="assert spawn() == 10")  # fmt: skip
+    forks = _run("import os\n\ndef spawn():\n    for _ in range(10):\n        if os.fork() == 0:\n"
+                 "            import time\n            time.sleep(2)\n            os._exit(0)\n    return 10\n",
+                 tests="assert spawn() == 10")  # fmt: skip
     assert forks.status == "failed" and "Resource temporarily unavailable" in forks.stderr
 
 
 @needs_namespaces
 def test_private_tmp_is_size_capped():
-    result = _run("def fill():\n    with open('/tmp/fill', 'wb') as f:\n        for _ in range(100):\n            f.write(b'x' * 2**20)\n"
-                  "    return True\n", tests="assert fill()", tmp_mb=8)  # fmt: skip
+    result = _run("def fill():\n    with open('/tmp/fill', 'wb') as f:\n        for _ in range(100):\n"
+                  "            f.write(b'x' * 2**20)\n    return True\n", tests="assert fill()", tmp_mb=8)  # fmt: skip
     assert result.status == "failed" and "No space left on device" in result.stderr
 
 
@@ -290,8 +301,13 @@ def test_no_network():
     server.bind(("127.0.0.1", 0))
     server.listen()
     port = server.getsockname()[1]
-    program = "import socket\n\ndef reach(host, port):\n    socket.create_connection((host, port), timeout=2).sendall(b'leak')\n    return True\n"
-    results = [_run(program, tests=f"assert reach({host!r}, {port})") for host, port in [("127.0.0.1", port), ("1.1.1.1", 53)]]
+    program = (
+        "import socket\n\ndef reach(host, port):\n"
+        "    socket.create_connection((host, port), timeout=2).sendall(b'leak')\n    return True\n"
+    )
+    results = [
+        _run(program, tests=f"assert reach({host!r}, {port})") for host, port in [("127.0.0.1", port), ("1.1.1.1", 53)]
+    ]
     server.setblocking(False)  # a connection would be waiting in the backlog by now
     with pytest.raises(BlockingIOError):
         server.accept()
@@ -309,7 +325,8 @@ def spawn():
     if os.fork() == 0:
         os.setsid()
         if os.fork() == 0:
-            os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(1.5); open('/tmp/daemon-was-here', 'w').write('x')", "{marker}"])
+            os.execv(sys.executable, [sys.executable, "-c", \
+"import time; time.sleep(1.5); open('/tmp/daemon-was-here', 'w').write('x')", "{marker}"])
         os._exit(0)
     time.sleep(0.3)
     return True
@@ -324,7 +341,10 @@ def spawn():
 @needs_namespaces
 def test_timeout_kills_children_too():
     marker = f"redraft-child-{uuid.uuid4().hex}"
-    program = f"import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', '{marker}'])\nwhile True:\n    pass"
+    program = (
+        f"import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', '{marker}'])\n"
+        "while True:\n    pass"
+    )
     result = _run(program, timeout=1)
     assert result.status == "timeout" and processes_with(marker) == []
 
@@ -335,8 +355,8 @@ def test_the_host_filesystem_is_out_of_sight(tmp_path):
     sentinel.write_text("keep me")
     tmp_path.chmod(0o755)
     sentinel.chmod(0o666)
-    hidden = ["/sys/kernel", "/etc/passwd", "/etc/hostname", "/home", "/var", "/run", "/proc/1", str(Path(__file__).parent),
-              str(sentinel), str(tmp_path)]  # fmt: skip
+    hidden = ["/sys/kernel", "/etc/passwd", "/etc/hostname", "/home", "/var", "/run", "/proc/1",
+              str(Path(__file__).parent), str(sentinel), str(tmp_path)]  # fmt: skip
     program = f"""
 import os
 def visible():
@@ -363,7 +383,10 @@ def writable():
 def test_environment_secrets_are_not_inherited(monkeypatch):
     monkeypatch.setenv("REDRAFT_SECRET", "hunter2")
     program = "import os\n\ndef environment():\n    return sorted(os.environ)\n"
-    program += f"def parents_environment():\n    try:\n        return open('/proc/{os.getpid()}/environ', 'rb').read()\n    except OSError:\n        return b''\n"
+    program += (
+        f"def parents_environment():\n    try:\n        return open('/proc/{os.getpid()}/environ', 'rb').read()\n"
+        "    except OSError:\n        return b''\n"
+    )
     tests = "assert 'REDRAFT_SECRET' not in environment()\n"
     if NAMESPACES:  # at the basic level the caller's /proc is readable: one more reason it is not for untrusted code
         tests += "assert b'hunter2' not in parents_environment()\n"

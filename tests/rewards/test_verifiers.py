@@ -41,7 +41,17 @@ MATH_CASES = [
     ("\\boxed{\\frac{1}{3}}", "0.5", 0.0),
 ]
 
-GARBAGE = ["", "\\boxed{", "}}}{{{\\frac", "$$$$", "\\boxed{\\frac{1}{0}}", "x" * 100_000, "\x00\xff\ud800", "NaN", "\\begin{matrix}"]
+GARBAGE = [
+    "",
+    "\\boxed{",
+    "}}}{{{\\frac",
+    "$$$$",
+    "\\boxed{\\frac{1}{0}}",
+    "x" * 100_000,
+    "\x00\xff\ud800",
+    "NaN",
+    "\\begin{matrix}",
+]
 
 
 def test_math_match_equivalences():
@@ -65,7 +75,9 @@ def test_math_match_off_the_main_thread():
     # signal-based timeouts need the main thread, so this batch is scored in a child process
     reward = math_match()
     with ThreadPoolExecutor(1) as pool:
-        scores = pool.submit(reward, ["", "", ""], ["\\boxed{\\frac{1}{2}}", "\\boxed{7}", "\\boxed{"], answer=["0.5", "8", "1"]).result()
+        scores = pool.submit(
+            reward, ["", "", ""], ["\\boxed{\\frac{1}{2}}", "\\boxed{7}", "\\boxed{"], answer=["0.5", "8", "1"]
+        ).result()
     assert scores == [1.0, 0.0, 0.0]
 
 
@@ -76,7 +88,11 @@ def test_math_match_rejects_fractional_timeout():
 
 def test_format_reward():
     think = format_reward(r"<think>.*</think>\s*<answer>.*</answer>", fullmatch=True)
-    completions = ["<think>a\nb</think> <answer>1</answer>", "<answer>1</answer>", "<think>x</think><answer>1</answer> trailing"]
+    completions = [
+        "<think>a\nb</think> <answer>1</answer>",
+        "<answer>1</answer>",
+        "<think>x</think><answer>1</answer> trailing",
+    ]
     assert think([""] * 3, completions) == [1.0, 0.0, 0.0]
     assert format_reward(r"\\boxed\{")([""] * 2, ["so \\boxed{3}", "3"]) == [1.0, 0.0]
     with pytest.raises(ConfigError, match="not a valid regex"):
@@ -103,7 +119,13 @@ def test_truncation_penalty_and_fraction():
 
 def test_combine_weights_and_passes_every_field():
     reward = combine((numeric_match(), 1.0), (truncation_penalty(1.0), 0.5), (format_reward(r"^\d+$"), 0.25))
-    scores = reward(["", "", ""], ["12", "12 and more", "13"], answer=["12", "12", "12"], finish_reason=["eos", "length", "eos"], tests=[None] * 3)
+    scores = reward(
+        ["", "", ""],
+        ["12", "12 and more", "13"],
+        answer=["12", "12", "12"],
+        finish_reason=["eos", "length", "eos"],
+        tests=[None] * 3,
+    )
     assert scores == pytest.approx([1.25, 0.5, 0.25])
     assert "numeric_match" in reward.__name__
     with pytest.raises(ConfigError):

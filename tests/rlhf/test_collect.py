@@ -61,7 +61,9 @@ def test_waits_for_people_labelling_in_the_app(tmp_path, micro_task):
     settings = AppCollectSection(wait=True, poll_seconds=0.05, kinds=["compare"])
     collector = FeedbackAppCollector(micro_task, url, "round-1-train", settings, noise=0.0)
     result = {}
-    loop = threading.Thread(target=lambda: result.update(pairs=collector(examples, [[ex.answer, ex.answer + "0"] for ex in examples])))
+    loop = threading.Thread(
+        target=lambda: result.update(pairs=collector(examples, [[ex.answer, ex.answer + "0"] for ex in examples]))
+    )
     loop.start()
 
     deadline = time.monotonic() + 20

@@ -14,15 +14,36 @@ from redraft.rlhf.loop import run_rlhf
 
 
 def _config(tmp_path, model_dir, method, *extra):
-    return load_rlhf_config(RLHFConfig, None, [
-        *extra, f"run.output_dir={tmp_path}", f"run.name={method}", f"model.path={model_dir}", "logging.progress=false",
-        "task.train_size=600", "task.val_size=32", "task.test_size=64", "task.max_digits=2",
-        f"rlhf.method={method}", "rlhf.simulated.prompts=64", "rlhf.simulated.val_prompts=16",
-        "rlhf.reward_model.train.max_steps=6", "rlhf.reward_model.train.batch_size=16", "rlhf.reward_model.train.eval_every=3",
-        "rlhf.ppo.iterations=2", "rlhf.ppo.prompts_per_iteration=8", "rlhf.ppo.eval_problems=8",
-        "rlhf.dpo.train.max_steps=4", "rlhf.dpo.train.batch_size=16", "rlhf.dpo.train.eval_every=2",
-        "rlhf.dpo.kl_prompts=8", "rlhf.dpo.eval_problems=8", "rlhf.dpo.max_new_tokens=6",
-    ])
+    return load_rlhf_config(
+        RLHFConfig,
+        None,
+        [
+            *extra,
+            f"run.output_dir={tmp_path}",
+            f"run.name={method}",
+            f"model.path={model_dir}",
+            "logging.progress=false",
+            "task.train_size=600",
+            "task.val_size=32",
+            "task.test_size=64",
+            "task.max_digits=2",
+            f"rlhf.method={method}",
+            "rlhf.simulated.prompts=64",
+            "rlhf.simulated.val_prompts=16",
+            "rlhf.reward_model.train.max_steps=6",
+            "rlhf.reward_model.train.batch_size=16",
+            "rlhf.reward_model.train.eval_every=3",
+            "rlhf.ppo.iterations=2",
+            "rlhf.ppo.prompts_per_iteration=8",
+            "rlhf.ppo.eval_problems=8",
+            "rlhf.dpo.train.max_steps=4",
+            "rlhf.dpo.train.batch_size=16",
+            "rlhf.dpo.train.eval_every=2",
+            "rlhf.dpo.kl_prompts=8",
+            "rlhf.dpo.eval_problems=8",
+            "rlhf.dpo.max_new_tokens=6",
+        ],
+    )
 
 
 @pytest.mark.parametrize("method", ["ppo", "dpo"])
@@ -32,7 +53,9 @@ def test_one_round_runs_and_reports(tmp_path, micro_model, tokenizer, method):
     summary = run_rlhf(cfg)
     run_dir = tmp_path / method
     round_result = summary["rounds"][0]
-    assert round_result["method"] == method and round_result["train_pairs"] == len(read_pairs(run_dir / "round-1" / "pairs.jsonl"))
+    assert round_result["method"] == method and round_result["train_pairs"] == len(
+        read_pairs(run_dir / "round-1" / "pairs.jsonl")
+    )
     evaluation = round_result["eval"]
     assert 0.0 <= evaluation["test_accuracy"] <= 1.0 and evaluation["test_problems"] == 64 and "kl" in evaluation
     assert summary["start"]["test_problems"] == 64 and "kl" not in summary["start"]

@@ -14,8 +14,14 @@ def test_prefers_correct_then_shorter(task):
     example = task.train[0]
     right, wrong_short, wrong_long = example.answer, "9", "12345"
     pairs = SimulatedLabeller(task, noise=0.0)([example], [[wrong_long, right, wrong_short, right]])
-    assert [(p.chosen, p.rejected) for p in pairs] == [(right, wrong_short), (right, wrong_long), (wrong_short, wrong_long)]
-    assert all(p.prompt == task.prompt(example) and p.answer == example.answer and p.source == "simulated" for p in pairs)
+    assert [(p.chosen, p.rejected) for p in pairs] == [
+        (right, wrong_short),
+        (right, wrong_long),
+        (wrong_short, wrong_long),
+    ]
+    assert all(
+        p.prompt == task.prompt(example) and p.answer == example.answer and p.source == "simulated" for p in pairs
+    )
 
 
 def test_no_pair_between_equally_good_completions(task):

@@ -37,10 +37,16 @@ def test_greedy_matches_transformers_generate(micro_model, tokenizer, micro_task
     out = generate(micro_model, tokenizer, prompts, SamplingConfig(temperature=0, max_new_tokens=6))
     ids, mask = _left_pad(encode_prompts(tokenizer, prompts), tokenizer.pad_token_id)
     with torch.no_grad():
-        reference = micro_model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, do_sample=False,
-                                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        reference = micro_model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=6,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
     for row, tokens in enumerate(out.token_ids):
-        expected = reference[row, ids.shape[1]:].tolist()[: len(tokens)]
+        expected = reference[row, ids.shape[1] :].tolist()[: len(tokens)]
         assert tokens == expected
 
 
@@ -92,6 +98,7 @@ def test_stop_strings_and_eos(micro_model, tokenizer):
             out = original(*args, **kwargs)
             out.logits = out.logits + bias
             return out
+
         return forward
 
     micro_model.forward = biased_forward(micro_model.forward)
@@ -131,7 +138,9 @@ def test_row_seeds_make_each_completion_independent_of_its_batch(micro_model, to
     seeds = [derive_seed(5, row) for row in range(len(prompts))]
     params = SamplingConfig(temperature=1.0, max_new_tokens=6)
     whole = generate_ids(micro_model, tokenizer, prompts, params, row_seeds=seeds)
-    in_pairs = generate_ids(micro_model, tokenizer, prompts, params.model_copy(update={"batch_size": 2}), row_seeds=seeds)
+    in_pairs = generate_ids(
+        micro_model, tokenizer, prompts, params.model_copy(update={"batch_size": 2}), row_seeds=seeds
+    )
     second_half = generate_ids(micro_model, tokenizer, prompts[4:], params, row_seeds=seeds[4:])
     assert whole.token_ids == in_pairs.token_ids
     assert whole.token_ids[4:] == second_half.token_ids

@@ -21,7 +21,9 @@ def test_splits_are_disjoint_and_sized():
 
 
 def test_answers_are_correct_and_knobs_apply():
-    task = build_task(TaskConfig(ops=["*", "-"], min_digits=2, max_digits=2, num_operands=3, train_size=100, test_size=10))
+    task = build_task(
+        TaskConfig(ops=["*", "-"], min_digits=2, max_digits=2, num_operands=3, train_size=100, test_size=10)
+    )
     for ex in task.train:
         assert ex.question.count("*") + ex.question.count("-") == 2
         assert int(ex.answer) == eval(ex.question)

@@ -75,10 +75,13 @@ def _write(path, rows):
 
 @needs_sandbox
 def test_mbpp_and_generic_files(tmp_path):
-    mbpp = [{"task_id": i, "text": f"Write a function add_{i}(a) that adds {i} to a.", "code": f"def add_{i}(a):\n    return a + {i}\n",
+    mbpp = [{"task_id": i, "text": f"Write a function add_{i}(a) that adds {i} to a.",
+             "code": f"def add_{i}(a):\n    return a + {i}\n",
              "test_list": [f"assert add_{i}(1) == {i + 1}", f"assert add_{i}(0) == {i}"], "test_setup_code": ""}
             for i in range(20)]  # fmt: skip
-    task = build_task(TaskConfig(kind="code", train_path=_write(tmp_path / "mbpp.jsonl", mbpp), test_size=5, val_size=2))
+    task = build_task(
+        TaskConfig(kind="code", train_path=_write(tmp_path / "mbpp.jsonl", mbpp), test_size=5, val_size=2)
+    )
     assert task.name == "mbpp" and (len(task.test), len(task.val), len(task.train)) == (5, 2, 13)
     ex = task.test[0]
     assert "Your code should pass these tests:\nassert add_" in ex.question and not ex.fields["prepend_prompt"]
@@ -86,9 +89,12 @@ def test_mbpp_and_generic_files(tmp_path):
     fenced = f"Here you go:\n```python\n{ex.answer}```\nDone."
     assert task.check_many([ex.answer, fenced, "def nothing(): pass"], [ex] * 3) == [True, True, False]
 
-    generic = [{"prompt": 'def double(x):\n    """Twice x."""\n', "tests": "def check(candidate):\n    assert candidate(3) == 6\n",
+    generic = [{"prompt": 'def double(x):\n    """Twice x."""\n',
+                "tests": "def check(candidate):\n    assert candidate(3) == 6\n",
                 "entry_point": "double", "answer": "    return 2 * x\n"}] * 10  # fmt: skip
-    task = build_task(TaskConfig(kind="code", train_path=_write(tmp_path / "generic.jsonl", generic), test_size=2, val_size=1))
+    task = build_task(
+        TaskConfig(kind="code", train_path=_write(tmp_path / "generic.jsonl", generic), test_size=2, val_size=1)
+    )
     task_verifier(task)
     ex = task.test[0]
     assert ex.fields["prepend_prompt"] and task.check_many([ex.answer, "    return x\n"], [ex] * 2) == [True, False]
@@ -98,6 +104,8 @@ def test_a_row_that_is_not_a_code_problem_is_named(tmp_path):
     path = _write(tmp_path / "bad.jsonl", [{"prompt": "def f():\n", "answer": "1"}])
     with pytest.raises(DataError, match=r"bad.jsonl:1: not a code problem"):
         build_task(TaskConfig(kind="code", train_path=path))
-    path = _write(tmp_path / "bare.jsonl", [{"prompt": "def f():\n", "tests": "def check(c):\n    pass\n", "entry_point": "f"}])
+    path = _write(
+        tmp_path / "bare.jsonl", [{"prompt": "def f():\n", "tests": "def check(c):\n    pass\n", "entry_point": "f"}]
+    )
     with pytest.raises(DataError, match=r"bare.jsonl:1: the prompt of a continuation problem must be valid Python"):
         build_task(TaskConfig(kind="code", train_path=path))

@@ -14,7 +14,15 @@ def _write(path, rows):
 def test_jsonl_task_with_extra_fields(tmp_path):
     rows = [{"prompt": f"What is {i} doubled?", "answer": str(2 * i), "source": "unit"} for i in range(50)]
     _write(tmp_path / "train.jsonl", rows)
-    task = build_task(TaskConfig(kind="file", train_path=str(tmp_path / "train.jsonl"), template="Q: {question}\nA:", test_size=10, val_size=5))
+    task = build_task(
+        TaskConfig(
+            kind="file",
+            train_path=str(tmp_path / "train.jsonl"),
+            template="Q: {question}\nA:",
+            test_size=10,
+            val_size=5,
+        )
+    )
     assert len(task.test) == 10 and len(task.val) == 4 and len(task.train) == 36
     ex = task.train[0]
     assert ex.fields == {"source": "unit"}

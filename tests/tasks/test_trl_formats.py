@@ -14,7 +14,9 @@ PLAIN_TEMPLATE = "{question}"
 
 def _task(tmp_path, rows, **keys):
     path = write_jsonl(tmp_path / "data.jsonl", rows)
-    return build_task(TaskConfig(kind="file", train_path=path, template=PLAIN_TEMPLATE, test_size=4, val_size=4, **keys))
+    return build_task(
+        TaskConfig(kind="file", train_path=path, template=PLAIN_TEMPLATE, test_size=4, val_size=4, **keys)
+    )
 
 
 @pytest.mark.parametrize(
@@ -44,7 +46,10 @@ def test_every_trl_format_loads(tmp_path, kind):
 
 
 def test_messages_rows_prompt_is_everything_before_the_last_assistant_message(tmp_path):
-    rows = [{"messages": [user("Hi"), assistant("Hello."), user(f"What is {i}+1?"), assistant(str(i + 1))]} for i in range(20)]
+    rows = [
+        {"messages": [user("Hi"), assistant("Hello."), user(f"What is {i}+1?"), assistant(str(i + 1))]}
+        for i in range(20)
+    ]
     ex = _task(tmp_path, rows).train[0]
     assert [m["content"] for m in ex.messages][:2] == ["Hi", "Hello."] and ex.messages[-1]["role"] == "user"
     assert ex.completion_messages[0]["role"] == "assistant" and ex.question.endswith("+1?")
@@ -78,11 +83,16 @@ def test_unused_completion_column_is_reported(tmp_path, capsys):
 def test_bad_chat_rows_name_the_line(tmp_path):
     rows = trl_rows("chat_prompt_completion", 5)
     rows[2] = {"prompt": [{"role": "user"}], "completion": [assistant("1")]}
-    with pytest.raises(DataError, match=r"data.jsonl:3: 'prompt' message 1 needs a string 'role' and a string 'content'"):
+    with pytest.raises(
+        DataError, match=r"data.jsonl:3: 'prompt' message 1 needs a string 'role' and a string 'content'"
+    ):
         _task(tmp_path, rows)
     rows[2] = {"prompt": {"role": "user", "content": "x"}}
     with pytest.raises(DataError, match=r"data.jsonl:3: 'prompt' is a dict"):
-        _task(tmp_path, [{"prompt": "a", "answer": "1"}] * 2 + [{"prompt": {"role": "user", "content": "x"}, "answer": "1"}])
+        _task(
+            tmp_path,
+            [{"prompt": "a", "answer": "1"}] * 2 + [{"prompt": {"role": "user", "content": "x"}, "answer": "1"}],
+        )
     with pytest.raises(DataError, match="no assistant message"):
         _task(tmp_path, [{"messages": [user("hi")]}] * 5)
     with pytest.raises(DataError, match="preference pairs"):

@@ -40,7 +40,13 @@ def test_math_checker_accepts_gsm8k_boxed_and_latex_answers():
     task = build_task(TaskConfig(**SMALL))
     ex = task.test[0]
     n = ex.answer
-    accepted = [f"#### {n}", f"so it is 3.\n#### {n}\nQuestion: another one, 99", f"\\boxed{{{n}}}", f"The answer is ${n}$.", f"{n}"]
+    accepted = [
+        f"#### {n}",
+        f"so it is 3.\n#### {n}\nQuestion: another one, 99",
+        f"\\boxed{{{n}}}",
+        f"The answer is ${n}$.",
+        f"{n}",
+    ]
     rejected = [f"#### {int(n) + 1}", f"\\boxed{{{int(n) + 1}}}", "", "no idea", f"#### {n}0"]
     assert task.check_many(accepted, [ex] * len(accepted)) == [True] * len(accepted)
     assert task.check_many(rejected, [ex] * len(rejected)) == [False] * len(rejected)

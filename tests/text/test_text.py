@@ -41,7 +41,10 @@ def test_few_shot_builder():
 def test_chat_template(tokenizer):
     with pytest.raises(ConfigError, match="no chat template"):
         chat_prompt(tokenizer, [{"role": "user", "content": "hi"}])
-    tokenizer.chat_template = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
     try:
         rendered = chat_prompt(tokenizer, [{"role": "user", "content": "2+2?"}])
     finally:

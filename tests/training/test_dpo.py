@@ -21,21 +21,41 @@ def sft_dir(tmp_path, micro_model, tokenizer):
 
 
 def test_dpo_learns_the_preference_and_logs_kl(tmp_path, sft_dir, tokenizer, micro_task):
-    cfg = DPOSection.model_validate({
-        "beta": 0.1, "kl_prompts": 16, "eval_problems": 16, "max_new_tokens": 4,
-        "train": {"max_steps": 30, "batch_size": 32, "eval_every": 15, "save_every": 15, "log_every": 5,
-                  "optim": {"lr": 3e-3, "warmup_steps": 0}},
-    })
+    cfg = DPOSection.model_validate(
+        {
+            "beta": 0.1,
+            "kl_prompts": 16,
+            "eval_problems": 16,
+            "max_new_tokens": 4,
+            "train": {
+                "max_steps": 30,
+                "batch_size": 32,
+                "eval_every": 15,
+                "save_every": 15,
+                "log_every": 5,
+                "optim": {"lr": 3e-3, "warmup_steps": 0},
+            },
+        }
+    )
     log = MetricsLog(tmp_path / "metrics.jsonl")
     result = train_dpo(
-        model_path=sft_dir, tokenizer=tokenizer, train_pairs=preference_pairs(micro_task, micro_task.train[:300]),
-        val_pairs=preference_pairs(micro_task, micro_task.val), cfg=cfg, out_dir=tmp_path / "dpo", seed=0, log=log,
-        logging=LoggingConfig(progress=False), task=micro_task,
+        model_path=sft_dir,
+        tokenizer=tokenizer,
+        train_pairs=preference_pairs(micro_task, micro_task.train[:300]),
+        val_pairs=preference_pairs(micro_task, micro_task.val),
+        cfg=cfg,
+        out_dir=tmp_path / "dpo",
+        seed=0,
+        log=log,
+        logging=LoggingConfig(progress=False),
+        task=micro_task,
     )
     records = log.read("dpo")
     evals = [r for r in records if "val_loss" in r]
     assert [r["step"] for r in evals] == [15, 30]
-    assert all(k in evals[-1] for k in ("val_reward_accuracy", "val_reward_margin", "val_accuracy", "val_kl", "val_kl_k3"))
+    assert all(
+        k in evals[-1] for k in ("val_reward_accuracy", "val_reward_margin", "val_accuracy", "val_kl", "val_kl_k3")
+    )
     assert evals[-1]["val_reward_accuracy"] >= 0.9 and evals[-1]["val_loss"] < 0.5  # ln 2 = 0.69 at the start
     assert evals[-1]["val_kl"] > 0.0
     assert records[0]["reward_margin"] < evals[-1]["val_reward_margin"]
@@ -74,14 +94,36 @@ def test_dpo_trains_with_length_averaged_ipo(tmp_path, sft_dir, tokenizer, micro
     for key, side in (("chosen_lengths", "chosen"), ("rejected_lengths", "rejected")):
         ids = tokenizer([getattr(p, side) for p in pairs[:2]], add_special_tokens=False)["input_ids"]
         assert lengths[key].tolist() == [len(i) + 1 for i in ids]  # completion tokens + EOS
-    cfg = DPOSection.model_validate({
-        "beta": 0.1, "loss": "ipo_mean", "sft_coef": 0.0, "kl_prompts": 0, "eval_problems": 0, "select_by": "loss",
-        "train": {"max_steps": 2, "batch_size": 8, "eval_every": 2, "save_every": 2, "log_every": 1,
-                  "optim": {"lr": 1e-3, "warmup_steps": 0}},
-    })
+    cfg = DPOSection.model_validate(
+        {
+            "beta": 0.1,
+            "loss": "ipo_mean",
+            "sft_coef": 0.0,
+            "kl_prompts": 0,
+            "eval_problems": 0,
+            "select_by": "loss",
+            "train": {
+                "max_steps": 2,
+                "batch_size": 8,
+                "eval_every": 2,
+                "save_every": 2,
+                "log_every": 1,
+                "optim": {"lr": 1e-3, "warmup_steps": 0},
+            },
+        }
+    )
     log = MetricsLog(tmp_path / "metrics.jsonl")
-    train_dpo(model_path=sft_dir, tokenizer=tokenizer, train_pairs=pairs, val_pairs=pairs[:8], cfg=cfg,
-              out_dir=tmp_path / "dpo", seed=0, log=log, logging=LoggingConfig(progress=False))
+    train_dpo(
+        model_path=sft_dir,
+        tokenizer=tokenizer,
+        train_pairs=pairs,
+        val_pairs=pairs[:8],
+        cfg=cfg,
+        out_dir=tmp_path / "dpo",
+        seed=0,
+        log=log,
+        logging=LoggingConfig(progress=False),
+    )
     first = log.read("dpo")[0]
     # it ran (dpo_loss raises without the lengths); at the start policy = reference, so h = 0 and
     # the loss is (0 − 1/(2β))² = 25

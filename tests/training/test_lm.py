@@ -21,12 +21,23 @@ def _sft(task, tokenizer, split="train"):
 
 
 def _train(tmp_path, model, tokenizer, task, val=True, train=None, anchor=None, resume=False, **overrides):
-    cfg = TrainConfig.model_validate({"max_steps": 6, "batch_size": 16, "log_every": 1, "eval_every": 3, "save_every": 3, **overrides})
+    cfg = TrainConfig.model_validate(
+        {"max_steps": 6, "batch_size": 16, "log_every": 1, "eval_every": 3, "save_every": 3, **overrides}
+    )
     log = MetricsLog(tmp_path / "metrics.jsonl")
     result = lm_module.train_lm(
-        stage="sft", model=model, tokenizer=tokenizer, train=train or _sft(task, tokenizer),
-        val=_sft(task, tokenizer, "val") if val else None, cfg=cfg, out_dir=tmp_path, seed=0, log=log,
-        logging=LoggingConfig(progress=False), anchor=anchor, resume=resume,
+        stage="sft",
+        model=model,
+        tokenizer=tokenizer,
+        train=train or _sft(task, tokenizer),
+        val=_sft(task, tokenizer, "val") if val else None,
+        cfg=cfg,
+        out_dir=tmp_path,
+        seed=0,
+        log=log,
+        logging=LoggingConfig(progress=False),
+        anchor=anchor,
+        resume=resume,
     )
     return result, log
 
@@ -49,8 +60,16 @@ def test_micro_batches_replay_from_seed():
 
 
 def test_training_lowers_loss_and_writes_outputs(tmp_path, micro_model, tokenizer, micro_task):
-    result, log = _train(tmp_path, micro_model, tokenizer, micro_task, max_steps=30, eval_every=10, save_every=10,
-                         optim={"lr": 3e-3, "warmup_steps": 2})
+    result, log = _train(
+        tmp_path,
+        micro_model,
+        tokenizer,
+        micro_task,
+        max_steps=30,
+        eval_every=10,
+        save_every=10,
+        optim={"lr": 3e-3, "warmup_steps": 2},
+    )
     losses = [r["loss"] for r in log.read("sft") if "loss" in r]
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
     assert result.steps == 30 and result.best_val_loss is not None
@@ -71,7 +90,16 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path, tokenizer, micro_
     for batch, accum in ((16, 1), (8, 2)):
         torch.manual_seed(0)
         model = build_model(ModelConfig(preset="micro"), tokenizer)
-        _train(tmp_path / f"b{batch}", model, tokenizer, micro_task, val=False, max_steps=2, batch_size=batch, grad_accum_steps=accum)
+        _train(
+            tmp_path / f"b{batch}",
+            model,
+            tokenizer,
+            micro_task,
+            val=False,
+            max_steps=2,
+            batch_size=batch,
+            grad_accum_steps=accum,
+        )
         finals.append(load_file(str(tmp_path / f"b{batch}" / "model" / "model.safetensors")))
     for name in finals[0]:
         torch.testing.assert_close(finals[0][name], finals[1][name], atol=1e-6, rtol=1e-5)
@@ -97,7 +125,9 @@ def test_kl_to_reference_is_the_exact_kl_on_masked_positions():
     # position t predicts token t+1: mask[:, 1] selects position 0, mask[:, 2] position 1
     p = torch.softmax(ref_logits[0, 0], -1)
     expected = float((p * (p.log() - torch.log_softmax(logits[0, 0], -1))).sum())
-    assert masked_kl_to_reference_sum(logits, ref_logits, torch.tensor([[0.0, 1.0, 0.0]])).item() == pytest.approx(expected)
+    assert masked_kl_to_reference_sum(logits, ref_logits, torch.tensor([[0.0, 1.0, 0.0]])).item() == pytest.approx(
+        expected
+    )
     assert masked_kl_to_reference_sum(ref_logits, ref_logits, torch.ones(1, 3)).item() == pytest.approx(0.0, abs=1e-6)
     assert masked_kl_to_reference_sum(logits, ref_logits, torch.zeros(1, 3)).item() == 0.0
 
@@ -118,8 +148,17 @@ def test_anchor_holds_marked_tokens_at_the_reference(tmp_path, tokenizer, micro_
         torch.manual_seed(0)
         model = build_model(ModelConfig(preset="micro"), tokenizer)
         reference = copy.deepcopy(model)
-        _, log = _train(tmp_path / str(coef), model, tokenizer, micro_task, val=False, train=data, max_steps=15,
-                        optim={"lr": 3e-3, "warmup_steps": 0}, anchor=lm_module.Anchor(reference, coef))
+        _, log = _train(
+            tmp_path / str(coef),
+            model,
+            tokenizer,
+            micro_task,
+            val=False,
+            train=data,
+            max_steps=15,
+            optim={"lr": 3e-3, "warmup_steps": 0},
+            anchor=lm_module.Anchor(reference, coef),
+        )
         with torch.no_grad():
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             ref_logits = reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -135,7 +174,9 @@ def test_anchor_needs_an_anchor_mask(tmp_path, micro_model, tokenizer, micro_tas
 
 def test_freezing_keeps_frozen_weights(tmp_path, micro_model, tokenizer, micro_task):
     before = {n: p.detach().clone() for n, p in micro_model.named_parameters()}
-    _train(tmp_path, micro_model, tokenizer, micro_task, val=False, max_steps=3, freeze={"embeddings": True, "layers": 1})
+    _train(
+        tmp_path, micro_model, tokenizer, micro_task, val=False, max_steps=3, freeze={"embeddings": True, "layers": 1}
+    )
     after = load_file(str(tmp_path / "model" / "model.safetensors"))
     assert torch.equal(after["model.embed_tokens.weight"], before["model.embed_tokens.weight"])
     assert torch.equal(after["model.layers.0.mlp.up_proj.weight"], before["model.layers.0.mlp.up_proj.weight"])
@@ -144,18 +185,36 @@ def test_freezing_keeps_frozen_weights(tmp_path, micro_model, tokenizer, micro_t
 
 def test_lora_trains_adapters_and_exports_a_plain_merged_model(tmp_path, micro_model, tokenizer, micro_task):
     before = {n: p.detach().clone() for n, p in micro_model.named_parameters()}
-    _train(tmp_path, micro_model, tokenizer, micro_task, val=False, max_steps=4,
-           lora={"enabled": True, "r": 4, "target_modules": ["q_proj", "v_proj"]}, optim={"lr": 1e-2, "warmup_steps": 0})
+    _train(
+        tmp_path,
+        micro_model,
+        tokenizer,
+        micro_task,
+        val=False,
+        max_steps=4,
+        lora={"enabled": True, "r": 4, "target_modules": ["q_proj", "v_proj"]},
+        optim={"lr": 1e-2, "warmup_steps": 0},
+    )
     merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / "model"))
     state = merged.state_dict()
     assert not any("lora" in n for n in state)
-    assert not torch.equal(state["model.layers.0.self_attn.q_proj.weight"], before["model.layers.0.self_attn.q_proj.weight"])
+    assert not torch.equal(
+        state["model.layers.0.self_attn.q_proj.weight"], before["model.layers.0.self_attn.q_proj.weight"]
+    )
     assert torch.equal(state["model.layers.0.mlp.up_proj.weight"], before["model.layers.0.mlp.up_proj.weight"])
 
 
 def test_early_stopping(tmp_path, micro_model, tokenizer, micro_task):
-    result, log = _train(tmp_path, micro_model, tokenizer, micro_task, max_steps=50, eval_every=2, patience=1,
-                         optim={"lr": 1e-12, "warmup_steps": 0})
+    result, log = _train(
+        tmp_path,
+        micro_model,
+        tokenizer,
+        micro_task,
+        max_steps=50,
+        eval_every=2,
+        patience=1,
+        optim={"lr": 1e-12, "warmup_steps": 0},
+    )
     assert result.stopped_early and result.steps == 4
 
 
@@ -176,7 +235,9 @@ def test_a_huge_learning_rate_stops_before_non_finite_weights_are_saved(tmp_path
     assert not (tmp_path / "model").exists() and not list((tmp_path / "checkpoints").glob("step-*"))
 
 
-def test_resume_skips_an_unreadable_newest_checkpoint_and_removes_staging_leftovers(tmp_path, micro_model, tokenizer, micro_task):
+def test_resume_skips_an_unreadable_newest_checkpoint_and_removes_staging_leftovers(
+    tmp_path, micro_model, tokenizer, micro_task
+):
     _train(tmp_path, micro_model, tokenizer, micro_task, val=False, max_steps=6, keep_checkpoints=2)
     newest = tmp_path / "checkpoints" / "step-0000006" / "model.safetensors"
     newest.write_bytes(newest.read_bytes()[:100])  # damaged after it was saved
@@ -184,13 +245,17 @@ def test_resume_skips_an_unreadable_newest_checkpoint_and_removes_staging_leftov
     leftover.mkdir()
     model_leftover = tmp_path / ".model.tmp-4242"  # an export the kill interrupted
     model_leftover.mkdir()
-    result, log = _train(tmp_path, micro_model, tokenizer, micro_task, val=False, max_steps=6, keep_checkpoints=2, resume=True)
+    result, log = _train(
+        tmp_path, micro_model, tokenizer, micro_task, val=False, max_steps=6, keep_checkpoints=2, resume=True
+    )
     assert result.steps == 6 and not leftover.exists() and not model_leftover.exists()
     steps = [r["step"] for r in log.read("sft") if "loss" in r]
     assert steps == [1, 2, 3, 4, 5, 6]  # steps 4-6 were redone from step 3 and logged once
 
 
-def test_a_crash_before_the_first_checkpoint_leaves_no_duplicate_metrics(tmp_path, micro_model, tokenizer, micro_task, monkeypatch):
+def test_a_crash_before_the_first_checkpoint_leaves_no_duplicate_metrics(
+    tmp_path, micro_model, tokenizer, micro_task, monkeypatch
+):
     MetricsLog(tmp_path / "metrics.jsonl").write("sft", 1, loss=9.0)  # an earlier run under the same stage name
     real_save = lm_module.save_checkpoint
     monkeypatch.setattr(lm_module, "save_checkpoint", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("killed")))
@@ -204,8 +269,12 @@ def test_a_crash_before_the_first_checkpoint_leaves_no_duplicate_metrics(tmp_pat
 
 def test_resume_after_kill_reaches_the_same_parameters(tmp_path):
     def launch(out, *extra):
-        return subprocess.Popen([sys.executable, "-c", SCRIPT.format(out=out), *extra],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-c", SCRIPT.format(out=out), *extra],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     assert launch(tmp_path / "full").wait(timeout=300) == 0
     victim = launch(tmp_path / "killed")
@@ -229,8 +298,15 @@ def test_resume_after_kill_reaches_the_same_parameters(tmp_path):
 def test_tensorboard_logging_writes_event_files(tmp_path, micro_model, tokenizer, micro_task):
     cfg = TrainConfig(max_steps=2, batch_size=16, log_every=1, save_every=10)
     lm_module.train_lm(
-        stage="sft", model=micro_model, tokenizer=tokenizer, train=_sft(micro_task, tokenizer), val=None, cfg=cfg,
-        out_dir=tmp_path, seed=0, log=MetricsLog(tmp_path / "metrics.jsonl"),
+        stage="sft",
+        model=micro_model,
+        tokenizer=tokenizer,
+        train=_sft(micro_task, tokenizer),
+        val=None,
+        cfg=cfg,
+        out_dir=tmp_path,
+        seed=0,
+        log=MetricsLog(tmp_path / "metrics.jsonl"),
         logging=LoggingConfig(progress=False, tensorboard=True),
     )
     assert list(tmp_path.rglob("events.out.tfevents.*"))

@@ -21,15 +21,32 @@ def preference_pairs(task, examples):
 
 
 def _train(tmp_path, sft_dir, tokenizer, task, head="classifier", **train):
-    cfg = RewardModelSection.model_validate({"head": head, "train": {
-        "max_steps": 40, "batch_size": 32, "eval_every": 20, "save_every": 20, "log_every": 10,
-        "optim": {"lr": 3e-3, "warmup_steps": 0}, **train}})
+    cfg = RewardModelSection.model_validate(
+        {
+            "head": head,
+            "train": {
+                "max_steps": 40,
+                "batch_size": 32,
+                "eval_every": 20,
+                "save_every": 20,
+                "log_every": 10,
+                "optim": {"lr": 3e-3, "warmup_steps": 0},
+                **train,
+            },
+        }
+    )
     torch.manual_seed(0)  # the head's initial weights
     model = build_reward_model(tokenizer, ModelConfig(path=str(sft_dir)), head=head)
     log = MetricsLog(tmp_path / "metrics.jsonl")
     return train_reward_model(
-        model=model, tokenizer=tokenizer, train_pairs=preference_pairs(task, task.train[:300]),
-        val_pairs=preference_pairs(task, task.val), cfg=cfg, out_dir=tmp_path / "rm", seed=0, log=log,
+        model=model,
+        tokenizer=tokenizer,
+        train_pairs=preference_pairs(task, task.train[:300]),
+        val_pairs=preference_pairs(task, task.val),
+        cfg=cfg,
+        out_dir=tmp_path / "rm",
+        seed=0,
+        log=log,
         logging=LoggingConfig(progress=False),
     ), log.read("reward_model")
 
@@ -59,14 +76,29 @@ def test_resume_gives_the_same_weights(tmp_path, sft_dir, tokenizer, micro_task)
     _train(tmp_path / "cut", sft_dir, tokenizer, micro_task, max_steps=4, save_every=2, eval_every=2)
     shutil.rmtree(tmp_path / "cut" / "rm" / "checkpoints" / "step-0000004")
     shutil.rmtree(tmp_path / "cut" / "rm" / "model")
-    cfg = RewardModelSection.model_validate({"train": {
-        "max_steps": 4, "batch_size": 32, "eval_every": 2, "save_every": 2, "optim": {"lr": 3e-3, "warmup_steps": 0}}})
+    cfg = RewardModelSection.model_validate(
+        {
+            "train": {
+                "max_steps": 4,
+                "batch_size": 32,
+                "eval_every": 2,
+                "save_every": 2,
+                "optim": {"lr": 3e-3, "warmup_steps": 0},
+            }
+        }
+    )
     torch.manual_seed(0)
     train_reward_model(
-        model=build_reward_model(tokenizer, ModelConfig(path=str(sft_dir))), tokenizer=tokenizer,
+        model=build_reward_model(tokenizer, ModelConfig(path=str(sft_dir))),
+        tokenizer=tokenizer,
         train_pairs=preference_pairs(micro_task, micro_task.train[:300]),
-        val_pairs=preference_pairs(micro_task, micro_task.val), cfg=cfg, out_dir=tmp_path / "cut" / "rm", seed=0,
-        log=MetricsLog(tmp_path / "cut" / "metrics.jsonl"), logging=LoggingConfig(progress=False), resume=True,
+        val_pairs=preference_pairs(micro_task, micro_task.val),
+        cfg=cfg,
+        out_dir=tmp_path / "cut" / "rm",
+        seed=0,
+        log=MetricsLog(tmp_path / "cut" / "metrics.jsonl"),
+        logging=LoggingConfig(progress=False),
+        resume=True,
     )
     # The last checkpoints hold the final weights (model/ holds the best-validated ones).
     full = load_file(str(tmp_path / "full" / "rm" / "checkpoints" / "step-0000004" / "model.safetensors"))

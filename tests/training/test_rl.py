@@ -20,25 +20,43 @@ def digit_reward(prompts, completions, **fields):
 def _run(tmp_path, model, tokenizer, task, algorithm, **overrides):
     save_model(model, tokenizer, tmp_path / "start")
     settings = {
-        "algorithm": algorithm, "iterations": 12, "prompts_per_iteration": 16, "samples_per_prompt": 8,
-        "max_new_tokens": 2, "minibatch_size": 64, "eval_problems": 0, "save_every": 4,
-        "optim": {"lr": 1e-2, "warmup_steps": 0}, "critic_lr": 1e-2, **overrides,
+        "algorithm": algorithm,
+        "iterations": 12,
+        "prompts_per_iteration": 16,
+        "samples_per_prompt": 8,
+        "max_new_tokens": 2,
+        "minibatch_size": 64,
+        "eval_problems": 0,
+        "save_every": 4,
+        "optim": {"lr": 1e-2, "warmup_steps": 0},
+        "critic_lr": 1e-2,
+        **overrides,
     }
     cfg = RLSection.model_validate(settings)
     log = MetricsLog(tmp_path / "metrics.jsonl")
     result = rl_module.train_rl(
-        model_path=tmp_path / "start", tokenizer=tokenizer, task=task, cfg=cfg, out_dir=tmp_path / "rl", seed=0,
-        log=log, logging=LoggingConfig(progress=False), env_factory=lambda: SingleTurnEnv(task, digit_reward),
+        model_path=tmp_path / "start",
+        tokenizer=tokenizer,
+        task=task,
+        cfg=cfg,
+        out_dir=tmp_path / "rl",
+        seed=0,
+        log=log,
+        logging=LoggingConfig(progress=False),
+        env_factory=lambda: SingleTurnEnv(task, digit_reward),
     )
     return result, log.read("rl")
 
 
-@pytest.mark.parametrize("algorithm, extra", [
-    ("grpo", {"kl_coef": 0.01}),
-    ("rloo", {"kl_coef": 0.01}),
-    ("reinforce_pp", {"kl_coef": 0.01}),
-    ("ppo", {"kl_coef": 0.01, "epochs": 2}),
-])
+@pytest.mark.parametrize(
+    "algorithm, extra",
+    [
+        ("grpo", {"kl_coef": 0.01}),
+        ("rloo", {"kl_coef": 0.01}),
+        ("reinforce_pp", {"kl_coef": 0.01}),
+        ("ppo", {"kl_coef": 0.01, "epochs": 2}),
+    ],
+)
 def test_reward_goes_up(tmp_path, micro_model, tokenizer, micro_task, algorithm, extra):
     result, records = _run(tmp_path, micro_model, tokenizer, micro_task, algorithm, **extra)
     rewards = [r["reward"] for r in records]
@@ -51,21 +69,37 @@ def test_reward_goes_up(tmp_path, micro_model, tokenizer, micro_task, algorithm,
     assert (tmp_path / "rl" / "model" / "model.safetensors").is_file()
 
 
-def test_without_a_kl_term_the_reference_is_not_scored_and_training_is_unchanged(tmp_path, micro_model, tokenizer, micro_task, monkeypatch):
+def test_without_a_kl_term_the_reference_is_not_scored_and_training_is_unchanged(
+    tmp_path, micro_model, tokenizer, micro_task, monkeypatch
+):
     loaded = []
     real_load = rl_module.load_model
     monkeypatch.setattr(rl_module, "load_model", lambda path, *dtype: loaded.append(path) or real_load(path, *dtype))
     _, plain = _run(tmp_path / "plain", micro_model, tokenizer, micro_task, "grpo", iterations=3)
     assert len(loaded) == 1 and "kl" not in plain[-1] and "approx_kl" in plain[-1]  # the policy only
-    _, logged = _run(tmp_path / "logged", micro_model, tokenizer, micro_task, "grpo", iterations=3, log_reference_kl=True)
+    _, logged = _run(
+        tmp_path / "logged", micro_model, tokenizer, micro_task, "grpo", iterations=3, log_reference_kl=True
+    )
     assert len(loaded) == 3 and logged[-1]["kl"] > 0
     for name, weight in load_file(str(tmp_path / "plain" / "rl" / "model" / "model.safetensors")).items():
-        assert torch.equal(weight, load_file(str(tmp_path / "logged" / "rl" / "model" / "model.safetensors"))[name]), name
+        assert torch.equal(weight, load_file(str(tmp_path / "logged" / "rl" / "model" / "model.safetensors"))[name]), (
+            name
+        )
 
 
 def test_adaptive_kl_moves_the_coefficient(tmp_path, micro_model, tokenizer, micro_task):
-    _, records = _run(tmp_path, micro_model, tokenizer, micro_task, "reinforce_pp", iterations=4,
-                      kl_coef=0.1, adaptive_kl=True, kl_target=1e-6, kl_horizon=100)
+    _, records = _run(
+        tmp_path,
+        micro_model,
+        tokenizer,
+        micro_task,
+        "reinforce_pp",
+        iterations=4,
+        kl_coef=0.1,
+        adaptive_kl=True,
+        kl_target=1e-6,
+        kl_horizon=100,
+    )
     coefs = [r["kl_coef"] for r in records]
     assert coefs[-1] > coefs[0]  # KL above target: the controller raises the coefficient
 
@@ -76,21 +110,42 @@ def test_resume_replays_the_same_iterations(tmp_path, micro_model, tokenizer, mi
     # Interrupted run: keep only the iteration-3 checkpoint, then resume.
     _run(tmp_path / "cut", micro_model, tokenizer, micro_task, "grpo", iterations=6, save_every=3)
     import shutil
+
     shutil.rmtree(tmp_path / "cut" / "rl" / "checkpoints" / "step-0000006")
     shutil.rmtree(tmp_path / "cut" / "rl" / "model")
-    cfg = RLSection.model_validate({"algorithm": "grpo", "iterations": 6, "prompts_per_iteration": 16, "samples_per_prompt": 8,
-                                    "max_new_tokens": 2, "minibatch_size": 64, "eval_problems": 0, "save_every": 3,
-                                    "optim": {"lr": 3e-3, "warmup_steps": 0}})
-    rl_module.train_rl(model_path=tmp_path / "cut" / "start", tokenizer=tokenizer, task=micro_task, cfg=cfg,
-                       out_dir=tmp_path / "cut" / "rl", seed=0, log=MetricsLog(tmp_path / "cut" / "metrics.jsonl"),
-                       logging=LoggingConfig(progress=False), resume=True,
-                       env_factory=lambda: SingleTurnEnv(micro_task, digit_reward))
+    cfg = RLSection.model_validate(
+        {
+            "algorithm": "grpo",
+            "iterations": 6,
+            "prompts_per_iteration": 16,
+            "samples_per_prompt": 8,
+            "max_new_tokens": 2,
+            "minibatch_size": 64,
+            "eval_problems": 0,
+            "save_every": 3,
+            "optim": {"lr": 3e-3, "warmup_steps": 0},
+        }
+    )
+    rl_module.train_rl(
+        model_path=tmp_path / "cut" / "start",
+        tokenizer=tokenizer,
+        task=micro_task,
+        cfg=cfg,
+        out_dir=tmp_path / "cut" / "rl",
+        seed=0,
+        log=MetricsLog(tmp_path / "cut" / "metrics.jsonl"),
+        logging=LoggingConfig(progress=False),
+        resume=True,
+        env_factory=lambda: SingleTurnEnv(micro_task, digit_reward),
+    )
     resumed = load_file(str(tmp_path / "cut" / "rl" / "model" / "model.safetensors"))
     for name in reference:
         torch.testing.assert_close(resumed[name], reference[name], atol=0, rtol=0)
 
 
-def test_non_finite_loss_stops_with_the_last_checkpoint_named(tmp_path, micro_model, tokenizer, micro_task, monkeypatch):
+def test_non_finite_loss_stops_with_the_last_checkpoint_named(
+    tmp_path, micro_model, tokenizer, micro_task, monkeypatch
+):
     real = rl_module.ppo_policy_loss
     calls = {"n": 0}
 
@@ -111,8 +166,14 @@ def test_rewards_that_never_fire_are_reported(tmp_path, micro_model, tokenizer, 
     cfg = RLSection.model_validate({"iterations": 3, "prompts_per_iteration": 4, "samples_per_prompt": 2,
                                     "max_new_tokens": 2, "eval_problems": 0, "save_every": 10})  # fmt: skip
     rl_module.train_rl(
-        model_path=tmp_path / "start", tokenizer=tokenizer, task=micro_task, cfg=cfg, out_dir=tmp_path / "rl", seed=0,
-        log=MetricsLog(tmp_path / "metrics.jsonl"), logging=LoggingConfig(progress=False),
+        model_path=tmp_path / "start",
+        tokenizer=tokenizer,
+        task=micro_task,
+        cfg=cfg,
+        out_dir=tmp_path / "rl",
+        seed=0,
+        log=MetricsLog(tmp_path / "metrics.jsonl"),
+        logging=LoggingConfig(progress=False),
         env_factory=lambda: SingleTurnEnv(micro_task, lambda prompts, completions, **fields: [0.0] * len(completions)),
     )
     assert capsys.readouterr().out.count("every reward was 0 for 2 iterations in a row") == 1

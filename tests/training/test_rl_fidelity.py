@@ -53,15 +53,30 @@ class AlternatingPromptEnv(SingleTurnEnv):
 
 def _train(tmp_path, model, tokenizer, task, env_factory, credit=None, **settings):
     save_model(model, tokenizer, tmp_path / "start")
-    cfg = RLSection.model_validate({
-        "iterations": 1, "prompts_per_iteration": 4, "samples_per_prompt": 2, "max_new_tokens": 3,
-        "minibatch_size": 1, "eval_problems": 0, "loss_agg": "seq_mean_token_sum_norm",
-        "optim": {"lr": 1e-3, "warmup_steps": 0}, **settings,
-    })
+    cfg = RLSection.model_validate(
+        {
+            "iterations": 1,
+            "prompts_per_iteration": 4,
+            "samples_per_prompt": 2,
+            "max_new_tokens": 3,
+            "minibatch_size": 1,
+            "eval_problems": 0,
+            "loss_agg": "seq_mean_token_sum_norm",
+            "optim": {"lr": 1e-3, "warmup_steps": 0},
+            **settings,
+        }
+    )
     rl_module.train_rl(
-        model_path=tmp_path / "start", tokenizer=tokenizer, task=task, cfg=cfg, out_dir=tmp_path / "rl", seed=0,
-        log=MetricsLog(tmp_path / "metrics.jsonl"), logging=LoggingConfig(progress=False),
-        env_factory=env_factory, credit=credit,
+        model_path=tmp_path / "start",
+        tokenizer=tokenizer,
+        task=task,
+        cfg=cfg,
+        out_dir=tmp_path / "rl",
+        seed=0,
+        log=MetricsLog(tmp_path / "metrics.jsonl"),
+        logging=LoggingConfig(progress=False),
+        env_factory=env_factory,
+        credit=credit,
     )
 
 
@@ -69,8 +84,15 @@ def test_dr_grpo_normaliser_is_max_new_tokens_whatever_the_prompt_length(
     tmp_path, micro_model, tokenizer, micro_task, monkeypatch
 ):
     calls = _record_normalisers(monkeypatch)
-    _train(tmp_path, micro_model, tokenizer, micro_task, lambda: AlternatingPromptEnv(micro_task),
-           algorithm="grpo", kl_coef=0.01)
+    _train(
+        tmp_path,
+        micro_model,
+        tokenizer,
+        micro_task,
+        lambda: AlternatingPromptEnv(micro_task),
+        algorithm="grpo",
+        kl_coef=0.01,
+    )
     widths = {width for _, width, _ in calls}
     assert len(widths) > 1, "the minibatches should differ in width for this test to mean anything"
     # 8 minibatches of one sequence: a policy loss and a GRPO KL loss each, all divided by 3.
@@ -84,8 +106,15 @@ def test_dr_grpo_normaliser_counts_every_attempt_of_a_multi_turn_episode(
 ):
     calls = _record_normalisers(monkeypatch)
     credit = rl_module.TurnCredit(reward_weights=(0.0, 1.0), kl_coefs=(0.1, 0.01))
-    _train(tmp_path, micro_model, tokenizer, micro_task, lambda: SelfCorrectionEnv(micro_task, attempts=2),
-           credit=credit, algorithm="rloo")
+    _train(
+        tmp_path,
+        micro_model,
+        tokenizer,
+        micro_task,
+        lambda: SelfCorrectionEnv(micro_task, attempts=2),
+        credit=credit,
+        algorithm="rloo",
+    )
     assert len({width for _, width, _ in calls}) > 1
     # the policy loss and the per-attempt KL term: max_new_tokens 3 × 2 attempts
     assert {name for name, _, _ in calls} == {"ppo_policy_loss", "aggregate_loss"}
@@ -116,21 +145,27 @@ def test_rloo_folds_the_k1_sequence_kl_into_the_score_as_trl():
     torch.testing.assert_close(advantages[:, 0], trl)
     # the default k3 estimate of the same tokens gives other advantages: the choice matters
     k3 = rl_module.compute_advantages(
-        cfg.model_copy(update={"kl_estimator": "k3"}), batch,
-        kl_penalty(old_logp, ref_logp, "k3") * batch.action_mask, 0.1, None,
+        cfg.model_copy(update={"kl_estimator": "k3"}),
+        batch,
+        kl_penalty(old_logp, ref_logp, "k3") * batch.action_mask,
+        0.1,
+        None,
     )[0]
     assert not torch.allclose(k3, advantages)
 
 
-@pytest.mark.parametrize("scale, expected", [
-    # group mean removed: [−2, 2, −0.5, 0.5]; batch std sqrt(8.75 / 3) = 1.707825 (+ 1e-4)
-    ("batch", [-1.171012, 1.171012, -0.292753, 0.292753]),
-    # the group's own std: 2.828427 and 0.707107 (+ 1e-4)
-    ("group", [-0.707082, 0.707082, -0.707007, 0.707007]),
-    (True, [-0.707082, 0.707082, -0.707007, 0.707007]),  # the former bool
-    ("none", [-2.0, 2.0, -0.5, 0.5]),
-    (False, [-2.0, 2.0, -0.5, 0.5]),
-])
+@pytest.mark.parametrize(
+    "scale, expected",
+    [
+        # group mean removed: [−2, 2, −0.5, 0.5]; batch std sqrt(8.75 / 3) = 1.707825 (+ 1e-4)
+        ("batch", [-1.171012, 1.171012, -0.292753, 0.292753]),
+        # the group's own std: 2.828427 and 0.707107 (+ 1e-4)
+        ("group", [-0.707082, 0.707082, -0.707007, 0.707007]),
+        (True, [-0.707082, 0.707082, -0.707007, 0.707007]),  # the former bool
+        ("none", [-2.0, 2.0, -0.5, 0.5]),
+        (False, [-2.0, 2.0, -0.5, 0.5]),
+    ],
+)
 def test_grpo_scale_rewards_modes(scale, expected):
     cfg = RLSection(algorithm="grpo", samples_per_prompt=2, scale_rewards=scale)
     batch = _batch([0.0, 4.0, 1.0, 2.0], [[1.0]] * 4)

@@ -22,16 +22,10 @@ from redraft.training.score import (
 PROTOCOL = SelfCorrectionSection(instruction="\nfix: {prompt}")
 
 
-def test_pair_sft_rows_are_the_runtime_context_with_loss_on_right_answers_only(
-    micro_model, tokenizer, micro_task
-):
+def test_pair_sft_rows_are_the_runtime_context_with_loss_on_right_answers_only(micro_model, tokenizer, micro_task):
     examples = micro_task.train[:16]
-    episodes = pair_sft_episodes(
-        micro_model, tokenizer, micro_task, examples, PROTOCOL, 1.0, 4, seed=0
-    )
-    data = episodes_to_sft(
-        episodes, first_attempt_correct_or_later, tokenizer.pad_token_id, 128
-    )
+    episodes = pair_sft_episodes(micro_model, tokenizer, micro_task, examples, PROTOCOL, 1.0, 4, seed=0)
+    data = episodes_to_sft(episodes, first_attempt_correct_or_later, tokenizer.pad_token_id, 128)
     for row, (episode, example) in enumerate(zip(episodes, examples)):
         draft, _correction = episode.turns
         prompt = encode_prompts(tokenizer, [micro_task.prompt(example)])[0]
@@ -39,31 +33,21 @@ def test_pair_sft_rows_are_the_runtime_context_with_loss_on_right_answers_only(
             PROTOCOL.instruction.format(prompt=micro_task.prompt(example)),
             add_special_tokens=False,
         )["input_ids"]
-        answer = tokenizer(example.answer, add_special_tokens=False)["input_ids"] + [
-            tokenizer.eos_token_id
-        ]
+        answer = tokenizer(example.answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         expected = prompt + draft.reply_ids + instruction + answer
         n = int(data.lengths[row])
         assert data.input_ids[row, :n].tolist() == expected
-        draft_loss = [int(micro_task.check(draft.reply_text, example))] * len(
-            draft.reply_ids
+        draft_loss = [int(micro_task.check(draft.reply_text, example))] * len(draft.reply_ids)
+        assert data.loss_mask[row, :n].tolist() == [0] * len(prompt) + draft_loss + [0] * len(instruction) + [1] * len(
+            answer
         )
-        assert data.loss_mask[row, :n].tolist() == [0] * len(prompt) + draft_loss + [
-            0
-        ] * len(instruction) + [1] * len(answer)
     # A random model's drafts are wrong: none of their tokens may be trained on.
     assert not any(e.turns[0].info["correct"] for e in episodes)
 
 
-def test_pair_sft_anchor_marks_every_first_attempt_and_nothing_else(
-    micro_model, tokenizer, micro_task
-):
-    episodes = pair_sft_episodes(
-        micro_model, tokenizer, micro_task, micro_task.train[:8], PROTOCOL, 1.0, 4, seed=0
-    )
-    plain = episodes_to_sft(
-        episodes, first_attempt_correct_or_later, tokenizer.pad_token_id, 128
-    )
+def test_pair_sft_anchor_marks_every_first_attempt_and_nothing_else(micro_model, tokenizer, micro_task):
+    episodes = pair_sft_episodes(micro_model, tokenizer, micro_task, micro_task.train[:8], PROTOCOL, 1.0, 4, seed=0)
+    plain = episodes_to_sft(episodes, first_attempt_correct_or_later, tokenizer.pad_token_id, 128)
     data = episodes_to_sft(
         episodes,
         first_attempt_correct_or_later,
@@ -94,8 +78,7 @@ def test_pair_sft_samples_several_drafts_of_each_problem(micro_model, tokenizer,
 
 def drafted(correct: list[bool]) -> list[Episode]:
     return [
-        Episode(None, [Turn([1], [i], [], str(i), "eos", float(ok), {"correct": ok})])
-        for i, ok in enumerate(correct)
+        Episode(None, [Turn([1], [i], [], str(i), "eos", float(ok), {"correct": ok})]) for i, ok in enumerate(correct)
     ]
 
 
@@ -130,17 +113,9 @@ def test_rebalance_leaves_a_one_sided_mix_alone_and_rejects_bad_shares():
 
 def test_stage_credits_follow_the_paper():
     one = stage_credit(1, 2, alpha=10.0, beta1=0.01, beta2=0.1)
-    assert (
-        one.reward_weights == (0.0, 1.0)
-        and one.kl_coefs == (0.1, 0.01)
-        and one.shaping_alpha == 0.0
-    )
+    assert one.reward_weights == (0.0, 1.0) and one.kl_coefs == (0.1, 0.01) and one.shaping_alpha == 0.0
     two = stage_credit(2, 2, alpha=10.0, beta1=0.01, beta2=0.1)
-    assert (
-        two.reward_weights == (1.0, 1.0)
-        and two.kl_coefs == (0.01, 0.01)
-        and two.shaping_alpha == 10.0
-    )
+    assert two.reward_weights == (1.0, 1.0) and two.kl_coefs == (0.01, 0.01) and two.shaping_alpha == 10.0
 
 
 def digit_reward(prompts, completions, **fields):
@@ -197,13 +172,9 @@ def _stage_one(tmp_path, model, tokenizer, task, beta2):
 
 
 @pytest.mark.slow
-def test_stage_one_keeps_attempt_one_near_the_base(
-    tmp_path, micro_model, tokenizer, micro_task
-):
+def test_stage_one_keeps_attempt_one_near_the_base(tmp_path, micro_model, tokenizer, micro_task):
     free = _stage_one(tmp_path / "free", micro_model, tokenizer, micro_task, beta2=0.0)
-    anchored = _stage_one(
-        tmp_path / "anchored", micro_model, tokenizer, micro_task, beta2=1.0
-    )
+    anchored = _stage_one(tmp_path / "anchored", micro_model, tokenizer, micro_task, beta2=1.0)
     assert all(
         k in free[-1]
         for k in (
@@ -277,8 +248,7 @@ def test_successful_corrections_selects_wrong_then_right():
         return Episode(Example("1+1", "2"), turns)
 
     assert [
-        successful_corrections(episode(a, b))
-        for a, b in ((False, True), (True, True), (False, False), (True, False))
+        successful_corrections(episode(a, b)) for a, b in ((False, True), (True, True), (False, False), (True, False))
     ] == [True, False, False, False]
 
 

@@ -75,8 +75,7 @@ def aggregate_loss(
             raise ValueError(f"max_len must be positive, got {normaliser}")
         return (masked_sum(per_token, mask, dim=-1) / normaliser).mean()
     raise ValueError(
-        f"unknown loss aggregation {mode!r}; expected 'token_mean', 'seq_mean_token_mean' or "
-        "'seq_mean_token_sum_norm'"
+        f"unknown loss aggregation {mode!r}; expected 'token_mean', 'seq_mean_token_mean' or 'seq_mean_token_sum_norm'"
     )
 
 

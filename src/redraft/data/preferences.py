@@ -119,7 +119,9 @@ def load_pair_splits(
     if ratings_path:
         pairs += ratings_to_pairs(read_ratings(ratings_path))
     if not pairs:
-        raise DataError("no preference pairs: set pairs.train_path (pairs.jsonl) and/or pairs.ratings_path (ratings.jsonl)")
+        raise DataError(
+            "no preference pairs: set pairs.train_path (pairs.jsonl) and/or pairs.ratings_path (ratings.jsonl)"
+        )
     if val_path:
         return pairs, read_pairs(val_path)
     return split_by_prompt(pairs, val_fraction, seed)
@@ -145,7 +147,9 @@ def _text_or_messages(row: dict[str, Any], key: str, where: str) -> str | Turns:
     return value
 
 
-def extract_prompt(chosen: str | Turns, rejected: str | Turns, where: str = "pair") -> tuple[str | Turns, str | Turns, str | Turns]:
+def extract_prompt(
+    chosen: str | Turns, rejected: str | Turns, where: str = "pair"
+) -> tuple[str | Turns, str | Turns, str | Turns]:
     """(prompt, chosen, rejected) of an implicit-prompt pair: the prompt is the two completions' shared
     beginning (characters, or whole messages), less a space right before the point they part, as
     TRL's ``extract_prompt`` does."""
@@ -215,7 +219,9 @@ def as_text_pair(tokenizer, pair: PreferencePair) -> PreferencePair:
     def text(turns) -> str:
         return "\n".join(m["content"] for m in turns if m.get("role") == "assistant")
 
-    return replace(pair, prompt=chat_prompt(tokenizer, pair.prompt), chosen=text(pair.chosen), rejected=text(pair.rejected))
+    return replace(
+        pair, prompt=chat_prompt(tokenizer, pair.prompt), chosen=text(pair.chosen), rejected=text(pair.rejected)
+    )
 
 
 def write_pairs(path: str | Path, pairs: Iterable[PreferencePair]) -> None:

@@ -74,8 +74,11 @@ def pack_sequences(
 
 
 def report_truncation(
-    sequences: Sequence[Sequence[int]], masks: Sequence[Sequence[int]], max_length: int,
-    name: str = "training rows", setting: str = "train.max_length",
+    sequences: Sequence[Sequence[int]],
+    masks: Sequence[Sequence[int]],
+    max_length: int,
+    name: str = "training rows",
+    setting: str = "train.max_length",
 ) -> int:
     """Warn when rows are longer than ``max_length``; returns how many are."""
     long_rows = [i for i, seq in enumerate(sequences) if len(seq) > max_length]
@@ -135,8 +138,12 @@ def chat_sequence(tokenizer, messages: Sequence[Message], trained: Sequence[bool
 
 
 def sft_data(
-    tokenizer, prompts: list[str], completions: list[str], max_length: int,
-    name: str = "training rows", setting: str = "train.max_length",
+    tokenizer,
+    prompts: list[str],
+    completions: list[str],
+    max_length: int,
+    name: str = "training rows",
+    setting: str = "train.max_length",
 ) -> TokenizedData:
     """Prompt and completion are encoded apart, exactly as the sampler sees the prompt."""
     sequences, masks = plain_sequences(tokenizer, prompts, completions)
@@ -149,7 +156,9 @@ def example_sequences(tokenizer, task: Task, examples: Sequence[Example]) -> tup
     ``task.use_tokenizer``)."""
     for ex in examples:
         if not ex.target and not ex.completion_messages:
-            raise DataError(f"task {task.name!r}: a row has no SFT target (no completion or answer): {ex.question!r:.80}")
+            raise DataError(
+                f"task {task.name!r}: a row has no SFT target (no completion or answer): {ex.question!r:.80}"
+            )
     plain = [i for i, ex in enumerate(examples) if not ex.is_chat]
     sequences: list[list[int]] = [[] for _ in examples]
     masks: list[list[int]] = [[] for _ in examples]
@@ -167,8 +176,12 @@ def example_sequences(tokenizer, task: Task, examples: Sequence[Example]) -> tup
 
 
 def task_sft_data(
-    tokenizer, task: Task, examples: Sequence[Example], max_length: int,
-    name: str = "SFT rows", setting: str = "train.max_length",
+    tokenizer,
+    task: Task,
+    examples: Sequence[Example],
+    max_length: int,
+    name: str = "SFT rows",
+    setting: str = "train.max_length",
 ) -> TokenizedData:
     """SFT data of a task's examples, whatever their format (plain, TRL text, prompt/completion, chat)."""
     sequences, masks = example_sequences(tokenizer, task, examples)

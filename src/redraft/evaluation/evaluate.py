@@ -37,10 +37,16 @@ class EvalResult:
 
 
 def greedy_answers(
-    model: PreTrainedModel, tokenizer, task: Task, examples: list[Example], max_new_tokens: int = 16, batch_size: int = 512,
+    model: PreTrainedModel,
+    tokenizer,
+    task: Task,
+    examples: list[Example],
+    max_new_tokens: int = 16,
+    batch_size: int = 512,
     stop: Sequence[str] = (),
 ):
-    """Greedy completions (each ended by EOS, a ``stop`` string or ``max_new_tokens``) and a 0/1 verdict for each example."""
+    """Greedy completions (each ended by EOS, a ``stop`` string or ``max_new_tokens``) and a 0/1 verdict for each
+    example."""
     task.use_tokenizer(tokenizer)  # chat prompts are rendered by its chat template
     params = SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens, batch_size=batch_size, stop=list(stop))
     out = generate(model, tokenizer, [task.prompt(ex) for ex in examples], params)
@@ -54,7 +60,12 @@ def check(task: Task, completions: list[str], examples: list[Example]) -> list[b
 
 
 def greedy_accuracy(
-    model: PreTrainedModel, tokenizer, task: Task, examples: list[Example], max_new_tokens: int = 16, batch_size: int = 512,
+    model: PreTrainedModel,
+    tokenizer,
+    task: Task,
+    examples: list[Example],
+    max_new_tokens: int = 16,
+    batch_size: int = 512,
     stop: Sequence[str] = (),
 ) -> float:
     _, correct = greedy_answers(model, tokenizer, task, examples, max_new_tokens, batch_size, stop)
@@ -81,7 +92,9 @@ def evaluate(
         tokenizer,
         [p for p in prompts for _ in range(settings.k)],
         SamplingConfig(
-            temperature=settings.temperature, max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
+            temperature=settings.temperature,
+            max_new_tokens=settings.max_new_tokens,
+            batch_size=settings.batch_size,
             stop=settings.stop,
         ),
         seed=seed,

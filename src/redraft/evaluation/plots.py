@@ -69,7 +69,10 @@ def plot_rl(records: list[dict[str, Any]], path: str | Path) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
     steps, values = _series(rl, "reward")
     window = max(1, len(values) // 10)
-    smoothed = [sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1]) for i in range(len(values))]
+    smoothed = [
+        sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1])
+        for i in range(len(values))
+    ]
     axes[0].plot(steps, values, alpha=0.35, label="per iteration")
     axes[0].plot(steps, smoothed, label=f"mean of last {window}")
     axes[0].set_title("rollout reward (task checker)")
@@ -137,7 +140,9 @@ def plot_self_correction(records: list[dict[str, Any]], stages: list[str], path:
             ax.set_title(f"{stage}: {title}", fontsize=9)
             if not ax.lines:
                 ax.set_axis_off()
-                ax.text(0.5, 0.5, "not logged by this stage", ha="center", va="center", color="grey", transform=ax.transAxes)
+                ax.text(
+                    0.5, 0.5, "not logged by this stage", ha="center", va="center", color="grey", transform=ax.transAxes
+                )
                 continue
             if title.startswith("Δ"):
                 ax.axhline(0, color="grey", linewidth=0.8)
@@ -163,8 +168,16 @@ def plot_inference_scaling(results: dict[str, Any], path: str | Path) -> Path:
             (result.parallel, result.parallel_ci95, "o--", "B samples + vote"),
             (result.self_correct, result.self_correct_ci95, "s-", "B/2 samples, self-corrected + vote"),
         ):
-            ax.errorbar(result.budgets, [100 * v for v in values], yerr=[100 * c for c in cis], fmt=style,
-                        color=color, capsize=3, markersize=4, label=prefix + label)
+            ax.errorbar(
+                result.budgets,
+                [100 * v for v in values],
+                yerr=[100 * c for c in cis],
+                fmt=style,
+                color=color,
+                capsize=3,
+                markersize=4,
+                label=prefix + label,
+            )
     ax.set_xscale("log", base=2)
     budgets = sorted({b for result in results.values() for b in result.budgets})
     ax.set_xticks(budgets, [str(b) for b in budgets])

@@ -67,7 +67,10 @@ def write_report(
         "",
         f"## Evaluation ({first.split} split, {first.num_problems} problems)",
         "",
-        f"Greedy accuracy (± 95% CI) and pass@k from {first.k} samples per problem at temperature {cfg.eval.temperature}.",
+        (
+            f"Greedy accuracy (± 95% CI) and pass@k from {first.k} samples per problem "
+            f"at temperature {cfg.eval.temperature}."
+        ),
         "",
         "| model | greedy accuracy (%) | " + " | ".join(f"pass@{k} (%)" for k in ks) + " | truncated (%) |",
         "|---" * (3 + len(ks)) + "|",
@@ -88,7 +91,10 @@ def write_report(
             "",
             "| comparison | change (points) | paired 95% CI |",
             "|---|---|---|",
-            *[f"| {label} | **{100 * mean:+.1f}** | [{100 * (mean - ci):+.1f}, {100 * (mean + ci):+.1f}] |" for label, (mean, ci) in gains.items()],
+            *[
+                f"| {label} | **{100 * mean:+.1f}** | [{100 * (mean - ci):+.1f}, {100 * (mean + ci):+.1f}] |"
+                for label, (mean, ci) in gains.items()
+            ],
         ]
     else:
         lines += ["", "The gap between greedy accuracy and pass@k is the headroom an RL stage can claim."]
@@ -98,16 +104,26 @@ def write_report(
     samples_path = run_dir / "eval" / last / "samples.jsonl"
     if samples_path.is_file():
         rows = [json.loads(line) for line in samples_path.read_text().splitlines()[:8]]
-        lines += [f"## Sample greedy answers ({last} model)", "", "| prompt | expected | model | correct |", "|---|---|---|---|"]
+        lines += [
+            f"## Sample greedy answers ({last} model)",
+            "",
+            "| prompt | expected | model | correct |",
+            "|---|---|---|---|",
+        ]
         for row in rows:
             model_text = row["greedy"].replace("|", "\\|").replace("\n", "⏎")
-            lines.append(f"| `{row['prompt']}` | {row['answer']} | `{model_text}` | {'✓' if row['greedy_correct'] else '✗'} |")
+            lines.append(
+                f"| `{row['prompt']}` | {row['answer']} | `{model_text}` | {'✓' if row['greedy_correct'] else '✗'} |"
+            )
         lines.append("")
     lines += [
         "## Files",
         "",
         "`config.yaml` (the full config), `metrics.jsonl` (every logged metric), `pretrain/model` or `tokenizer/`,",
-        "`sft/model`, `rl/model`, `sft_same_time/model` (HF checkpoints: `AutoModelForCausalLM.from_pretrained(path)`),",
+        (
+            "`sft/model`, `rl/model`, `sft_same_time/model` "
+            "(HF checkpoints: `AutoModelForCausalLM.from_pretrained(path)`),"
+        ),
         "`*/checkpoints/` (resumable training state), `eval/<model>/eval.json` and `samples.jsonl`.",
         "",
     ]

@@ -104,7 +104,9 @@ def majority_vote(answers: Sequence[str | None]) -> int | None:
     return next(i for i, a in enumerate(answers) if a is not None and counts[a] == top)
 
 
-def vote_accuracy(answers: Sequence[Sequence[str | None]], correct: Sequence[Sequence[bool]], votes: int) -> tuple[float, float]:
+def vote_accuracy(
+    answers: Sequence[Sequence[str | None]], correct: Sequence[Sequence[bool]], votes: int
+) -> tuple[float, float]:
     """Accuracy (± CI) of the majority vote over each problem's first ``votes`` samples."""
     scores = []
     for problem_answers, problem_correct in zip(answers, correct):
@@ -166,13 +168,25 @@ def _attempt_settings(
     first_temperature: float, later_temperature: float, max_new_tokens: int, batch_size: int, stop: Sequence[str] = ()
 ) -> list[SamplingConfig]:
     return [
-        SamplingConfig(temperature=first_temperature, max_new_tokens=max_new_tokens, batch_size=batch_size, stop=list(stop)),
-        SamplingConfig(temperature=later_temperature, max_new_tokens=max_new_tokens, batch_size=batch_size, stop=list(stop)),
+        SamplingConfig(
+            temperature=first_temperature, max_new_tokens=max_new_tokens, batch_size=batch_size, stop=list(stop)
+        ),
+        SamplingConfig(
+            temperature=later_temperature, max_new_tokens=max_new_tokens, batch_size=batch_size, stop=list(stop)
+        ),
     ]
 
 
-def _run_attempts(model, tokenizer, task: Task, examples: Sequence[Example], protocol: SelfCorrectionSection,
-                  attempts: int, params: list[SamplingConfig], seed: int) -> _Attempts:
+def _run_attempts(
+    model,
+    tokenizer,
+    task: Task,
+    examples: Sequence[Example],
+    protocol: SelfCorrectionSection,
+    attempts: int,
+    params: list[SamplingConfig],
+    seed: int,
+) -> _Attempts:
     envs = [SelfCorrectionEnv(task, attempts=attempts, instruction=protocol.instruction) for _ in examples]
     episodes = run_episodes(model, tokenizer, envs, examples, params, torch.Generator().manual_seed(seed))
     return _Attempts.of(task, episodes)
@@ -203,7 +217,8 @@ def evaluate_self_correction(
     record = _run_attempts(model, tokenizer, task, examples, protocol, protocol.attempts, params, seed)
     metrics = self_correction_metrics(record.correct, record.answers, record.texts)
     truncated = [
-        sum(reasons[turn] == "length" for reasons in record.finish_reasons) / len(examples) for turn in range(protocol.attempts)
+        sum(reasons[turn] == "length" for reasons in record.finish_reasons) / len(examples)
+        for turn in range(protocol.attempts)
     ]
     if samples_path is not None:
         with Path(samples_path).open("w") as handle:
@@ -256,7 +271,9 @@ def inference_scaling(
     repeated = [ex for ex in examples for _ in range(top)]
     # One attempt of the self-correction env is plain sampling of the task prompt.
     parallel = _run_attempts(model, tokenizer, task, repeated, protocol, 1, params, seed)
-    chains = _run_attempts(model, tokenizer, task, [ex for ex in examples for _ in range(top // 2)], protocol, 2, params, seed + 1)
+    chains = _run_attempts(
+        model, tokenizer, task, [ex for ex in examples for _ in range(top // 2)], protocol, 2, params, seed + 1
+    )
 
     def per_problem(values: list[list[Any]], width: int, turn: int) -> list[list[Any]]:
         flat = [v[turn] for v in values]
@@ -299,9 +316,11 @@ def render_self_correction_section(
     if results:
         first = next(iter(results.values()))
         lines += [
-            (f"{first.num_problems} problems, {first.attempts} attempts (first vs last compared); attempt 1 at "
-             f"temperature {first.first_temperature:g}, later attempts greedy. Percent of ALL problems, ± 95% CI "
-             "(normal approximation; Δ paired per problem). \"changed\": final answer differs from attempt 1's."),
+            (
+                f"{first.num_problems} problems, {first.attempts} attempts (first vs last compared); attempt 1 at "
+                f"temperature {first.first_temperature:g}, later attempts greedy. Percent of ALL problems, ± 95% CI "
+                '(normal approximation; Δ paired per problem). "changed": final answer differs from attempt 1\'s.'
+            ),
             "",
             header,
             rule,
@@ -328,12 +347,17 @@ def render_self_correction_section(
     for name, result in (scaling or {}).items():
         lines += [
             "",
-            (f"Inference-time scaling ({name}, {result.num_problems} problems, majority vote, samples at temperature "
-             f"{result.temperature:g}): B parallel samples vs B/2 samples each self-corrected once (greedy correction)."),
+            (
+                f"Inference-time scaling ({name}, {result.num_problems} problems, majority vote, "
+                f"samples at temperature {result.temperature:g}): B parallel samples vs B/2 samples "
+                "each self-corrected once (greedy correction)."
+            ),
             "",
             "| generations per problem | " + " | ".join(str(b) for b in result.budgets) + " |",
             "|---" * (len(result.budgets) + 1) + "|",
-            "| parallel + vote (%) | " + " | ".join(_pct(v, c) for v, c in zip(result.parallel, result.parallel_ci95)) + " |",
+            "| parallel + vote (%) | "
+            + " | ".join(_pct(v, c) for v, c in zip(result.parallel, result.parallel_ci95))
+            + " |",
             "| self-correct + vote (%) | "
             + " | ".join(_pct(v, c) for v, c in zip(result.self_correct, result.self_correct_ci95))
             + " |",
@@ -357,20 +381,42 @@ def run_self_correction_eval(cfg: EvalConfig, out_dir: Path, task: Task | None =
     settings = cfg.eval
     examples = task.split(settings.split)[: settings.num_problems]
     out_dir.mkdir(parents=True, exist_ok=True)
-    common = {"max_new_tokens": settings.max_new_tokens, "batch_size": settings.batch_size, "seed": cfg.run.seed,
-              "stop": settings.stop}
-    result = evaluate_self_correction(model, tokenizer, task, examples, cfg.self_correction,
-                                      first_temperature=settings.first_temperature,
-                                      samples_path=out_dir / "samples.jsonl", **common)
+    common = {
+        "max_new_tokens": settings.max_new_tokens,
+        "batch_size": settings.batch_size,
+        "seed": cfg.run.seed,
+        "stop": settings.stop,
+    }
+    result = evaluate_self_correction(
+        model,
+        tokenizer,
+        task,
+        examples,
+        cfg.self_correction,
+        first_temperature=settings.first_temperature,
+        samples_path=out_dir / "samples.jsonl",
+        **common,
+    )
     scaling = {}
     if settings.scaling_budgets:
-        scaling["model"] = inference_scaling(model, tokenizer, task, examples, cfg.self_correction, settings.scaling_budgets,
-                                             temperature=settings.temperature, **common)
+        scaling["model"] = inference_scaling(
+            model,
+            tokenizer,
+            task,
+            examples,
+            cfg.self_correction,
+            settings.scaling_budgets,
+            temperature=settings.temperature,
+            **common,
+        )
         plot_inference_scaling(scaling, out_dir / "inference_scaling.png")
-    write_json_atomic(out_dir / "self_correction.json", {
-        "model": cfg.model.path,
-        **asdict(result),
-        "scaling": asdict(scaling["model"]) if scaling else None,
-    })
+    write_json_atomic(
+        out_dir / "self_correction.json",
+        {
+            "model": cfg.model.path,
+            **asdict(result),
+            "scaling": asdict(scaling["model"]) if scaling else None,
+        },
+    )
     (out_dir / "self_correction.md").write_text(render_self_correction_section({"model": result}, scaling))
     return result

@@ -59,7 +59,9 @@ def cohen_kappa(pairs: Sequence[tuple[Hashable, Hashable]]) -> float | None:
     return (observed - chance) / (1.0 - chance)
 
 
-def mean_pairwise_cohen_kappa(labels_by_item: dict[Hashable, dict[Hashable, Hashable]], min_shared: int = 2) -> float | None:
+def mean_pairwise_cohen_kappa(
+    labels_by_item: dict[Hashable, dict[Hashable, Hashable]], min_shared: int = 2
+) -> float | None:
     """Mean Cohen's kappa over annotator pairs that share at least ``min_shared`` items.
 
     ``labels_by_item``: item -> {annotator: category}.

@@ -23,7 +23,9 @@ Preference = Literal["correct_then_shorter", "shorter", "longer", "random"]
 RETRIES = 5
 
 
-def quality(text: str, reference: str | None, prefer: Preference, match: Literal["exact", "numeric"] = "numeric") -> float:
+def quality(
+    text: str, reference: str | None, prefer: Preference, match: Literal["exact", "numeric"] = "numeric"
+) -> float:
     """How much a simulated annotator likes an answer, in [0, 1]; higher is better."""
     brevity = 1.0 / (1.0 + len(text) / 20.0)
     if prefer == "shorter":
@@ -34,7 +36,13 @@ def quality(text: str, reference: str | None, prefer: Preference, match: Literal
     return 0.5 * correct + 0.5 * brevity  # correct beats wrong whatever the lengths; then shorter
 
 
-def decide(item: dict[str, Any], prefer: Preference, noise: float, rng: random.Random, match: Literal["exact", "numeric"] = "numeric") -> dict[str, Any]:
+def decide(
+    item: dict[str, Any],
+    prefer: Preference,
+    noise: float,
+    rng: random.Random,
+    match: Literal["exact", "numeric"] = "numeric",
+) -> dict[str, Any]:
     """The judgement for an item as served by the API (see queue.item_view).
 
     ``noise``: probability of flipping a comparison, of swapping each adjacent pair of a
@@ -102,7 +110,9 @@ class SimulationReport:
         }
 
 
-async def _call(client: httpx.AsyncClient, report: SimulationReport, method: str, path: str, token: str, body: Any = None) -> dict[str, Any]:
+async def _call(
+    client: httpx.AsyncClient, report: SimulationReport, method: str, path: str, token: str, body: Any = None
+) -> dict[str, Any]:
     """One API call, retried on connection errors and 5xx; label posts are idempotent, so this is safe."""
     for attempt in range(RETRIES):
         started = time.perf_counter()
@@ -123,7 +133,9 @@ async def _call(client: httpx.AsyncClient, report: SimulationReport, method: str
     raise AssertionError("unreachable")
 
 
-async def _annotator(base_url, timeout_s, report, token, prefer, noise, max_labels, rng, match, slots: asyncio.Semaphore) -> None:
+async def _annotator(
+    base_url, timeout_s, report, token, prefer, noise, max_labels, rng, match, slots: asyncio.Semaphore
+) -> None:
     # One client (one keep-alive connection) per annotator, as each person has their own browser.
     # A client shared by all of them costs more than the server: before every request httpx
     # checks each pooled connection for staleness (a socket poll per connection).
@@ -134,18 +146,38 @@ async def _annotator(base_url, timeout_s, report, token, prefer, noise, max_labe
         while item is not None and (max_labels is None or len(labels) < max_labels):
             judgement = decide(item, prefer, noise, rng, match)
             ask_next = max_labels is None or len(labels) + 1 < max_labels
-            answer = await _call(client, report, "POST", f"/api/labels?next={str(ask_next).lower()}", token, {"item_id": item["item_id"], **judgement})
+            answer = await _call(
+                client,
+                report,
+                "POST",
+                f"/api/labels?next={str(ask_next).lower()}",
+                token,
+                {"item_id": item["item_id"], **judgement},
+            )
             labels.append(answer)
             item = answer.pop("next_item")
 
 
-async def _simulate(base_url, tokens, prefer, noise, max_labels, concurrency, seed, match, timeout_s) -> SimulationReport:
+async def _simulate(
+    base_url, tokens, prefer, noise, max_labels, concurrency, seed, match, timeout_s
+) -> SimulationReport:
     report = SimulationReport()
     slots = asyncio.Semaphore(concurrency or len(tokens))
     started = time.perf_counter()
     await asyncio.gather(
         *(
-            _annotator(base_url, timeout_s, report, token, prefer, noise, max_labels, random.Random(f"{seed}-{i}"), match, slots)
+            _annotator(
+                base_url,
+                timeout_s,
+                report,
+                token,
+                prefer,
+                noise,
+                max_labels,
+                random.Random(f"{seed}-{i}"),
+                match,
+                slots,
+            )
             for i, token in enumerate(tokens)
         )
     )

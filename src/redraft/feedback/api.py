@@ -38,7 +38,9 @@ def bearer_annotator(
     with state.sessions() as session:
         annotator = authenticate(session, credentials.credentials if credentials else None)
     if annotator is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown bearer token", {"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "missing or unknown bearer token", {"WWW-Authenticate": "Bearer"}
+        )
     return annotator
 
 
@@ -125,7 +127,10 @@ def next_item(state: State, annotator: CurrentAnnotator) -> dict[str, Any]:
     status_code=status.HTTP_201_CREATED,
     responses={
         201: {"description": "label stored"},
-        200: {"model": LabelResponse, "description": "already labelled (a retry): the stored label, nothing new written"},
+        200: {
+            "model": LabelResponse,
+            "description": "already labelled (a retry): the stored label, nothing new written",
+        },
         **errors(400, 401, 404, 409, 413, 422),
     },
 )

@@ -176,7 +176,12 @@ def app_from_environment() -> FastAPI:
 
 def serve(config: FeedbackConfig, log_level: str = "info") -> None:
     """Serve until interrupted, in ``config.server.workers`` processes sharing one socket."""
-    options = {"host": config.server.host, "port": config.server.port, "log_level": log_level, "access_log": config.server.access_log}
+    options = {
+        "host": config.server.host,
+        "port": config.server.port,
+        "log_level": log_level,
+        "access_log": config.server.access_log,
+    }
     announce = f"feedback app on http://{config.server.host}:{config.server.port}/ (store {config.store.url})"
     if config.server.workers == 1:
         app = create_app(config)
@@ -235,20 +240,36 @@ def server_process(config: FeedbackConfig, start_timeout_s: float = 120.0) -> It
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         base_url = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "redraft", "feedback", "serve", "-c", str(config_path), "--host", "127.0.0.1", "--port", str(port)]
+        command = [
+            sys.executable,
+            "-m",
+            "redraft",
+            "feedback",
+            "serve",
+            "-c",
+            str(config_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         with open(log_path, "wb") as server_log:
             process = subprocess.Popen(command, stdout=server_log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + start_timeout_s
             while True:
                 if process.poll() is not None:
-                    raise RedraftError(f"the feedback server exited with code {process.returncode}:\n{log_path.read_text()[-2000:]}")
+                    raise RedraftError(
+                        f"the feedback server exited with code {process.returncode}:\n{log_path.read_text()[-2000:]}"
+                    )
                 try:
                     httpx.get(f"{base_url}/static/style.css", timeout=1.0).raise_for_status()
                     break
                 except httpx.HTTPError:
                     if time.monotonic() > deadline:
-                        raise RedraftError(f"the feedback server did not answer within {start_timeout_s:.0f} s") from None
+                        raise RedraftError(
+                            f"the feedback server did not answer within {start_timeout_s:.0f} s"
+                        ) from None
                     time.sleep(0.1)
             yield base_url
         finally:

@@ -19,9 +19,16 @@ feedback_app = typer.Typer(
 )
 console = Console()
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file with store/queue/server/task/sample sections.")]
-SetOption = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override one key, e.g. --set queue.labels_per_item=2.")]
-DbOption = Annotated[str | None, typer.Option("--db", help="Store URL (sets store.url), e.g. sqlite:///feedback.db or postgresql://user@host/db.")]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML file with store/queue/server/task/sample sections.")
+]
+SetOption = Annotated[
+    list[str] | None, typer.Option("--set", "-s", help="Override one key, e.g. --set queue.labels_per_item=2.")
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Store URL (sets store.url), e.g. sqlite:///feedback.db or postgresql://user@host/db."),
+]
 
 
 def _config(config: Path | None, overrides: list[str] | None, db: str | None, **extra) -> FeedbackConfig:
@@ -89,7 +96,9 @@ def serve(
     db: DbOption = None,
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1: this machine only).")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (default 8765).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Server processes on the port (default 1); more use more cores.")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Server processes on the port (default 1); more use more cores.")
+    ] = None,
 ) -> None:
     """Serve the labelling app and its JSON API (OpenAPI schema at /openapi.json)."""
     from redraft.feedback.app import serve as serve_app
@@ -102,7 +111,9 @@ def serve(
 def sample(
     model: Annotated[str | None, typer.Option(help="HF checkpoint folder (sets sample.model).")] = None,
     prompts: Annotated[int | None, typer.Option(help="How many task prompts (sets sample.prompts).")] = None,
-    samples: Annotated[int | None, typer.Option(help="Completions per prompt (sets sample.samples_per_prompt).")] = None,
+    samples: Annotated[
+        int | None, typer.Option(help="Completions per prompt (sets sample.samples_per_prompt).")
+    ] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature (sets sample.temperature).")] = None,
     config: ConfigOption = None,
     set_: SetOption = None,
@@ -115,7 +126,12 @@ def sample(
         config,
         set_,
         db,
-        **{"sample.model": model, "sample.prompts": prompts, "sample.samples_per_prompt": samples, "sample.temperature": temperature},
+        **{
+            "sample.model": model,
+            "sample.prompts": prompts,
+            "sample.samples_per_prompt": samples,
+            "sample.temperature": temperature,
+        },
     )
     counts = sample_into_store(_sessions(cfg), cfg)
     console.print_json(json.dumps(counts))
@@ -153,12 +169,18 @@ def import_(
 
 @feedback_app.command()
 def annotate(
-    url: Annotated[str | None, typer.Option(help="Base URL of a running app; default: serve the store in-process.")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Base URL of a running app; default: serve the store in-process.")
+    ] = None,
     token: Annotated[list[str] | None, typer.Option(help="Annotator token (repeatable).")] = None,
     annotators: Annotated[int, typer.Option(help="Without --token: create this many simulated annotators.")] = 2,
-    policy: Annotated[str, typer.Option(help="correct_then_shorter | shorter | longer | random")] = "correct_then_shorter",
+    policy: Annotated[
+        str, typer.Option(help="correct_then_shorter | shorter | longer | random")
+    ] = "correct_then_shorter",
     noise: Annotated[float, typer.Option(help="Probability of flipping a preference / moving a rating.")] = 0.0,
-    max_labels: Annotated[int | None, typer.Option(help="Labels per annotator (default: until the queue is empty).")] = None,
+    max_labels: Annotated[
+        int | None, typer.Option(help="Labels per annotator (default: until the queue is empty).")
+    ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Annotators working at once (default: all).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     config: ConfigOption = None,
@@ -175,7 +197,14 @@ def annotate(
         raise RedraftError(f"unknown policy {policy!r}; expected correct_then_shorter, shorter, longer or random")
     cfg = _config(config, set_, db)
     match = cfg.task.match
-    kwargs = {"policy": policy, "noise": noise, "max_labels": max_labels, "concurrency": concurrency, "seed": seed, "match": match}
+    kwargs = {
+        "policy": policy,
+        "noise": noise,
+        "max_labels": max_labels,
+        "concurrency": concurrency,
+        "seed": seed,
+        "match": match,
+    }
     if url is not None:
         if not token:
             raise RedraftError("--url needs at least one --token")

@@ -22,7 +22,9 @@ class StoreConfig(Section):
         description="the store's SQLAlchemy URL: a SQLite file by default (nothing to start), or e.g. "
         "postgresql://user@host/db (--db sets it)",
     )
-    busy_timeout_s: float = Field(30.0, gt=0, description="SQLite: how long a writer waits for the database lock, seconds")
+    busy_timeout_s: float = Field(
+        30.0, gt=0, description="SQLite: how long a writer waits for the database lock, seconds"
+    )
     pool_size: int = Field(
         10, ge=1, description="database connections kept open per process (up to twice as many more under load)"
     )
@@ -32,11 +34,15 @@ class QueueConfig(Section):
     labels_per_item: int = Field(
         1, ge=1, le=50, description="distinct annotators per item; 2 or more gives inter-annotator agreement"
     )
-    lease_seconds: int = Field(1800, ge=1, description="an item served but not answered goes back to the queue after this")
+    lease_seconds: int = Field(
+        1800, ge=1, description="an item served but not answered goes back to the queue after this"
+    )
 
 
 class ServerConfig(Section):
-    host: str = Field("127.0.0.1", description="address the app binds (the default is reachable from this machine only)")
+    host: str = Field(
+        "127.0.0.1", description="address the app binds (the default is reachable from this machine only)"
+    )
     port: int = Field(8765, ge=0, le=65535, description="port the app listens on (0: any free port)")
     max_text_chars: int = Field(8000, ge=1, description="longest correction or imported text, in characters")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body; larger ones get 413")
@@ -70,8 +76,12 @@ class FeedbackConfig(Section):
     store: StoreConfig = Field(StoreConfig(), description="the database that holds prompts, outputs, items and labels")
     queue: QueueConfig = Field(QueueConfig(), description="how items are handed to annotators")
     server: ServerConfig = Field(ServerConfig(), description="the web app (`redraft feedback serve`)")
-    task: TaskConfig = Field(TaskConfig(), description="the task `feedback sample` takes prompts (and reference answers) from")
-    sample: SampleSettings = Field(SampleSettings(), description="`redraft feedback sample`: what is sampled and queued")
+    task: TaskConfig = Field(
+        TaskConfig(), description="the task `feedback sample` takes prompts (and reference answers) from"
+    )
+    sample: SampleSettings = Field(
+        SampleSettings(), description="`redraft feedback sample`: what is sampled and queued"
+    )
 
 
 def load_feedback_config(path: str | Path | None = None, overrides: list[str] | None = None) -> FeedbackConfig:

@@ -182,7 +182,9 @@ def import_label_studio(importer: _Importer, tasks: list[dict[str, Any]], max_ch
         data = _field(task, "data", where)
         names = next((pair for pair in LABEL_STUDIO_TEXT_FIELDS if all(k in data for k in pair)), None)
         if names is None:
-            raise DataError(f"{where}: data needs two answers named answer1/answer2, text1/text2 or response1/response2")
+            raise DataError(
+                f"{where}: data needs two answers named answer1/answer2, text1/text2 or response1/response2"
+            )
         texts = [_text(data[name], max_chars, where) for name in names]
         item = importer.item("compare", _text(data.get("prompt", ""), max_chars, where), texts)
         for annotation in task.get("annotations", []):
@@ -193,7 +195,9 @@ def import_label_studio(importer: _Importer, tasks: list[dict[str, Any]], max_ch
             selected = [r["value"].get("selected") for r in annotation.get("result", []) if r.get("type") == "pairwise"]
             if not selected or selected[0] not in ("left", "right"):
                 raise DataError(f"{where}: annotation {annotation.get('id')} has no pairwise left/right selection")
-            importer.label(Comparison(item=item, annotator_id=annotator_id, choice="a" if selected[0] == "left" else "b"))
+            importer.label(
+                Comparison(item=item, annotator_id=annotator_id, choice="a" if selected[0] == "left" else "b")
+            )
 
 
 def _argilla_rankings(record: dict[str, Any], question: str) -> Iterator[tuple[str, list[str]]]:
@@ -203,14 +207,18 @@ def _argilla_rankings(record: dict[str, Any], question: str) -> Iterator[tuple[s
         for response in responses.get(question, []):
             yield str(response.get("user_id")), list(response["value"])
         return
-    for response in responses:  # Argilla 1.x: [{"user_id", "values": {question: {"value": [{"value", "rank"}]}}, "status"}]
+    for (
+        response
+    ) in responses:  # Argilla 1.x: [{"user_id", "values": {question: {"value": [{"value", "rank"}]}}, "status"}]
         if response.get("status", "submitted") != "submitted" or question not in response.get("values", {}):
             continue
         ranked = sorted(response["values"][question]["value"], key=lambda entry: entry["rank"])
         yield str(response.get("user_id")), [entry["value"] for entry in ranked]
 
 
-def import_argilla(importer: _Importer, records: list[dict[str, Any]], max_chars: int, question: str = "ranking") -> None:
+def import_argilla(
+    importer: _Importer, records: list[dict[str, Any]], max_chars: int, question: str = "ranking"
+) -> None:
     """Argilla ranking datasets: ``fields`` hold the prompt and the responses; the ranking
     question's answer orders the response field names (rank 1 best). Tied ranks keep field order."""
     for n, record in enumerate(records):
@@ -221,7 +229,9 @@ def import_argilla(importer: _Importer, records: list[dict[str, Any]], max_chars
             continue
         names = sorted(rankings[0][1])
         texts = [_text(fields.get(name), max_chars, where) for name in names]
-        item = importer.item("rank" if len(names) > 2 else "compare", _text(fields.get("prompt", ""), max_chars, where), texts)
+        item = importer.item(
+            "rank" if len(names) > 2 else "compare", _text(fields.get("prompt", ""), max_chars, where), texts
+        )
         output_of = {name: output.id for name, output in zip(names, item.outputs, strict=True)}
         for user, order in rankings:
             if sorted(order) != names:
@@ -230,7 +240,9 @@ def import_argilla(importer: _Importer, records: list[dict[str, Any]], max_chars
             if item.kind == "rank":
                 importer.label(Ranking(item=item, annotator_id=annotator_id, order=[output_of[name] for name in order]))
             else:
-                importer.label(Comparison(item=item, annotator_id=annotator_id, choice="a" if order[0] == names[0] else "b"))
+                importer.label(
+                    Comparison(item=item, annotator_id=annotator_id, choice="a" if order[0] == names[0] else "b")
+                )
 
 
 def _text(value: Any, max_chars: int, where: str) -> str:
@@ -241,7 +253,9 @@ def _text(value: Any, max_chars: int, where: str) -> str:
     return value
 
 
-def import_file(sessions: sessionmaker, path: str | Path, fmt: str, annotator_prefix: str = "imported", max_chars: int = 100_000) -> dict[str, int]:
+def import_file(
+    sessions: sessionmaker, path: str | Path, fmt: str, annotator_prefix: str = "imported", max_chars: int = 100_000
+) -> dict[str, int]:
     path = Path(path)
     if fmt not in ("label-studio", "argilla"):
         raise DataError(f"unknown import format {fmt!r}; expected label-studio or argilla")

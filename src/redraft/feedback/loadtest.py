@@ -38,11 +38,15 @@ def seed_arithmetic_items(sessions: sessionmaker, items: int, labels_per_item: i
 def store_counts(sessions: sessionmaker) -> dict[str, int]:
     """What a load run left in the store, for checking that nothing was lost or duplicated."""
     with sessions() as session:
-        per_pair = select(Label.item_id, Label.annotator_id, func.count().label("n")).group_by(Label.item_id, Label.annotator_id)
+        per_pair = select(Label.item_id, Label.annotator_id, func.count().label("n")).group_by(
+            Label.item_id, Label.annotator_id
+        )
         per_item = select(Label.item_id, func.count().label("n")).group_by(Label.item_id)
         return {
             "labels": session.scalar(select(func.count()).select_from(Label)),
-            "duplicate_pairs": session.scalar(select(func.count()).select_from(per_pair.having(func.count() > 1).subquery())),
+            "duplicate_pairs": session.scalar(
+                select(func.count()).select_from(per_pair.having(func.count() > 1).subquery())
+            ),
             "max_labels_per_item": session.scalar(select(func.max(per_item.subquery().c.n))) or 0,
             "finished_assignments": session.scalar(select(func.count()).select_from(Assignment).where(Assignment.done)),
             "open_slots": session.scalar(select(func.sum(Item.open_slots))) or 0,

@@ -50,7 +50,9 @@ HIDDEN = re.compile(
 def reveal(text: str) -> Markup:
     """Model text for a page: escaped, each hidden character shown as a ⟨U+XXXX⟩ marker, so that
     annotators judge the text that is stored, not what a bidi override makes of it."""
-    return Markup(HIDDEN.sub(lambda match: f'<span class="hidden-char">⟨U+{ord(match[0]):04X}⟩</span>', str(escape(text))))
+    return Markup(
+        HIDDEN.sub(lambda match: f'<span class="hidden-char">⟨U+{ord(match[0]):04X}⟩</span>', str(escape(text)))
+    )
 
 
 TEMPLATES = Jinja2Templates(
@@ -166,7 +168,11 @@ def label_page(request: Request, state: State) -> Response:
     item = serve_next(state.sessions, annotator.id, state.config.queue.lease_seconds)
     with state.sessions() as session:
         done_and_left = progress(session, annotator.id)
-    context = {"annotator": annotator, "progress": done_and_left, "csrf": csrf_token(state.secret, annotator.token_hash)}
+    context = {
+        "annotator": annotator,
+        "progress": done_and_left,
+        "csrf": csrf_token(state.secret, annotator.token_hash),
+    }
     if item is None:
         return render(request, "done.html", **context)
     return render(request, f"{item['kind']}.html", item=item, max_chars=state.config.server.max_text_chars, **context)

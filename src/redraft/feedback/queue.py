@@ -144,7 +144,9 @@ def _not_mine(annotator_id: int, item_id_column) -> Any:
 def _take_expired_lease(session: Session, annotator_id: int, expires_at) -> Item | None:
     lease = session.scalar(
         select(Assignment)
-        .where(Assignment.done == false(), Assignment.expires_at <= utcnow(), _not_mine(annotator_id, Assignment.item_id))
+        .where(
+            Assignment.done == false(), Assignment.expires_at <= utcnow(), _not_mine(annotator_id, Assignment.item_id)
+        )
         .order_by(Assignment.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -278,7 +280,9 @@ def progress(session: Session, annotator_id: int) -> dict[str, int]:
         select(func.count()).select_from(Item).where(ITEM_IS_OPEN, _not_mine(annotator_id, Item.id))
     )
     pending = session.scalar(
-        select(func.count()).select_from(Assignment).where(Assignment.annotator_id == annotator_id, Assignment.done == false())
+        select(func.count())
+        .select_from(Assignment)
+        .where(Assignment.annotator_id == annotator_id, Assignment.done == false())
     )
     return {"done": done or 0, "remaining": (available or 0) + (pending or 0)}
 

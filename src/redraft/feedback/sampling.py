@@ -38,7 +38,11 @@ def sample_into_store(sessions: sessionmaker, cfg: FeedbackConfig) -> dict[str, 
     per_prompt = settings.samples_per_prompt
     sampling = SamplingConfig(temperature=settings.temperature, max_new_tokens=settings.max_new_tokens)
     generation = generate(
-        load_model(model_dir), load_tokenizer(model_dir), [p for p in prompts for _ in range(per_prompt)], sampling, seed=settings.seed
+        load_model(model_dir),
+        load_tokenizer(model_dir),
+        [p for p in prompts for _ in range(per_prompt)],
+        sampling,
+        seed=settings.seed,
     )
     rng = random.Random(settings.seed)
     kinds: Counter = Counter()
@@ -48,9 +52,16 @@ def sample_into_store(sessions: sessionmaker, cfg: FeedbackConfig) -> dict[str, 
             # Correcting a wrong answer teaches more than re-typing a right one.
             wrong = [j for j, text in enumerate(texts) if not task.check(text, example)]
             prompt = add_prompt(
-                session, prompt_text, texts, answer=example.answer, source=task.name,
-                model=str(model_dir), run_id=settings.run_id or model_dir.name,
+                session,
+                prompt_text,
+                texts,
+                answer=example.answer,
+                source=task.name,
+                model=str(model_dir),
+                run_id=settings.run_id or model_dir.name,
             )
-            items = enqueue(session, prompt, settings.kinds, cfg.queue.labels_per_item, rng, correct_index=wrong[0] if wrong else 0)
+            items = enqueue(
+                session, prompt, settings.kinds, cfg.queue.labels_per_item, rng, correct_index=wrong[0] if wrong else 0
+            )
             kinds.update(item.kind for item in items)
     return {"prompts": len(examples), "outputs": len(generation.texts), "items": dict(kinds)}

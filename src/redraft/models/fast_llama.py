@@ -71,9 +71,7 @@ class FastLlamaRunner:
                     mlp.down_proj.weight,
                 )
             )
-        inv_freq = 1.0 / (
-            _rope_theta(cfg) ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim)
-        )
+        inv_freq = 1.0 / (_rope_theta(cfg) ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim))
         angles = torch.outer(torch.arange(max_total_length, dtype=torch.float32), inv_freq)
         angles = torch.cat([angles, angles], dim=-1)
         dtype = self.embed.dtype

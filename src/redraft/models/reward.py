@@ -11,9 +11,9 @@ Two heads:
   than a freshly initialised head on the EOS state can learn to; Bradley–Terry training then
   sharpens it. It is the implicit reward of DPO with a uniform reference.
 
-The head is recorded in the checkpoint's ``config.json`` (``redraft_reward_head``). Normalisation statistics (mean/std of the raw score
-over the training completions) are saved next to the weights in ``reward_stats.json`` so every
-user of the model scores on the same scale.
+The head is recorded in the checkpoint's ``config.json`` (``redraft_reward_head``). Normalisation
+statistics (mean/std of the raw score over the training completions) are saved next to the weights
+in ``reward_stats.json`` so every user of the model scores on the same scale.
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ class RewardStats:
         return (scores - self.mean) / self.std
 
 
-def build_reward_model(tokenizer, model_cfg: ModelConfig, fresh: bool = False, head: RewardHead = "classifier") -> PreTrainedModel:
+def build_reward_model(
+    tokenizer, model_cfg: ModelConfig, fresh: bool = False, head: RewardHead = "classifier"
+) -> PreTrainedModel:
     """A reward model from ``model_cfg.path`` or a fresh preset.
 
     ``classifier``: a one-output sequence classifier (the LM head dropped) whose head starts as
@@ -148,7 +150,9 @@ def load_reward_model(path: str | Path) -> tuple[PreTrainedModel, RewardStats]:
     if not stats_path.is_file():
         raise RedraftError(f"{path} has no {STATS_FILE}: train it with `redraft rm train`")
     if getattr(AutoConfig.from_pretrained(str(path)), HEAD_KEY, "classifier") == "likelihood":
-        return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval(), RewardStats(**json.loads(stats_path.read_text()))
+        return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval(), RewardStats(
+            **json.loads(stats_path.read_text())
+        )
     model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32)
     if model.config.num_labels != 1:
         raise RedraftError(f"{path} is not a reward model (num_labels is {model.config.num_labels}, expected 1)")

@@ -45,7 +45,10 @@ def combine(*weighted: tuple[RewardFn, float]) -> RewardFn:
         for fn, weight in weighted:
             scores = fn(prompts=prompts, completions=completions, **fields)
             if len(scores) != len(completions):
-                raise DataError(f"reward {getattr(fn, '__name__', fn)!r} returned {len(scores)} scores for {len(completions)} completions")
+                raise DataError(
+                    f"reward {getattr(fn, '__name__', fn)!r} returned {len(scores)} scores "
+                    f"for {len(completions)} completions"
+                )
             total = [t + weight * float(s) for t, s in zip(total, scores)]
         return total
 

@@ -80,12 +80,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 from redraft.errors import ConfigError, DataError, RedraftError
 from redraft.rewards.base import RewardFn, require_field
@@ -125,7 +125,8 @@ _INTERPRETER_DIRS_QUERY = """
 import json, os, site, sys, sysconfig
 paths = sysconfig.get_paths()
 dirs = [paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")] + site.getsitepackages()
-dirs += [sysconfig.get_config_var("LIBDIR") or "/", os.path.dirname(sys.executable), os.path.dirname(os.path.realpath(sys.executable))]
+dirs += [sysconfig.get_config_var("LIBDIR") or "/", os.path.dirname(sys.executable), \
+os.path.dirname(os.path.realpath(sys.executable))]
 if sys.prefix != sys.base_prefix:
     dirs.append(sys.prefix)  # a virtual environment: its pyvenv.cfg and bin/
 print(json.dumps(dirs))
@@ -189,20 +190,33 @@ def _probe_namespaces() -> Isolation:
     missing = [name for name in ("setpriv", "unshare") if _tool(name) is None]
     if missing:
         return Isolation("basic", f"util-linux tools not found: {', '.join(missing)}")
-    probe_limits = _limits(timeout=30.0, memory_mb=512, cpu_seconds=None, max_file_mb=16, max_processes=32, max_open_files=64)
+    probe_limits = _limits(
+        timeout=30.0, memory_mb=512, cpu_seconds=None, max_file_mb=16, max_processes=32, max_open_files=64
+    )
     try:
         probe = _run(
-            "import socket\nsocket.socket().connect(('127.0.0.1', 9))", tests=None, entry_point=None, level="namespaces",
-            timeout=30.0, limits=probe_limits, memory_cap_mb=512 + 64 + _HARNESS_MB,
+            "import socket\nsocket.socket().connect(('127.0.0.1', 9))", tests=None, entry_point=None,
+            level="namespaces", timeout=30.0, limits=probe_limits, memory_cap_mb=512 + 64 + _HARNESS_MB,
         )  # fmt: skip
     except (SandboxError, OSError) as error:
         return Isolation("basic", f"namespace probe could not start: {error}")
     if probe.status != "failed" or "Network is unreachable" not in probe.stderr:
-        return Isolation("basic", f"namespace probe did not behave as expected ({probe.status}): {probe.stderr.strip()[-300:]}")
+        return Isolation(
+            "basic", f"namespace probe did not behave as expected ({probe.status}): {probe.stderr.strip()[-300:]}"
+        )
     memory = _memory_cgroups()
-    memory_note = f"memory cgroup v{memory.version.number} per run" if isinstance(memory, MemoryCgroups) else f"no memory cgroup ({memory})"
-    filter_note = "seccomp filter" if os.uname().machine in SYSCALL_TABLES else f"no syscall filter on {os.uname().machine}"
-    return Isolation("namespaces", f"network, pid, mount and ipc namespaces; private root; dedicated uids; {memory_note}; {filter_note}")
+    memory_note = (
+        f"memory cgroup v{memory.version.number} per run"
+        if isinstance(memory, MemoryCgroups)
+        else f"no memory cgroup ({memory})"
+    )
+    filter_note = (
+        "seccomp filter" if os.uname().machine in SYSCALL_TABLES else f"no syscall filter on {os.uname().machine}"
+    )
+    return Isolation(
+        "namespaces",
+        f"network, pid, mount and ipc namespaces; private root; dedicated uids; {memory_note}; {filter_note}",
+    )
 
 
 def isolation() -> Isolation:
@@ -212,7 +226,9 @@ def isolation() -> Isolation:
         if _isolation is None:
             _isolation = _probe_namespaces()
             if _isolation.level == "basic":
-                log.warning("code sandbox cannot isolate untrusted code here (%s); it will refuse to run it", _isolation.reason)
+                log.warning(
+                    "code sandbox cannot isolate untrusted code here (%s); it will refuse to run it", _isolation.reason
+                )
         return _isolation
 
 
@@ -243,16 +259,18 @@ def _chosen_level(level: str) -> Literal["namespaces", "basic"]:
 # The private root filesystem.
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _interpreter_dirs(python: str) -> tuple[str, ...]:
     try:
-        answer = subprocess.run([python, "-I", "-c", _INTERPRETER_DIRS_QUERY], capture_output=True, text=True, timeout=60, check=True)
+        answer = subprocess.run(
+            [python, "-I", "-c", _INTERPRETER_DIRS_QUERY], capture_output=True, text=True, timeout=60, check=True
+        )
         return tuple(json.loads(answer.stdout))
     except (OSError, subprocess.SubprocessError, ValueError) as error:
         raise SandboxError(f"cannot ask the interpreter {python} where it lives: {error}") from error
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _root_layout(python: str) -> dict[str, Any]:
     """What the supervisor mounts in the private root for this interpreter."""
     binds, symlinks = set(), dict(_DEVICE_LINKS)
@@ -265,7 +283,11 @@ def _root_layout(python: str) -> dict[str, Any]:
     if "/" in binds:
         raise SandboxError(f"the interpreter {python} lives directly in /, which cannot be mounted alone")
     outermost = sorted(path for path in binds if not any(path.startswith(other + "/") for other in binds))
-    return {"binds": outermost, "symlinks": symlinks, "devices": [device for device in _DEVICES if os.path.exists(device)]}
+    return {
+        "binds": outermost,
+        "symlinks": symlinks,
+        "devices": [device for device in _DEVICES if os.path.exists(device)],
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -457,8 +479,9 @@ def _run(
 ) -> SandboxResult:
     python = python or sys.executable
     job: dict[str, Any] = {
-        "python": python, "source": _INSIDE_SOURCE, "program": program, "tests": tests or "", "entry_point": entry_point,
-        "limits": limits, "max_message": _MAX_MESSAGE, "filter_syscalls": os.uname().machine in SYSCALL_TABLES,
+        "python": python, "source": _INSIDE_SOURCE, "program": program, "tests": tests or "",
+        "entry_point": entry_point, "limits": limits, "max_message": _MAX_MESSAGE,
+        "filter_syscalls": os.uname().machine in SYSCALL_TABLES,
     }  # fmt: skip
     # An anonymous in-memory file: the job never touches a path anything could open.
     job_fd = os.memfd_create("redraft-sandbox-job")
@@ -473,11 +496,21 @@ def _run(
                 cgroups = _memory_cgroups()
                 if isinstance(cgroups, MemoryCgroups):
                     cgroup = stack.enter_context(cgroups.run(f"{CGROUP_PREFIX}{uid}", memory_cap_mb * 2**20))
-                job["identities"] = {"candidate": {"uid": uids[0], "workdir": "/tmp"}, "checker": {"uid": uids[1], "workdir": "/"}}
-                job["root"] = {**_root_layout(python), "tmp_mb": tmp_mb, "tmp_owner": uid, "cgroup": cgroup and cgroup.path}
+                job["identities"] = {
+                    "candidate": {"uid": uids[0], "workdir": "/tmp"},
+                    "checker": {"uid": uids[1], "workdir": "/"},
+                }
+                job["root"] = {
+                    **_root_layout(python),
+                    "tmp_mb": tmp_mb,
+                    "tmp_owner": uid,
+                    "cgroup": cgroup and cgroup.path,
+                }
                 argv, cwd, home = _namespace_argv(python, job_fd), "/", "/tmp"
             else:
-                cwd = home = stack.enter_context(tempfile.TemporaryDirectory(prefix="redraft-sandbox-", ignore_cleanup_errors=True))
+                cwd = home = stack.enter_context(
+                    tempfile.TemporaryDirectory(prefix="redraft-sandbox-", ignore_cleanup_errors=True)
+                )
                 job["identities"] = {role: {"uid": None, "workdir": cwd} for role in ("candidate", "checker")}
                 job["root"] = None
                 argv = [python, *_SUPERVISOR_FLAGS, "-c", _INSIDE_SOURCE, "supervisor", str(job_fd)]
@@ -597,7 +630,9 @@ def run_python(
         impossible here; "basic" runs it without isolation (logged loudly; never for untrusted code).
     """
     if timeout <= 0 or memory_mb <= 0 or max_output < 0:
-        raise ConfigError(f"run_python needs timeout > 0 and memory_mb > 0, got timeout={timeout}, memory_mb={memory_mb}")
+        raise ConfigError(
+            f"run_python needs timeout > 0 and memory_mb > 0, got timeout={timeout}, memory_mb={memory_mb}"
+        )
     if entry_point is not None and tests is None:
         raise ConfigError(f"entry_point={entry_point!r} needs tests that define check(candidate)")
     chosen = _chosen_level(level)
@@ -659,7 +694,10 @@ def extract_code(completion: str) -> str:
 
 
 def code_reward(
-    *, prepend_prompt: bool = False, workers: int | None = None, runner: Callable[..., list[SandboxResult]] | None = None,
+    *,
+    prepend_prompt: bool = False,
+    workers: int | None = None,
+    runner: Callable[..., list[SandboxResult]] | None = None,
     **limits: Any,
 ) -> RewardFn:
     """A reward that runs each completion against its tests in the sandbox: 1.0 passed, else 0.0.
@@ -683,8 +721,14 @@ def code_reward(
     def code_passes(prompts: list[str], completions: list[str], **fields: Any) -> list[float]:
         count = len(completions)
         tests = require_field(fields, "tests", count)
-        entry_points = require_field(fields, "entry_point", count) if fields.get("entry_point") is not None else [None] * count
-        prepend = require_field(fields, "prepend_prompt", count) if fields.get("prepend_prompt") is not None else [prepend_prompt] * count
+        entry_points = (
+            require_field(fields, "entry_point", count) if fields.get("entry_point") is not None else [None] * count
+        )
+        prepend = (
+            require_field(fields, "prepend_prompt", count)
+            if fields.get("prepend_prompt") is not None
+            else [prepend_prompt] * count
+        )
         if any(prepend) and len(prompts) != count:
             raise DataError(f"code_reward got {len(prompts)} prompts for {count} completions")
         programs, test_code = [], []
@@ -692,7 +736,9 @@ def code_reward(
             programs.append(prompts[i] + completion if prepend[i] else extract_code(completion))
             test = "\n".join(tests[i]) if isinstance(tests[i], (list, tuple)) else str(tests[i])
             test_code.append(f"{prompts[i]}\n\n{test}" if prepend[i] and entry_points[i] else test)
-        results = (runner or run_many)(programs, workers, tests=test_code, entry_points=[e or None for e in entry_points], **limits)
+        results = (runner or run_many)(
+            programs, workers, tests=test_code, entry_points=[e or None for e in entry_points], **limits
+        )
         return [1.0 if result.passed else 0.0 for result in results]
 
     return code_passes

@@ -35,7 +35,9 @@ class _Version:
 
 
 _V2 = _Version(2, (("memory.max", "{limit}"), ("memory.swap.max", "0")), "memory.events")
-_V1 = _Version(1, (("memory.limit_in_bytes", "{limit}"), ("memory.memsw.limit_in_bytes", "{limit}")), "memory.oom_control")
+_V1 = _Version(
+    1, (("memory.limit_in_bytes", "{limit}"), ("memory.memsw.limit_in_bytes", "{limit}")), "memory.oom_control"
+)
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,12 @@ def decode(data):
             return {decode(key): decode(item) for key, item in payload}
         if tag == "bytes" and type(payload) is str:
             return bytes.fromhex(payload)
-        if tag == "complex" and type(payload) is list and len(payload) == 2 and all(type(part) is float for part in payload):
+        if (
+            tag == "complex"
+            and type(payload) is list
+            and len(payload) == 2
+            and all(type(part) is float for part in payload)
+        ):
             return complex(*payload)
     raise ProtocolError(f"not a plain value: {str(data)[:100]}")
 
@@ -176,7 +181,9 @@ def serve_candidate(job: dict) -> None:
     except BaseException:  # SystemExit too: a program that exits early did not run to the end
         traceback.print_exc()
         _flush_and_exit(1)
-    channel.send({"ready": [name for name, value in namespace.items() if not name.startswith("__") and callable(value)]})
+    channel.send(
+        {"ready": [name for name, value in namespace.items() if not name.startswith("__") and callable(value)]}
+    )
     while True:
         try:
             request = channel.receive()
@@ -208,7 +215,11 @@ class CandidateFunction:
         reply = self._channel.receive()
         if type(reply) is dict and list(reply) == ["return"]:
             return decode(reply["return"])
-        if type(reply) is dict and sorted(reply) == ["message", "raise"] and all(type(v) is str for v in reply.values()):
+        if (
+            type(reply) is dict
+            and sorted(reply) == ["message", "raise"]
+            and all(type(v) is str for v in reply.values())
+        ):
             raise _rebuilt_exception(reply["raise"], reply["message"])
         raise ProtocolError("a reply that is neither a result nor an exception")
 
@@ -283,7 +294,10 @@ def _set_dumpable(dumpable: bool) -> None:
 
 def _mount(source, target, fstype, flags: int, data=None) -> None:
     encoded = [None if part is None else part.encode() for part in (source, target, fstype, data)]
-    _raise_unless_zero(_libc.mount(encoded[0], encoded[1], encoded[2], ctypes.c_ulong(flags), encoded[3]), f"mount {source} on {target}")
+    _raise_unless_zero(
+        _libc.mount(encoded[0], encoded[1], encoded[2], ctypes.c_ulong(flags), encoded[3]),
+        f"mount {source} on {target}",
+    )
 
 
 # Syscalls untrusted code never needs. Keyrings: the kernel keeps a keyring per uid across runs,
@@ -330,7 +344,12 @@ class _SockFprog(ctypes.Structure):
 def _install_syscall_filter() -> None:
     program = _syscall_filter(os.uname().machine)
     instructions = b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
-    _prctl("seccomp filter", _PR_SET_SECCOMP, ctypes.c_ulong(_SECCOMP_MODE_FILTER), ctypes.byref(_SockFprog(len(program), instructions)))
+    _prctl(
+        "seccomp filter",
+        _PR_SET_SECCOMP,
+        ctypes.c_ulong(_SECCOMP_MODE_FILTER),
+        ctypes.byref(_SockFprog(len(program), instructions)),
+    )
 
 
 def _drop_capability_bounding_set() -> None:
@@ -404,7 +423,13 @@ def _build_private_root(root: dict) -> None:
         os.makedirs(staging + path, mode=0o755, exist_ok=True)
     _mount("proc", staging + "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, "hidepid=2")
     owner = root["tmp_owner"]
-    _mount("sandbox-tmp", staging + "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={root['tmp_mb']}m,mode=0700,uid={owner},gid={owner}")
+    _mount(
+        "sandbox-tmp",
+        staging + "/tmp",
+        "tmpfs",
+        _MS_NOSUID | _MS_NODEV,
+        f"size={root['tmp_mb']}m,mode=0700,uid={owner},gid={owner}",
+    )
     _mount("sandbox-shm", staging + "/dev/shm", "tmpfs", _MS_NOSUID | _MS_NODEV, "size=1m,mode=1777")
     _mount(None, staging, None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
     os.chdir(staging)  # switch_root: the staging mount becomes "/", the host's tree is unreachable under it
@@ -432,10 +457,12 @@ def supervise(job: dict) -> None:
         if job["root"] is not None:
             _build_private_root(job["root"])
         requests, replies, verdict = os.pipe(), os.pipe(), os.pipe()
-        candidate = _spawn(job, "candidate", {"program": job["program"], "requests_fd": requests[0], "replies_fd": replies[1]},
+        candidate = _spawn(job, "candidate",
+                           {"program": job["program"], "requests_fd": requests[0], "replies_fd": replies[1]},
                            (requests[0], replies[1]))  # fmt: skip
-        checker = _spawn(job, "checker", {"tests": job["tests"], "entry_point": job["entry_point"], "requests_fd": requests[1],
-                                          "replies_fd": replies[0], "verdict_fd": verdict[1]},
+        checker = _spawn(job, "checker",
+                         {"tests": job["tests"], "entry_point": job["entry_point"], "requests_fd": requests[1],
+                          "replies_fd": replies[0], "verdict_fd": verdict[1]},
                          (requests[1], replies[0], verdict[1]))  # fmt: skip
     except Exception:
         traceback.print_exc()

@@ -13,32 +13,48 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-rm_app = typer.Typer(help="Reward models: a scalar head on a causal LM, trained on preference pairs.", no_args_is_help=True)
+rm_app = typer.Typer(
+    help="Reward models: a scalar head on a causal LM, trained on preference pairs.", no_args_is_help=True
+)
 dpo_app = typer.Typer(help="DPO: train a policy directly on preference pairs.", no_args_is_help=True)
 console = Console()
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file, merged over the defaults.")]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config file, merged over the defaults.")
+]
 
 
 def _set_option(example: str):
     """The --set option, its help showing ``example``, a key of the command's own config."""
     return Annotated[
         list[str] | None,
-        typer.Option("--set", "-s", help=f"Override one key, e.g. --set {example} (repeatable; values parsed as YAML)."),
+        typer.Option(
+            "--set", "-s", help=f"Override one key, e.g. --set {example} (repeatable; values parsed as YAML)."
+        ),
     ]
 
 
 RMSetOption = _set_option("reward_model.train.max_steps=200")
 DPOSetOption = _set_option("dpo.beta=0.2")
 RLHFSetOption = _set_option("rlhf.rounds=2")
-NameOption = Annotated[str | None, typer.Option(
-    "--name", help="Run name (sets run.name; default: reward_model, dpo or rlhf, the command's): outputs go to "
-    "<run.output_dir>/<name>/.",
-)]
-ModelOption = Annotated[str | None, typer.Option("--model", help="HF checkpoint folder or Hub id to start from (sets model.path).")]
-PairsOption = Annotated[str | None, typer.Option("--pairs", help="pairs.jsonl from the feedback export (sets pairs.train_path).")]
+NameOption = Annotated[
+    str | None,
+    typer.Option(
+        "--name",
+        help="Run name (sets run.name; default: reward_model, dpo or rlhf, the command's): outputs go to "
+        "<run.output_dir>/<name>/.",
+    ),
+]
+ModelOption = Annotated[
+    str | None, typer.Option("--model", help="HF checkpoint folder or Hub id to start from (sets model.path).")
+]
+PairsOption = Annotated[
+    str | None, typer.Option("--pairs", help="pairs.jsonl from the feedback export (sets pairs.train_path).")
+]
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")]
-OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Delete an existing run folder of the same name first.")]
+OverwriteOption = Annotated[
+    bool, typer.Option("--overwrite", help="Delete an existing run folder of the same name first.")
+]
 
 
 def _load(cls, config: Path | None, overrides: list[str] | None, name: str | None, **keys: str | None):
@@ -52,9 +68,9 @@ def _load(cls, config: Path | None, overrides: list[str] | None, name: str | Non
 
 
 def _prepare(cfg, resume: bool, overwrite: bool):
+    from redraft.data.preferences import load_pair_splits
     from redraft.errors import RedraftError
     from redraft.run_folder import start_run_dir
-    from redraft.data.preferences import load_pair_splits
     from redraft.training.logging import MetricsLog
 
     if not cfg.model.path:
@@ -71,8 +87,14 @@ def _warn_epochs(section: str, pairs: int, train, resume: bool) -> None:
     from redraft.training.logging import warn_epochs
 
     if not resume:
-        warn_epochs(section, pairs, train.max_steps, train.batch_size * train.grad_accum_steps, "pairs",
-                    f"{section}.train.max_steps")
+        warn_epochs(
+            section,
+            pairs,
+            train.max_steps,
+            train.batch_size * train.grad_accum_steps,
+            "pairs",
+            f"{section}.train.max_steps",
+        )
 
 
 def _finish(out: Path, result: dict) -> None:
@@ -89,12 +111,18 @@ def _say(message: str) -> None:
 
 @rm_app.command("train")
 def rm_train(
-    config: ConfigOption = None, set_: RMSetOption = None, name: NameOption = None, model: ModelOption = None,
-    pairs: PairsOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False,
+    config: ConfigOption = None,
+    set_: RMSetOption = None,
+    name: NameOption = None,
+    model: ModelOption = None,
+    pairs: PairsOption = None,
+    resume: ResumeOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Train a reward model (Bradley–Terry) and report held-out pairwise accuracy.
 
-    Example: redraft rm train --model runs/sft/model --pairs pairs.jsonl --set reward_model.head=classifier (outputs in runs/reward_model/)
+    Example: redraft rm train --model runs/sft/model --pairs pairs.jsonl --set reward_model.head=classifier \
+(outputs in runs/reward_model/)
     """
     from redraft.rlhf.config import RewardModelConfig
     from redraft.rlhf.loop import train_reward_model_from
@@ -102,8 +130,18 @@ def rm_train(
     cfg = _load(RewardModelConfig, config, set_, name, **{"model.path": model, "pairs.train_path": pairs})
     out, log, train, val = _prepare(cfg, resume, overwrite)
     _warn_epochs("reward_model", len(train), cfg.reward_model.train, resume)
-    result = train_reward_model_from(cfg.model.path, train, val, cfg.reward_model, out, cfg.run.seed, log, cfg.logging,
-                                     model_cfg=cfg.model, resume=resume)
+    result = train_reward_model_from(
+        cfg.model.path,
+        train,
+        val,
+        cfg.reward_model,
+        out,
+        cfg.run.seed,
+        log,
+        cfg.logging,
+        model_cfg=cfg.model,
+        resume=resume,
+    )
     _finish(out, result)
     accuracy = f", held-out pairwise accuracy {100 * result['val_accuracy']:.1f}%" if "val_accuracy" in result else ""
     _say(f"[green]done[/green]: reward model at {result['model_dir']} ({len(train)} training pairs{accuracy})")
@@ -111,8 +149,13 @@ def rm_train(
 
 @dpo_app.command("train")
 def dpo_train(
-    config: ConfigOption = None, set_: DPOSetOption = None, name: NameOption = None, model: ModelOption = None,
-    pairs: PairsOption = None, resume: ResumeOption = False, overwrite: OverwriteOption = False,
+    config: ConfigOption = None,
+    set_: DPOSetOption = None,
+    name: NameOption = None,
+    model: ModelOption = None,
+    pairs: PairsOption = None,
+    resume: ResumeOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """DPO of --model on preference pairs against a frozen copy of it.
 
@@ -126,32 +169,61 @@ def dpo_train(
     cfg = _load(DPOConfig, config, set_, name, **{"model.path": model, "pairs.train_path": pairs})
     out, log, train, val = _prepare(cfg, resume, overwrite)
     _warn_epochs("dpo", len(train), cfg.dpo.train, resume)
-    result = train_dpo(model_path=cfg.model.path, tokenizer=load_tokenizer(cfg.model.path), train_pairs=train, val_pairs=val,
-                       cfg=cfg.dpo, out_dir=out, seed=cfg.run.seed, log=log, logging=cfg.logging,
-                       task=build_task(cfg.task) if cfg.task is not None else None, resume=resume, dtype=cfg.model.dtype)
+    result = train_dpo(
+        model_path=cfg.model.path,
+        tokenizer=load_tokenizer(cfg.model.path),
+        train_pairs=train,
+        val_pairs=val,
+        cfg=cfg.dpo,
+        out_dir=out,
+        seed=cfg.run.seed,
+        log=log,
+        logging=cfg.logging,
+        task=build_task(cfg.task) if cfg.task is not None else None,
+        resume=resume,
+        dtype=cfg.model.dtype,
+    )
     _finish(out, result)
     _say(f"[green]done[/green]: policy at {result['model_dir']}")
 
 
-CollectOption = Annotated[str | None, typer.Option(
-    "--collect", help="Who labels each round: 'simulated' (in-process) or 'app' (the feedback web app, over HTTP); sets rlhf.collect.",
-)]
-WaitOption = Annotated[bool, typer.Option(
-    "--wait", help="With --collect app: people label in the browser (`redraft feedback serve`); wait for every item.",
-)]
+CollectOption = Annotated[
+    str | None,
+    typer.Option(
+        "--collect",
+        help=(
+            "Who labels each round: 'simulated' (in-process) or 'app' (the feedback web app, over HTTP); "
+            "sets rlhf.collect."
+        ),
+    ),
+]
+WaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="With --collect app: people label in the browser (`redraft feedback serve`); wait for every item.",
+    ),
+]
 
 
 def rlhf(
-    config: ConfigOption = None, set_: RLHFSetOption = None, name: NameOption = None, model: ModelOption = None,
-    collect: CollectOption = None, wait: WaitOption = False, resume: ResumeOption = False, overwrite: OverwriteOption = False,
+    config: ConfigOption = None,
+    set_: RLHFSetOption = None,
+    name: NameOption = None,
+    model: ModelOption = None,
+    collect: CollectOption = None,
+    wait: WaitOption = False,
+    resume: ResumeOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
-    """RLHF rounds: sample -> collect preferences (simulated, or the feedback app) -> reward model + PPO (or DPO) -> evaluate.
+    """RLHF rounds: sample -> collect preferences (simulated, or the feedback app) -> reward model + PPO (or DPO) \
+-> evaluate.
 
     Example: redraft rlhf --model runs/sft/model --set rlhf.method=dpo --set rlhf.rounds=2 (outputs in runs/rlhf/)
     """
-    from redraft.run_folder import start_run_dir
     from redraft.rlhf.config import RLHFConfig
     from redraft.rlhf.loop import run_rlhf
+    from redraft.run_folder import start_run_dir
 
     keys = {"model.path": model, "rlhf.collect": collect, "rlhf.app.wait": "true" if wait else None}
     cfg = _load(RLHFConfig, config, set_, name, **keys)
@@ -165,5 +237,6 @@ def rlhf(
         rm_text = f", reward model held-out accuracy {100 * rm:.1f}%" if rm is not None else ""
         console.print(
             f"round {index} ({result['method']}): greedy test accuracy {100 * evaluation['test_accuracy']:.1f}% "
-            f"± {100 * evaluation['test_accuracy_ci95']:.1f}, KL to the round's start {evaluation.get('kl', 0.0):.3f}{rm_text}"
+            f"± {100 * evaluation['test_accuracy_ci95']:.1f}, "
+            f"KL to the round's start {evaluation.get('kl', 0.0):.3f}{rm_text}"
         )

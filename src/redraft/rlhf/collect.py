@@ -86,8 +86,13 @@ class FeedbackAppCollector:
             rng = random.Random(self.seed)
             for example, texts in zip(examples, completions):
                 prompt = add_prompt(
-                    session, self.task.prompt(example), list(texts), answer=example.answer, source=self.task.name,
-                    model="rlhf", run_id=self.batch,
+                    session,
+                    self.task.prompt(example),
+                    list(texts),
+                    answer=example.answer,
+                    source=self.task.name,
+                    model="rlhf",
+                    run_id=self.batch,
                 )
                 enqueue(session, prompt, self.settings.kinds, self.settings.labels_per_item, rng)
 
@@ -95,7 +100,9 @@ class FeedbackAppCollector:
         # Fresh annotators on every call: tokens are stored hashed, and a resumed call's
         # annotators must still be able to take the items nobody labelled.
         suffix = uuid.uuid4().hex[:6]
-        tokens = [add_annotator(sessions, f"simulated-{self.batch}-{i}-{suffix}") for i in range(self.settings.annotators)]
+        tokens = [
+            add_annotator(sessions, f"simulated-{self.batch}-{i}-{suffix}") for i in range(self.settings.annotators)
+        ]
         with running_server(config=config) as base_url:
             report = simulate_annotators(base_url, tokens, noise=self.noise, seed=self.seed, match=self.task.match)
         summary = report.summary()
@@ -110,7 +117,8 @@ class FeedbackAppCollector:
             if not announced:
                 console.print(
                     f"{self.batch}: waiting for {left} items to be labelled in the feedback app: "
-                    f"`redraft feedback serve --db {self.store_url}` (annotators: `redraft feedback add-annotator NAME --db ...`)"
+                    f"`redraft feedback serve --db {self.store_url}` "
+                    "(annotators: `redraft feedback add-annotator NAME --db ...`)"
                 )
                 announced = True
             time.sleep(self.settings.poll_seconds)
@@ -120,7 +128,9 @@ class FeedbackAppCollector:
         with sessions() as session:
             pending = exists().where(Assignment.item_id == Item.id, Assignment.done.is_(False))
             return session.scalar(
-                select(func.count()).select_from(Item).where(Item.prompt_id.in_(self._batch_prompts()), (Item.open_slots > 0) | pending)
+                select(func.count())
+                .select_from(Item)
+                .where(Item.prompt_id.in_(self._batch_prompts()), (Item.open_slots > 0) | pending)
             )
 
     def _pairs(self, sessions: sessionmaker) -> list[PreferencePair]:
@@ -128,4 +138,7 @@ class FeedbackAppCollector:
         with sessions() as session:
             texts = set(session.scalars(select(Prompt.text).where(Prompt.id.in_(self._batch_prompts()))))
             rows = [row for row in preference_pairs(session) if row["prompt"] in texts]
-        return [PreferencePair(row["prompt"], row["chosen"], row["rejected"], row["source"], row.get("answer")) for row in rows]
+        return [
+            PreferencePair(row["prompt"], row["chosen"], row["rejected"], row["source"], row.get("answer"))
+            for row in rows
+        ]

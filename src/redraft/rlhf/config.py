@@ -15,12 +15,12 @@ from typing import Literal, TypeVar
 from pydantic import Field, model_validator
 
 from redraft.config import (
+    RUN,
     DPOSection,
     ModelConfig,
     OptimConfig,
     RewardModelSection,
     RLSection,
-    RUN,
     RunSection,
     Section,
     StageConfig,
@@ -28,7 +28,6 @@ from redraft.config import (
     layered_config,
     read_yaml,
 )
-
 
 PAIRS = "the preference data: training pairs, ratings, held-out pairs"
 
@@ -45,7 +44,8 @@ class PairsSection(Section):
         "become pairs",
     )
     val_path: str | None = Field(
-        None, description="held-out pairs; without them, val_fraction of the prompts (with all their pairs) are held out"
+        None,
+        description="held-out pairs; without them, val_fraction of the prompts (with all their pairs) are held out",
     )
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of the prompts held out when there is no val_path")
 
@@ -92,8 +92,16 @@ def _default_ppo() -> RLSection:
     return RLSection(
         # lr 1e-5 / 60 iterations / 1 epoch: the same validation accuracy as lr 3e-5 / 100 / 2 epochs at a
         # tenth of the KL; lr 1e-4 and β 0.05 hacked a weaker reward model (experiments/rlhf.md).
-        algorithm="ppo", iterations=60, prompts_per_iteration=64, samples_per_prompt=4, max_new_tokens=6,
-        kl_coef=0.1, kl_estimator="k1", epochs=1, minibatch_size=128, eval_every=10,
+        algorithm="ppo",
+        iterations=60,
+        prompts_per_iteration=64,
+        samples_per_prompt=4,
+        max_new_tokens=6,
+        kl_coef=0.1,
+        kl_estimator="k1",
+        epochs=1,
+        minibatch_size=128,
+        eval_every=10,
         optim=OptimConfig(lr=1e-5, warmup_steps=5, weight_decay=0.0, min_lr_ratio=1.0),
     )
 
@@ -109,7 +117,9 @@ class RLHFSection(Section):
         description="simulated: the in-process labeller; app: the feedback web app (simulated annotators over "
         "HTTP, or people) (--collect)",
     )
-    app: AppCollectSection = Field(AppCollectSection(), description="collect=app: the store, the items and who labels them")
+    app: AppCollectSection = Field(
+        AppCollectSection(), description="collect=app: the store, the items and who labels them"
+    )
     rounds: int = Field(1, ge=1, description="rounds; each starts from the previous round's policy")
     test_problems: int | None = Field(
         None, ge=1, description="greedy test accuracy after each round on this many problems (None: the whole split)"
@@ -138,7 +148,9 @@ class RewardModelConfig(StageConfig):
     """`redraft rm train`: a reward model from preference pairs."""
 
     run: RunSection = Field(RunSection(name="reward_model"), description=RUN)
-    model: ModelConfig = Field(ModelConfig(), description="the model the reward model starts from (--model sets model.path)")
+    model: ModelConfig = Field(
+        ModelConfig(), description="the model the reward model starts from (--model sets model.path)"
+    )
     pairs: PairsSection = Field(PairsSection(), description=PAIRS)
     reward_model: RewardModelSection = Field(RewardModelSection(), description="the reward model and its training")
 
@@ -153,7 +165,9 @@ class DPOConfig(StageConfig):
         "accuracy to each validation, and choose the kept policy (dpo.select_by auto or accuracy); None: the pairs "
         "alone judge the policy (held-out implicit-reward accuracy)",
     )
-    model: ModelConfig = Field(ModelConfig(), description="the policy, also the frozen reference (--model sets model.path)")
+    model: ModelConfig = Field(
+        ModelConfig(), description="the policy, also the frozen reference (--model sets model.path)"
+    )
     pairs: PairsSection = Field(PairsSection(), description=PAIRS)
     dpo: DPOSection = Field(DPOSection(), description="DPO and its training")
 
@@ -172,7 +186,9 @@ class RLHFConfig(StageConfig):
 
     run: RunSection = Field(RunSection(name="rlhf"), description=RUN)
     task: TaskConfig = Field(TaskConfig(), description="the task whose prompts are sampled and whose checker evaluates")
-    model: ModelConfig = Field(ModelConfig(), description="the starting policy, usually an SFT model (--model sets model.path)")
+    model: ModelConfig = Field(
+        ModelConfig(), description="the starting policy, usually an SFT model (--model sets model.path)"
+    )
     rlhf: RLHFSection = Field(RLHFSection(), description="the loop: collection, reward model, PPO or DPO")
 
 

@@ -59,9 +59,16 @@ class CheckerWatch:
 
     def __call__(self, prompts: list[str], completions: list[str], **fields: Any) -> list[float]:
         scores = self.reward_fn(prompts=prompts, completions=completions, **fields)
-        correct = [answers_match(self.task.extract(c), a, self.task.match) for c, a in zip(completions, fields["answer"])]
+        correct = [
+            answers_match(self.task.extract(c), a, self.task.match) for c, a in zip(completions, fields["answer"])
+        ]
         self.calls += 1
-        self.log.write("ppo_watch", self.calls, reward_model_score=sum(scores) / len(scores), checker_accuracy=sum(correct) / len(correct))
+        self.log.write(
+            "ppo_watch",
+            self.calls,
+            reward_model_score=sum(scores) / len(scores),
+            checker_accuracy=sum(correct) / len(correct),
+        )
         return scores
 
 
@@ -76,7 +83,9 @@ def _once(stage_dir: Path, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def sample_completions(model, tokenizer, task: Task, examples: Sequence[Example], settings: SimulatedSection, seed: int) -> list[list[str]]:
+def sample_completions(
+    model, tokenizer, task: Task, examples: Sequence[Example], settings: SimulatedSection, seed: int
+) -> list[list[str]]:
     """``settings.samples_per_prompt`` completions per example, sampled at ``settings.temperature``."""
     k = settings.samples_per_prompt
     prompts = [task.prompt(ex) for ex in examples for _ in range(k)]
@@ -85,7 +94,14 @@ def sample_completions(model, tokenizer, task: Task, examples: Sequence[Example]
     return [texts[i * k : (i + 1) * k] for i in range(len(examples))]
 
 
-def evaluate_policy(policy_dir: str | Path, reference_dir: str | Path, task: Task, test_problems: int | None, max_new_tokens: int, seed: int = 0) -> dict[str, float]:
+def evaluate_policy(
+    policy_dir: str | Path,
+    reference_dir: str | Path,
+    task: Task,
+    test_problems: int | None,
+    max_new_tokens: int,
+    seed: int = 0,
+) -> dict[str, float]:
     """Greedy test accuracy (95% CI), greedy validation accuracy and sampled KL(π ‖ π_ref) on test prompts."""
     from redraft.training.dpo import sampled_kl
 
@@ -103,8 +119,16 @@ def evaluate_policy(policy_dir: str | Path, reference_dir: str | Path, task: Tas
 
 
 def train_reward_model_from(
-    model_dir: str | Path, train_pairs: list[PreferencePair], val_pairs: list[PreferencePair], cfg: RewardModelSection,
-    out_dir: Path, seed: int, log: MetricsLog, logging: LoggingConfig, model_cfg: ModelConfig | None = None, resume: bool = False,
+    model_dir: str | Path,
+    train_pairs: list[PreferencePair],
+    val_pairs: list[PreferencePair],
+    cfg: RewardModelSection,
+    out_dir: Path,
+    seed: int,
+    log: MetricsLog,
+    logging: LoggingConfig,
+    model_cfg: ModelConfig | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """A reward model started from ``model_dir`` (or a fresh ``model_cfg`` preset with its tokenizer)."""
     from redraft.models.reward import build_reward_model
@@ -115,8 +139,16 @@ def train_reward_model_from(
     set_seed(seed)  # the head's (or a fresh model's) initial weights
     model = build_reward_model(tokenizer, model_cfg, fresh=cfg.init == "fresh", head=cfg.head)
     return train_reward_model(
-        model=model, tokenizer=tokenizer, train_pairs=train_pairs, val_pairs=val_pairs, cfg=cfg,
-        out_dir=out_dir, seed=seed, log=log, logging=logging, resume=resume,
+        model=model,
+        tokenizer=tokenizer,
+        train_pairs=train_pairs,
+        val_pairs=val_pairs,
+        cfg=cfg,
+        out_dir=out_dir,
+        seed=seed,
+        log=log,
+        logging=logging,
+        resume=resume,
     )
 
 
@@ -145,31 +177,73 @@ def run_rlhf_round(
     out_dir = Path(out_dir)
     result: dict[str, Any] = {"method": cfg.method, "train_pairs": len(train_pairs), "val_pairs": len(val_pairs)}
     if cfg.method == "ppo":
-        result["reward_model"] = _once(out_dir / "reward_model", lambda: train_reward_model_from(
-            cfg.reward_model.path or model_dir, train_pairs, val_pairs, cfg.reward_model, out_dir / "reward_model", seed,
-            log, logging, resume=resume,
-        ))
-        scorer = CheckerWatch(
-            RewardModelScorer(result["reward_model"]["model_dir"], batch_size=cfg.reward_model.score_batch_size), task, log
+        result["reward_model"] = _once(
+            out_dir / "reward_model",
+            lambda: train_reward_model_from(
+                cfg.reward_model.path or model_dir,
+                train_pairs,
+                val_pairs,
+                cfg.reward_model,
+                out_dir / "reward_model",
+                seed,
+                log,
+                logging,
+                resume=resume,
+            ),
         )
-        result["ppo"] = _once(out_dir / "ppo", lambda: train_rl(
-            model_path=model_dir, tokenizer=load_tokenizer(model_dir), task=task, cfg=cfg.ppo, out_dir=out_dir / "ppo",
-            seed=seed, log=log, logging=logging, resume=resume, env_factory=lambda: SingleTurnEnv(task, reward_fn=scorer),
-        ))
+        scorer = CheckerWatch(
+            RewardModelScorer(result["reward_model"]["model_dir"], batch_size=cfg.reward_model.score_batch_size),
+            task,
+            log,
+        )
+        result["ppo"] = _once(
+            out_dir / "ppo",
+            lambda: train_rl(
+                model_path=model_dir,
+                tokenizer=load_tokenizer(model_dir),
+                task=task,
+                cfg=cfg.ppo,
+                out_dir=out_dir / "ppo",
+                seed=seed,
+                log=log,
+                logging=logging,
+                resume=resume,
+                env_factory=lambda: SingleTurnEnv(task, reward_fn=scorer),
+            ),
+        )
         policy_dir = result["ppo"]["model_dir"]
     else:
-        result["dpo"] = _once(out_dir / "dpo", lambda: train_dpo(
-            model_path=model_dir, tokenizer=load_tokenizer(model_dir), train_pairs=train_pairs, val_pairs=val_pairs,
-            cfg=cfg.dpo, out_dir=out_dir / "dpo", seed=seed, log=log, logging=logging, task=task, resume=resume,
-        ))
+        result["dpo"] = _once(
+            out_dir / "dpo",
+            lambda: train_dpo(
+                model_path=model_dir,
+                tokenizer=load_tokenizer(model_dir),
+                train_pairs=train_pairs,
+                val_pairs=val_pairs,
+                cfg=cfg.dpo,
+                out_dir=out_dir / "dpo",
+                seed=seed,
+                log=log,
+                logging=logging,
+                task=task,
+                resume=resume,
+            ),
+        )
         policy_dir = result["dpo"]["model_dir"]
     result["policy_dir"] = policy_dir
-    result["eval"] = _once(out_dir / "eval", lambda: evaluate_policy(policy_dir, model_dir, task, cfg.test_problems, cfg.eval_max_new_tokens, seed))
+    result["eval"] = _once(
+        out_dir / "eval",
+        lambda: evaluate_policy(policy_dir, model_dir, task, cfg.test_problems, cfg.eval_max_new_tokens, seed),
+    )
     return result
 
 
 def collect_pairs(
-    policy_dir: str | Path, task: Task, settings: SimulatedSection, out_dir: Path, seed: int,
+    policy_dir: str | Path,
+    task: Task,
+    settings: SimulatedSection,
+    out_dir: Path,
+    seed: int,
     jobs: list[tuple[Sequence[Example], Collect, str]],
 ) -> dict[str, int]:
     """For each (examples, collect, file name): sample completions from the policy, label them, write the pairs."""
@@ -227,8 +301,15 @@ def run_rlhf(
     seed = cfg.run.seed
 
     policy_dir = str(cfg.model.path)
-    summary: dict[str, Any] = {"start": _once(run_dir / "eval-start", lambda: evaluate_policy(
-        policy_dir, policy_dir, task, settings.test_problems, settings.eval_max_new_tokens, seed)), "rounds": []}
+    summary: dict[str, Any] = {
+        "start": _once(
+            run_dir / "eval-start",
+            lambda: evaluate_policy(
+                policy_dir, policy_dir, task, settings.test_problems, settings.eval_max_new_tokens, seed
+            ),
+        ),
+        "rounds": [],
+    }
     for index in range(settings.rounds):
         round_dir = run_dir / f"round-{index + 1}"
         round_dir.mkdir(exist_ok=True)
@@ -238,11 +319,21 @@ def run_rlhf(
             (train_examples, collect or default_train, "pairs.jsonl"),
             (task.val[: settings.simulated.val_prompts], collect_val or default_val, "val_pairs.jsonl"),
         ]
-        _once(round_dir / "collect", partial(collect_pairs, policy_dir, task, settings.simulated, round_dir, seed * 1000 + 2 * index, jobs))
+        _once(
+            round_dir / "collect",
+            partial(collect_pairs, policy_dir, task, settings.simulated, round_dir, seed * 1000 + 2 * index, jobs),
+        )
         result = run_rlhf_round(
-            model_dir=policy_dir, train_pairs=read_pairs(round_dir / "pairs.jsonl"),
-            val_pairs=read_pairs(round_dir / "val_pairs.jsonl"), task=task, cfg=settings, out_dir=round_dir,
-            seed=seed + index, log=log, logging=cfg.logging, resume=resume,
+            model_dir=policy_dir,
+            train_pairs=read_pairs(round_dir / "pairs.jsonl"),
+            val_pairs=read_pairs(round_dir / "val_pairs.jsonl"),
+            task=task,
+            cfg=settings,
+            out_dir=round_dir,
+            seed=seed + index,
+            log=log,
+            logging=cfg.logging,
+            resume=resume,
         )
         summary["rounds"].append(result)
         policy_dir = result["policy_dir"]

@@ -75,7 +75,15 @@ def run_episodes(
         for k, i in enumerate(open_rows):
             result = results[k]
             episodes[i].turns.append(
-                Turn(pending[i], out.token_ids[k], out.logprobs[k], out.texts[k], out.finish_reasons[k], result.reward, result.info)
+                Turn(
+                    pending[i],
+                    out.token_ids[k],
+                    out.logprobs[k],
+                    out.texts[k],
+                    out.finish_reasons[k],
+                    result.reward,
+                    result.info,
+                )
             )
             contexts[i] = prompts[k] + out.token_ids[k]
             if not result.done and len(episodes[i].turns) < envs[i].max_turns:

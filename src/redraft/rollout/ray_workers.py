@@ -119,7 +119,10 @@ class RayGenerationPool(RayActorPool):
         """
 
         def turn(
-            prompts: list[list[int]], params: SamplingConfig, generator: torch.Generator | None, row_seeds: list[int] | None
+            prompts: list[list[int]],
+            params: SamplingConfig,
+            generator: torch.Generator | None,
+            row_seeds: list[int] | None,
         ) -> Generation:
             if row_seeds is None:
                 base = int(torch.randint(2**62, (), generator=generator))

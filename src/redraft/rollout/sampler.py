@@ -129,7 +129,9 @@ def row_uniforms(row_seeds: Sequence[int], steps: int) -> torch.Tensor:
     """(rows, steps) numbers in (0, 1]: row i's come from its own generator seeded with ``row_seeds[i]``."""
     if not row_seeds:
         return torch.zeros(0, steps, dtype=torch.float64)
-    draws = [torch.rand(steps, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) for seed in row_seeds]
+    draws = [
+        torch.rand(steps, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) for seed in row_seeds
+    ]
     return 1.0 - torch.stack(draws)
 
 

@@ -56,7 +56,13 @@ class Example:
 
 
 def carve_splits(
-    examples: list[Example], test: list[Example] | None, test_size: int, val_size: int, test_divisor: int, val_divisor: int, source: str
+    examples: list[Example],
+    test: list[Example] | None,
+    test_size: int,
+    val_size: int,
+    test_divisor: int,
+    val_divisor: int,
+    source: str,
 ) -> tuple[list[Example], list[Example], list[Example]]:
     """(test, val, train) from shuffled ``examples``: ``test`` when a test file gave it, else at most
     1/``test_divisor`` of them; then at most 1/``val_divisor`` of the rest for validation, so a small
@@ -89,7 +95,9 @@ def extract_answer(completion: str, match: Match) -> str | None:
 
 def answers_match(predicted: str | None, expected: str, match: Match) -> bool:
     if match == "code":
-        raise RedraftError("code answers are judged by running them against the tests (Task.check_many), not by comparison")
+        raise RedraftError(
+            "code answers are judged by running them against the tests (Task.check_many), not by comparison"
+        )
     if predicted is None:
         return False
     if match == "math":
@@ -161,7 +169,8 @@ class Task:
         if example.messages is not None:
             if self.render_chat is None:
                 raise RedraftError(
-                    f"task {self.name!r} has chat-message prompts: give it the tokenizer first (task.use_tokenizer(tokenizer))"
+                    f"task {self.name!r} has chat-message prompts: "
+                    "give it the tokenizer first (task.use_tokenizer(tokenizer))"
                 )
             return self.render_chat(example.messages)
         if example.text_only:
@@ -186,7 +195,8 @@ class Task:
         if not self.has_answers:
             raise RedraftError(
                 f"task {self.name!r} has no answers (its file has no answer column), so the checker cannot grade "
-                "replies: add answers (task.answer_field names the column), or reward RL with task.reward='module:function'"
+                "replies: add answers (task.answer_field names the column), "
+                "or reward RL with task.reward='module:function'"
             )
         if self.verifier is not None:
             return [bool(v) for v in self.verifier(list(completions), list(examples))]

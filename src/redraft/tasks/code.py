@@ -82,8 +82,9 @@ def _example(row: dict[str, Any], where: str) -> Example:
 
 
 def _parse_row(row: dict[str, Any], where: str) -> Example:
-    extra = {k: v for k, v in row.items() if k not in {"prompt", "text", "test", "test_list", "tests", "test_setup_code",
-                                                       "canonical_solution", "code", "answer", "solution", "completion"}}  # fmt: skip
+    extra = {k: v for k, v in row.items()
+             if k not in {"prompt", "text", "test", "test_list", "tests", "test_setup_code", "canonical_solution",
+                          "code", "answer", "solution", "completion"}}  # fmt: skip
     if row.get("entry_point") and row.get("test") is not None and row.get("prompt"):  # HumanEval
         return Example(
             question=str(row["prompt"]),
@@ -100,7 +101,12 @@ def _parse_row(row: dict[str, Any], where: str) -> Example:
         return Example(
             question=question,
             answer=str(row.get("code") or ""),
-            fields={**extra, "tests": "\n".join([setup, *asserts]).strip() + "\n", "entry_point": None, "prepend_prompt": False},
+            fields={
+                **extra,
+                "tests": "\n".join([setup, *asserts]).strip() + "\n",
+                "entry_point": None,
+                "prepend_prompt": False,
+            },
         )
     if row.get("tests") and row.get("prompt"):  # generic
         tests = row["tests"]
@@ -162,6 +168,15 @@ def code_task(cfg: TaskConfig, template: str = CODE_TEMPLATE) -> Task:
     if continuations and (template != CODE_TEMPLATE or cfg.few_shot):
         raise ConfigError(
             f"task: {name} problems are continuations (the program is prompt + completion), so the prompt must be "
-            f"the problem itself: task.template '{CODE_TEMPLATE}' and task.few_shot 0 (got {template!r}, {cfg.few_shot})"
+            f"the problem itself: task.template '{CODE_TEMPLATE}' and task.few_shot 0 "
+            f"(got {template!r}, {cfg.few_shot})"
         )
-    return Task(name=name, train=train[: cfg.train_size], val=val, test=test, template=template, match="code", few_shot=cfg.few_shot)
+    return Task(
+        name=name,
+        train=train[: cfg.train_size],
+        val=val,
+        test=test,
+        template=template,
+        match="code",
+        few_shot=cfg.few_shot,
+    )

@@ -29,7 +29,6 @@ from redraft.config import TaskConfig
 from redraft.errors import DataError, warn
 from redraft.tasks.base import Example, Task, carve_splits
 
-
 # Every other column reaches rewards under its own name, mapped ones included, as TRL passes dataset
 # columns to rewards (all but prompt and completion; the answer is passed as ``answer`` anyway).
 NOT_REWARD_COLUMNS = frozenset({"prompt", "completion", "answer"})
@@ -47,7 +46,9 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise DataError(f"{path}:{number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})") from None
+                raise DataError(
+                    f"{path}:{number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -105,8 +106,13 @@ class _Format:
                 raise DataError(f"{where}: '{MESSAGES}' has no assistant message to learn from")
             prompt, target = messages[:last], messages[last:]
             return Example(
-                question=_last_user_text(prompt), answer=answer, completion=_text_of(target), fields=fields,
-                messages=prompt, completion_messages=target, train_prompt_turns=True,
+                question=_last_user_text(prompt),
+                answer=answer,
+                completion=_text_of(target),
+                fields=fields,
+                messages=prompt,
+                completion_messages=target,
+                train_prompt_turns=True,
             )
         raw_prompt = record[self.prompt]
         completion = record.get(self.completion) if self.completion else None
@@ -121,8 +127,12 @@ class _Format:
                 target = chat_messages(value, where, TRL_COMPLETION) if isinstance(value, list) else None
                 completion = _text_of(target) if target else str(value)
             return Example(
-                question=_last_user_text(prompt), answer=answer, completion=None if completion is None else str(completion),
-                fields=fields, messages=prompt, completion_messages=target,
+                question=_last_user_text(prompt),
+                answer=answer,
+                completion=None if completion is None else str(completion),
+                fields=fields,
+                messages=prompt,
+                completion_messages=target,
             )
         if isinstance(raw_prompt, (dict, list)) or isinstance(completion, (dict, list)):
             name = self.prompt if isinstance(raw_prompt, (dict, list)) else self.completion
@@ -133,7 +143,10 @@ class _Format:
         if self.completion is None and record.get(TRL_COMPLETION) is not None:
             self.unused_completions += 1
         return Example(
-            question=str(raw_prompt), answer=answer, completion=None if completion is None else str(completion), fields=fields
+            question=str(raw_prompt),
+            answer=answer,
+            completion=None if completion is None else str(completion),
+            fields=fields,
         )
 
 
@@ -144,7 +157,9 @@ def chat_messages(value: Any, where: str, name: str) -> tuple[dict[str, Any], ..
     messages = []
     for number, message in enumerate(value, start=1):
         if not isinstance(message, dict):
-            raise DataError(f"{where}: '{name}' message {number} must be a mapping with 'role' and 'content', got {message!r:.80}")
+            raise DataError(
+                f"{where}: '{name}' message {number} must be a mapping with 'role' and 'content', got {message!r:.80}"
+            )
         # Parquet / datasets give every message the keys of all messages: drop the empty ones.
         message = {k: v for k, v in message.items() if v is not None}
         if not isinstance(message.get("role"), str) or not isinstance(message.get("content"), str):

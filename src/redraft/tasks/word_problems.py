@@ -54,8 +54,14 @@ def _boxes(rng: random.Random) -> Problem:
     boxes, per_box = rng.randint(2, 9), rng.randint(6, 24)
     total = boxes * per_box
     given = rng.randint(1, total - 1)
-    question = f"{name} has {boxes} boxes of {per_box} {things} and gives away {given} of them. How many {things} does {name} have left?"
-    lines = [f"{name} has {boxes} * {per_box} = {total} {things}.", f"After giving away {given}, {he} has {total} - {given} = {total - given} {things} left."]
+    question = (
+        f"{name} has {boxes} boxes of {per_box} {things} and gives away {given} of them. "
+        f"How many {things} does {name} have left?"
+    )
+    lines = [
+        f"{name} has {boxes} * {per_box} = {total} {things}.",
+        f"After giving away {given}, {he} has {total} - {given} = {total - given} {things} left.",
+    ]
     return question, lines, total - given
 
 
@@ -65,7 +71,10 @@ def _change(rng: random.Random) -> Problem:
     count, price = rng.randint(2, 9), rng.randint(2, 12)
     cost = count * price
     bill = next(b for b in (10, 20, 50, 100, 200) if b > cost)
-    question = f"{name} buys {count} {items} for ${price} each and pays with a ${bill} bill. How much change, in dollars, does {he} get?"
+    question = (
+        f"{name} buys {count} {items} for ${price} each and pays with a ${bill} bill. "
+        f"How much change, in dollars, does {he} get?"
+    )
     lines = [f"The {items} cost {count} * {price} = ${cost}.", f"The change is {bill} - {cost} = ${bill - cost}."]
     return question, lines, bill - cost
 
@@ -76,8 +85,14 @@ def _saving(rng: random.Random) -> Problem:
     saved = weekly * weeks
     spent = rng.randint(1, saved)
     gift = rng.choice(_GIFTS)
-    question = f"{name} saves ${weekly} every week for {weeks} weeks, then spends ${spent} on a {gift}. How many dollars does {he} have left?"
-    lines = [f"{name} saves {weekly} * {weeks} = ${saved}.", f"After the {gift}, {he} has {saved} - {spent} = ${saved - spent} left."]
+    question = (
+        f"{name} saves ${weekly} every week for {weeks} weeks, then spends ${spent} on a {gift}. "
+        f"How many dollars does {he} have left?"
+    )
+    lines = [
+        f"{name} saves {weekly} * {weeks} = ${saved}.",
+        f"After the {gift}, {he} has {saved} - {spent} = ${saved - spent} left.",
+    ]
     return question, lines, saved - spent
 
 
@@ -87,8 +102,14 @@ def _sharing(rng: random.Random) -> Problem:
     trays = rng.randint(2, 6)
     per_tray = friends * rng.randint(1, 6)
     total = trays * per_tray
-    question = f"{name} bakes {trays} trays of {per_tray} cookies and shares them equally among {friends} friends. How many cookies does each friend get?"
-    lines = [f"There are {trays} * {per_tray} = {total} cookies.", f"Each friend gets {total} / {friends} = {total // friends} cookies."]
+    question = (
+        f"{name} bakes {trays} trays of {per_tray} cookies and shares them equally among {friends} friends. "
+        "How many cookies does each friend get?"
+    )
+    lines = [
+        f"There are {trays} * {per_tray} = {total} cookies.",
+        f"Each friend gets {total} / {friends} = {total // friends} cookies.",
+    ]
     return question, lines, total // friends
 
 
@@ -119,15 +140,27 @@ def _school(rng: random.Random) -> Problem:
     rooms, students = rng.randint(3, 12), rng.randint(15, 32)
     total = rooms * students
     absent = rng.randint(1, rooms * 3)
-    question = f"A school has {rooms} classrooms with {students} students in each. {absent} students are absent today. How many students are at school?"
-    lines = [f"The school has {rooms} * {students} = {total} students.", f"Today {total} - {absent} = {total - absent} students are at school."]
+    question = (
+        f"A school has {rooms} classrooms with {students} students in each. {absent} students are absent today. "
+        "How many students are at school?"
+    )
+    lines = [
+        f"The school has {rooms} * {students} = {total} students.",
+        f"Today {total} - {absent} = {total - absent} students are at school.",
+    ]
     return question, lines, total - absent
 
 
 def _train(rng: random.Random) -> Problem:
     speed, hours, extra = rng.randint(4, 12) * 10, rng.randint(2, 6), rng.randint(5, 95)
-    question = f"A train travels at {speed} km per hour for {hours} hours and then {extra} km more. How many km does it travel in total?"
-    lines = [f"In {hours} hours it travels {speed} * {hours} = {speed * hours} km.", f"In total it travels {speed * hours} + {extra} = {speed * hours + extra} km."]
+    question = (
+        f"A train travels at {speed} km per hour for {hours} hours and then {extra} km more. "
+        "How many km does it travel in total?"
+    )
+    lines = [
+        f"In {hours} hours it travels {speed} * {hours} = {speed * hours} km.",
+        f"In total it travels {speed * hours} + {extra} = {speed * hours + extra} km.",
+    ]
     return question, lines, speed * hours + extra
 
 
@@ -136,8 +169,14 @@ def _picking(rng: random.Random) -> Problem:
     second, _, _ = _person(rng, avoid=first)
     fruit = rng.choice(_FRUIT)
     picked, more = rng.randint(5, 60), rng.randint(1, 30)
-    question = f"{first} picks {picked} {fruit}. {second} picks {more} more {fruit} than {first}. How many {fruit} do they pick together?"
-    lines = [f"{second} picks {picked} + {more} = {picked + more} {fruit}.", f"Together they pick {picked} + {picked + more} = {2 * picked + more} {fruit}."]
+    question = (
+        f"{first} picks {picked} {fruit}. {second} picks {more} more {fruit} than {first}. "
+        f"How many {fruit} do they pick together?"
+    )
+    lines = [
+        f"{second} picks {picked} + {more} = {picked + more} {fruit}.",
+        f"Together they pick {picked} + {picked + more} = {2 * picked + more} {fruit}.",
+    ]
     return question, lines, 2 * picked + more
 
 
@@ -145,8 +184,13 @@ def _wages(rng: random.Random) -> Problem:
     name, he, _ = _person(rng)
     hours, rate, days = rng.randint(2, 8), rng.randint(8, 25), rng.randint(2, 6)
     daily = hours * rate
-    question = f"{name} works {hours} hours a day and earns ${rate} an hour. How many dollars does {he} earn in {days} days?"
-    lines = [f"Each day {he} earns {hours} * {rate} = ${daily}.", f"In {days} days {he} earns {daily} * {days} = ${daily * days}."]
+    question = (
+        f"{name} works {hours} hours a day and earns ${rate} an hour. How many dollars does {he} earn in {days} days?"
+    )
+    lines = [
+        f"Each day {he} earns {hours} * {rate} = ${daily}.",
+        f"In {days} days {he} earns {daily} * {days} = ${daily * days}.",
+    ]
     return question, lines, daily * days
 
 
@@ -156,7 +200,10 @@ def _sale(rng: random.Random) -> Problem:
     price = rng.randint(2, 30) * (100 // percent)  # so the discount is whole
     off = price * percent // 100
     question = f"A {item} costs ${price}. It is on sale for {percent}% off. What is the sale price in dollars?"
-    lines = [f"The discount is {price} * {percent} / 100 = ${off}.", f"The sale price is {price} - {off} = ${price - off}."]
+    lines = [
+        f"The discount is {price} * {percent} / 100 = ${off}.",
+        f"The sale price is {price} - {off} = ${price - off}.",
+    ]
     return question, lines, price - off
 
 
@@ -165,8 +212,12 @@ def _budget(rng: random.Random) -> Problem:
     count, price, pen = rng.randint(2, 6), rng.randint(2, 9), rng.randint(1, 5)
     spent = count * price + pen
     money = spent + rng.randint(0, 40)
-    question = f"{name} has ${money}. {he.capitalize()} buys {count} notebooks for ${price} each and a pen for ${pen}. How many dollars does {he} have left?"
-    lines = [f"The notebooks cost {count} * {price} = ${count * price}.", f"With the pen {he} spends {count * price} + {pen} = ${spent}.",
+    question = (
+        f"{name} has ${money}. {he.capitalize()} buys {count} notebooks for ${price} each and a pen for ${pen}. "
+        f"How many dollars does {he} have left?"
+    )
+    lines = [f"The notebooks cost {count} * {price} = ${count * price}.",
+             f"With the pen {he} spends {count * price} + {pen} = ${spent}.",
              f"{name} has {money} - {spent} = ${money - spent} left."]  # fmt: skip
     return question, lines, money - spent
 
@@ -184,7 +235,9 @@ def solution_text(lines: list[str], answer: int) -> str:
 def word_problem(rng: random.Random) -> Example:
     question, lines, answer = rng.choice(TEMPLATES)(rng)
     assert answer >= 0, question  # every template keeps answers whole and non-negative
-    return Example(question=question, answer=str(answer), completion=solution_text(lines, answer), fields={"value": answer})
+    return Example(
+        question=question, answer=str(answer), completion=solution_text(lines, answer), fields={"value": answer}
+    )
 
 
 def word_problem_task(cfg: TaskConfig, template: str = MATH_TEMPLATE, match: str = "math") -> Task:

@@ -70,7 +70,11 @@ def launch_command(
     trainer: str, out_dir: Path, steps: int, processes: int, resume: bool = False, threads: int = 1
 ) -> tuple[list[str], dict[str, str]]:
     """(argv, environment) running this module with ``processes`` CPU processes (gloo when more than one)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
     env["OMP_NUM_THREADS"] = str(threads)
     if processes > 1:
         env["ACCELERATE_USE_CPU"] = "true"
@@ -94,26 +98,60 @@ def main(trainer: str, out_dir: Path, steps: int, resume: bool) -> None:
             save_model(model, tokenizer, start)
 
     if trainer == "sft":
+
         def sft(split):
             examples = task.split(split)
             return sft_data(tokenizer, [task.prompt(e) for e in examples], [e.target for e in examples], 64)
 
         cfg = _train_config(steps, optim={"lr": 3e-3, "warmup_steps": 1})
-        train_lm(stage="sft", model=model, tokenizer=tokenizer, train=sft("train"), val=sft("val"), cfg=cfg,
-                 out_dir=out_dir, seed=0, log=log, logging=quiet, resume=resume)
+        train_lm(
+            stage="sft",
+            model=model,
+            tokenizer=tokenizer,
+            train=sft("train"),
+            val=sft("val"),
+            cfg=cfg,
+            out_dir=out_dir,
+            seed=0,
+            log=log,
+            logging=quiet,
+            resume=resume,
+        )
     elif trainer == "reward_model":
         torch.manual_seed(0)
         reward_model = build_reward_model(tokenizer, ModelConfig(preset="micro"), fresh=True, head="classifier")
         cfg = RewardModelSection(head="classifier", train=_train_config(steps, optim={"lr": 1e-3, "warmup_steps": 1}))
-        train_reward_model(model=reward_model, tokenizer=tokenizer, train_pairs=_pairs(task, "train"),
-                           val_pairs=_pairs(task, "val"), cfg=cfg, out_dir=out_dir, seed=0, log=log, logging=quiet,
-                           resume=resume)
+        train_reward_model(
+            model=reward_model,
+            tokenizer=tokenizer,
+            train_pairs=_pairs(task, "train"),
+            val_pairs=_pairs(task, "val"),
+            cfg=cfg,
+            out_dir=out_dir,
+            seed=0,
+            log=log,
+            logging=quiet,
+            resume=resume,
+        )
     elif trainer == "dpo":
-        cfg = DPOSection(select_by="loss", eval_problems=0, kl_prompts=0,
-                         train=_train_config(steps, optim={"lr": 1e-3, "warmup_steps": 1}))
-        train_dpo(model_path=start, tokenizer=tokenizer, train_pairs=_pairs(task, "train"),
-                  val_pairs=_pairs(task, "val"), cfg=cfg, out_dir=out_dir, seed=0, log=log, logging=quiet,
-                  resume=resume)
+        cfg = DPOSection(
+            select_by="loss",
+            eval_problems=0,
+            kl_prompts=0,
+            train=_train_config(steps, optim={"lr": 1e-3, "warmup_steps": 1}),
+        )
+        train_dpo(
+            model_path=start,
+            tokenizer=tokenizer,
+            train_pairs=_pairs(task, "train"),
+            val_pairs=_pairs(task, "val"),
+            cfg=cfg,
+            out_dir=out_dir,
+            seed=0,
+            log=log,
+            logging=quiet,
+            resume=resume,
+        )
     else:
         cfg = RLSection.model_validate({
             "algorithm": "rloo" if trainer == "score" else trainer, "iterations": steps, "prompts_per_iteration": 8,
@@ -122,14 +160,30 @@ def main(trainer: str, out_dir: Path, steps: int, resume: bool) -> None:
         })  # fmt: skip
         protocol = SelfCorrectionSection()
         if trainer == "score":
-            env_factory = lambda: SelfCorrectionEnv(task, protocol.attempts, protocol.instruction, reward_fn=digit_reward)
+
+            def env_factory():
+                return SelfCorrectionEnv(task, protocol.attempts, protocol.instruction, reward_fn=digit_reward)
+
             credit = stage_credit(1, protocol.attempts, alpha=10.0, beta1=0.01, beta2=0.1)
         else:
             env_factory, credit = (lambda: SingleTurnEnv(task, digit_reward)), None
-        train_rl(model_path=start, tokenizer=tokenizer, task=task, cfg=cfg, out_dir=out_dir / "rl", seed=0, log=log,
-                 logging=quiet, resume=resume, env_factory=env_factory, credit=credit)
+        train_rl(
+            model_path=start,
+            tokenizer=tokenizer,
+            task=task,
+            cfg=cfg,
+            out_dir=out_dir / "rl",
+            seed=0,
+            log=log,
+            logging=quiet,
+            resume=resume,
+            env_factory=env_factory,
+            credit=credit,
+        )
     if state.is_main_process:  # lets the caller check that the launch really ran N processes
-        write_json_atomic(out_dir / "launch.json", {"processes": state.num_processes, "mode": str(state.distributed_type)})
+        write_json_atomic(
+            out_dir / "launch.json", {"processes": state.num_processes, "mode": str(state.distributed_type)}
+        )
     end_processes()
 
 

@@ -41,7 +41,9 @@ def chat_prompt(tokenizer: Any, messages: Sequence[Message]) -> str:
     return render_chat(tokenizer, messages, add_generation_prompt=True)
 
 
-def assistant_spans(tokenizer: Any, messages: Sequence[Message], trained: Sequence[bool]) -> tuple[str, list[tuple[int, int]]]:
+def assistant_spans(
+    tokenizer: Any, messages: Sequence[Message], trained: Sequence[bool]
+) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character span of each trained assistant message in it.
 
     A span runs from where the template opens the message (the text after

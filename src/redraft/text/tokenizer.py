@@ -51,7 +51,9 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
     if not path.is_dir():
         raise RedraftError(f"tokenizer folder not found: {path}")
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
-        raise RedraftError(f"no tokenizer in {path} (none of {', '.join(TOKENIZER_FILES)}): is it a model or tokenizer folder?")
+        raise RedraftError(
+            f"no tokenizer in {path} (none of {', '.join(TOKENIZER_FILES)}): is it a model or tokenizer folder?"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError) as exc:  # transformers' own words for a folder it cannot read

@@ -67,7 +67,9 @@ def add_reference_logprobs(reference, data: PairData, batch_size: int) -> None:
 
 
 @torch.no_grad()
-def sampled_kl(policy, reference, tokenizer, prompts: list[str], max_new_tokens: int, seed: int = 0) -> dict[str, float]:
+def sampled_kl(
+    policy, reference, tokenizer, prompts: list[str], max_new_tokens: int, seed: int = 0
+) -> dict[str, float]:
     """KL(π ‖ π_ref) per completion, estimated on completions sampled from π at T = 1.
 
     ``kl`` is the mean over samples of Σ_t (log π − log π_ref) (k1: unbiased for the sequence KL);
@@ -75,7 +77,9 @@ def sampled_kl(policy, reference, tokenizer, prompts: list[str], max_new_tokens:
     """
     if not prompts:
         return {}
-    samples = generate(policy, tokenizer, prompts, SamplingConfig(temperature=1.0, max_new_tokens=max_new_tokens), seed=seed)
+    samples = generate(
+        policy, tokenizer, prompts, SamplingConfig(temperature=1.0, max_new_tokens=max_new_tokens), seed=seed
+    )
     sequences = [p + t for p, t in zip(samples.prompt_ids, samples.token_ids)]
     width = max(len(s) for s in sequences)
     ids = torch.full((len(sequences), width), tokenizer.pad_token_id, dtype=torch.long)
@@ -133,14 +137,24 @@ def train_dpo(
     # auto: the task's greedy accuracy where there is a task, else what the pairs alone define
     select_by = cfg.select_by if cfg.select_by != "auto" else "accuracy" if problems else "reward_accuracy"
     if select_by == "accuracy" and not (problems and val is not None):
-        raise RedraftError("dpo.select_by=accuracy needs the task's validation problems and held-out pairs (or use select_by=loss)")
+        raise RedraftError(
+            "dpo.select_by=accuracy needs the task's validation problems and held-out pairs (or use select_by=loss)"
+        )
     if select_by == "reward_accuracy" and val is None and cfg.select_by != "auto":
-        raise RedraftError("dpo.select_by=reward_accuracy needs held-out pairs (pairs.val_path or pairs.val_fraction > 0)")
+        raise RedraftError(
+            "dpo.select_by=reward_accuracy needs held-out pairs (pairs.val_path or pairs.val_fraction > 0)"
+        )
 
     def loss_fn(current, batch: Batch):
         chosen, rejected = split_pair_outputs(completion_logprobs(current, batch))
         loss, stats = dpo_loss(
-            chosen, rejected, batch["ref_chosen"], batch["ref_rejected"], cfg.beta, cfg.label_smoothing, cfg.loss,
+            chosen,
+            rejected,
+            batch["ref_chosen"],
+            batch["ref_rejected"],
+            cfg.beta,
+            cfg.label_smoothing,
+            cfg.loss,
             **completion_lengths(batch),
         )
         if cfg.sft_coef:
@@ -161,15 +175,27 @@ def train_dpo(
             rejected.append(r)
             lengths.append(completion_lengths(batch))
         loss, stats = dpo_loss(
-            torch.cat(chosen), torch.cat(rejected), val.extra["ref_chosen"], val.extra["ref_rejected"],
-            cfg.beta, cfg.label_smoothing, cfg.loss,
+            torch.cat(chosen),
+            torch.cat(rejected),
+            val.extra["ref_chosen"],
+            val.extra["ref_rejected"],
+            cfg.beta,
+            cfg.label_smoothing,
+            cfg.loss,
             **{key: torch.cat([part[key] for part in lengths]) for key in ("chosen_lengths", "rejected_lengths")},
         )
         metrics = {"val_loss": float(loss), **{f"val_{k}": float(v) for k, v in stats.items()}}
         plain = plain_model(current)
         if problems:
-            metrics["val_accuracy"] = greedy_accuracy(plain, tokenizer, task, problems, max_new_tokens=cfg.max_new_tokens)
-        metrics.update({f"val_{k}": v for k, v in sampled_kl(plain, reference, tokenizer, kl_prompts, cfg.max_new_tokens, seed).items()})
+            metrics["val_accuracy"] = greedy_accuracy(
+                plain, tokenizer, task, problems, max_new_tokens=cfg.max_new_tokens
+            )
+        metrics.update(
+            {
+                f"val_{k}": v
+                for k, v in sampled_kl(plain, reference, tokenizer, kl_prompts, cfg.max_new_tokens, seed).items()
+            }
+        )
         return metrics
 
     result = train_pairwise(
@@ -184,8 +210,11 @@ def train_dpo(
         log=log,
         logging=logging,
         validate=validate if val is not None else None,
-        monitor={"accuracy": Monitor("val_accuracy", maximize=True), "loss": Monitor(),
-                 "reward_accuracy": Monitor("val_reward_accuracy", maximize=True)}[select_by],
+        monitor={
+            "accuracy": Monitor("val_accuracy", maximize=True),
+            "loss": Monitor(),
+            "reward_accuracy": Monitor("val_reward_accuracy", maximize=True),
+        }[select_by],
         resume=resume,
     )
     return {**asdict(result), "model_dir": str(result.model_dir), "seconds": time.perf_counter() - started}

@@ -151,21 +151,33 @@ def train_lm(
                 micro_batches.append(collate(train, rows[rank::world]))
             # Normalise by the global token count; DDP averages gradients over ranks, hence the
             # factor ``world``: the update is then the one a single process makes on the whole batch.
-            step_tokens = global_sum(accelerator, sum(b["loss_mask"][:, 1:].sum() for b in micro_batches)).clamp(min=1.0)
+            step_tokens = global_sum(accelerator, sum(b["loss_mask"][:, 1:].sum() for b in micro_batches)).clamp(
+                min=1.0
+            )
             if anchor is not None:
-                anchor_tokens = global_sum(accelerator, sum(b["anchor_mask"][:, 1:].sum() for b in micro_batches)).clamp(min=1.0)
+                anchor_tokens = global_sum(
+                    accelerator, sum(b["anchor_mask"][:, 1:].sum() for b in micro_batches)
+                ).clamp(min=1.0)
             step_loss, step_anchor_kl = 0.0, 0.0
             for i, batch in enumerate(micro_batches):
                 last = i == len(micro_batches) - 1
                 with nullcontext() if last else accelerator.no_sync(model):
                     batch = {k: v.to(accelerator.device) for k, v in batch.items()}
                     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                    loss = masked_lm_loss_sum(logits, batch["input_ids"], batch["loss_mask"]) * world / step_tokens.item()
+                    loss = (
+                        masked_lm_loss_sum(logits, batch["input_ids"], batch["loss_mask"]) * world / step_tokens.item()
+                    )
                     value = loss.item() / world
                     if anchor is not None:
                         with torch.no_grad():
-                            ref_logits = reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                        kl = masked_kl_to_reference_sum(logits, ref_logits, batch["anchor_mask"]) * world / anchor_tokens.item()
+                            ref_logits = reference(
+                                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                            ).logits
+                        kl = (
+                            masked_kl_to_reference_sum(logits, ref_logits, batch["anchor_mask"])
+                            * world
+                            / anchor_tokens.item()
+                        )
                         kl_value = kl.item() / world
                         step_anchor_kl += kl_value
                         loss = loss + anchor.coef * kl

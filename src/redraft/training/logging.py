@@ -39,7 +39,8 @@ def epochs_warning(
     suggested = max(1, round(EPOCHS_SUGGESTED * rows / per_step))
     more = " or raise task.train_size" if generated else ""
     return (
-        f"{stage}: {steps} {unit} × {per_step} {what} per {unit.removesuffix('s')} is {steps * per_step / rows:.0f} epochs over the {rows} "
+        f"{stage}: {steps} {unit} × {per_step} {what} per {unit.removesuffix('s')} "
+        f"is {steps * per_step / rows:.0f} epochs over the {rows} "
         f"training {what}; set {key}={suggested} for about {EPOCHS_SUGGESTED} epochs{more}"
     )
 
@@ -167,7 +168,8 @@ def make_accelerator(out_dir, logging_cfg, run_name: str, hparams: dict[str, Any
     # Batch sizes in redraft configs are global (split over processes), so the schedule advances
     # once per optimizer step, not once per process as accelerate does by default.
     accelerator = Accelerator(
-        log_with=trackers(logging_cfg.tensorboard, logging_cfg.wandb) or None, project_dir=str(out_dir),
+        log_with=trackers(logging_cfg.tensorboard, logging_cfg.wandb) or None,
+        project_dir=str(out_dir),
         step_scheduler_with_optimizer=False,
     )
     if accelerator.log_with:

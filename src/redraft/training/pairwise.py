@@ -98,13 +98,17 @@ def _side_data(tokenizer, pairs: list[PreferencePair], side: str, max_length: in
         completion = getattr(pair, side)
         if pair.is_chat:
             ids, mask = chat_sequence(
-                tokenizer, [*pair.prompt, *completion], [False] * len(pair.prompt) + [m.get("role") == "assistant" for m in completion]
+                tokenizer,
+                [*pair.prompt, *completion],
+                [False] * len(pair.prompt) + [m.get("role") == "assistant" for m in completion],
             )
         else:
             ([ids], [mask]) = plain_sequences(tokenizer, [pair.prompt], [completion])
         sequences.append(ids)
         masks.append(mask)
-    return pack_sequences(sequences, masks, tokenizer.pad_token_id, max_length, name=f"{side} sequences", setting=setting)
+    return pack_sequences(
+        sequences, masks, tokenizer.pad_token_id, max_length, name=f"{side} sequences", setting=setting
+    )
 
 
 def pair_batch(data: PairData, rows: list[int] | torch.Tensor) -> Batch:
@@ -178,7 +182,8 @@ def train_pairwise(
     monitor: Monitor = Monitor(),
     resume: bool = False,
 ) -> PairwiseResult:
-    """Train on ``train``; the best model by ``monitor`` (or the last, without ``validate``) goes to ``out_dir/model``."""
+    """Train on ``train``; the best model by ``monitor`` (or the last, without ``validate``) goes to
+    ``out_dir/model``."""
     out_dir = Path(out_dir)
     started = time.perf_counter()
     set_seed(seed)
@@ -244,7 +249,12 @@ def train_pairwise(
             last_step = step
 
             if step % cfg.log_every == 0 or step == cfg.max_steps:
-                metrics = {"loss": step_loss, "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm), **rank_means}
+                metrics = {
+                    "loss": step_loss,
+                    "lr": scheduler.get_last_lr()[0],
+                    "grad_norm": float(grad_norm),
+                    **rank_means,
+                }
                 log.write(stage, step, **metrics)
                 accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)
 

@@ -3,8 +3,9 @@
 Each step scores a batch's chosen and rejected completions in one forward pass, takes the
 Bradley–Terry loss (optional margins and centring term) and logs the training pairwise accuracy.
 Validation reports the loss and pairwise accuracy on held-out pairs; the model with the best
-held-out accuracy (or the lowest held-out loss: ``select_by``) is kept. At the end the kept model scores every training completion once and the
-mean/std of those scores are saved with it (``reward_stats.json``) for normalised scoring.
+held-out accuracy (or the lowest held-out loss: ``select_by``) is kept. At the end the kept model
+scores every training completion once and the mean/std of those scores are saved with it
+(``reward_stats.json``) for normalised scoring.
 """
 
 from __future__ import annotations
@@ -57,7 +58,11 @@ def evaluate_pairs(model, data: PairData, cfg: RewardModelSection) -> dict[str, 
     rejected = raw_scores(model, data.rejected, cfg.score_batch_size)
     model.train(was_training)
     loss, stats = bradley_terry_loss(chosen, rejected, data.margins if cfg.use_margins else None, cfg.center_coef)
-    return {"val_loss": float(loss), "val_accuracy": float(stats["accuracy"]), "val_reward_margin": float(stats["reward_margin"])}
+    return {
+        "val_loss": float(loss),
+        "val_accuracy": float(stats["accuracy"]),
+        "val_reward_margin": float(stats["reward_margin"]),
+    }
 
 
 def train_reward_model(
@@ -87,7 +92,9 @@ def train_reward_model(
 
     def loss_fn(current, batch: Batch):
         chosen, rejected = pair_rewards(current, batch, head)
-        loss, stats = bradley_terry_loss(chosen, rejected, batch["margin"] if cfg.use_margins else None, cfg.center_coef)
+        loss, stats = bradley_terry_loss(
+            chosen, rejected, batch["margin"] if cfg.use_margins else None, cfg.center_coef
+        )
         if cfg.sft_coef:
             # The likelihood head's score is the chosen completion's log-prob: this is its per-token NLL.
             nll = chosen_nll(chosen, batch)
@@ -116,7 +123,9 @@ def train_reward_model(
     kept, _ = load_reward_model(result.model_dir)
     completions = {(p.prompt, text) for p in train_pairs for text in (p.chosen, p.rejected)}
     prompts, texts = zip(*sorted(completions))
-    stats = RewardStats.of(raw_scores(kept, reward_inputs(tokenizer, list(prompts), list(texts), length), cfg.score_batch_size))
+    stats = RewardStats.of(
+        raw_scores(kept, reward_inputs(tokenizer, list(prompts), list(texts), length), cfg.score_batch_size)
+    )
     processes = PartialState()  # the trainer's process group: every rank computed the same stats
     if processes.is_main_process:
         save_reward_model(kept, tokenizer, stats, result.model_dir)

@@ -151,7 +151,17 @@ def collate_episodes(episodes: list[Episode], pad_id: int, truncation_penalty: f
         truncated[i] = any(t.finish_reason == "length" for t in episode.turns)
         correct[i] = float(bool(episode.turns[-1].info.get("correct", episode.turns[-1].reward > 0)))
     return RolloutBatch(
-        input_ids, attention, action, old_logp, token_rewards, scores, truncated, correct, turn_ids, turn_rewards, turn_correct
+        input_ids,
+        attention,
+        action,
+        old_logp,
+        token_rewards,
+        scores,
+        truncated,
+        correct,
+        turn_ids,
+        turn_rewards,
+        turn_correct,
     )
 
 
@@ -183,7 +193,9 @@ def compute_advantages(
         per_turn = per_turn_advantages(batch.turn_rewards, group, credit.reward_weights, credit.shaping_alpha)
         return turns_to_tokens(per_turn, batch.turn_ids, mask), None
     if cfg.algorithm == "grpo":
-        return broadcast_to_tokens(group_advantages(batch.scores, group, cfg.scale_rewards, all_reduce=all_reduce), mask), None
+        return broadcast_to_tokens(
+            group_advantages(batch.scores, group, cfg.scale_rewards, all_reduce=all_reduce), mask
+        ), None
     if cfg.algorithm == "rloo":
         penalised = batch.scores - kl_coef * (kl_tokens * mask).sum(dim=1)
         return broadcast_to_tokens(rloo_advantages(penalised, group), mask), None
@@ -296,7 +308,9 @@ def train_rl(
         critic_optimizer = build_optimizer(critic, cfg.optim, lr=cfg.critic_lr)
         critic, critic_optimizer = accelerator.prepare(critic, critic_optimizer)
     controller = (
-        AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl else FixedKLController(cfg.kl_coef)
+        AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
+        if cfg.adaptive_kl
+        else FixedKLController(cfg.kl_coef)
     )
     sampling = SamplingConfig(
         temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, batch_size=local_rollouts, stop=cfg.stop
@@ -347,7 +361,9 @@ def train_rl(
 
             with torch.no_grad():
                 if first_turn_temperature is not None:
-                    batch.old_logp = sequence_logprobs(unwrapped, batch.input_ids, batch.attention_mask, cfg.temperature)[0] * mask
+                    batch.old_logp = (
+                        sequence_logprobs(unwrapped, batch.input_ids, batch.attention_mask, cfg.temperature)[0] * mask
+                    )
                 if reference is not None:
                     ref_logp, _ = sequence_logprobs(reference, batch.input_ids, batch.attention_mask, cfg.temperature)
                     kl_tokens = kl_penalty(batch.old_logp, ref_logp, cfg.kl_estimator) * mask
@@ -359,13 +375,16 @@ def train_rl(
                     if credit is not None
                     else None
                 )
-            advantages, returns = compute_advantages(cfg, batch, kl_tokens, controller.value, old_values, credit, all_reduce)
+            advantages, returns = compute_advantages(
+                cfg, batch, kl_tokens, controller.value, old_values, credit, all_reduce
+            )
             t2 = time.perf_counter()
 
             stats: dict[str, list[float]] = {}
             for epoch in range(cfg.epochs):
                 order = torch.randperm(
-                    local_rollouts, generator=torch.Generator().manual_seed(seed + 7919 * iteration + epoch + 104_729 * rank)
+                    local_rollouts,
+                    generator=torch.Generator().manual_seed(seed + 7919 * iteration + epoch + 104_729 * rank),
                 )
                 for start in range(0, local_rollouts, local_minibatch):
                     idx = order[start : start + local_minibatch]
@@ -374,15 +393,26 @@ def train_rl(
                     ids, attn, mb_mask = ids[:, :width], attn[:, :width], mb_mask[:, :width]
                     logp, logits = sequence_logprobs(policy, ids, attn, cfg.temperature)
                     loss, policy_stats = ppo_policy_loss(
-                        logp, batch.old_logp[idx, :width], advantages[idx, :width], mb_mask,
-                        cfg.clip_eps, cfg.clip_eps_high, cfg.loss_agg, max_action_tokens,
+                        logp,
+                        batch.old_logp[idx, :width],
+                        advantages[idx, :width],
+                        mb_mask,
+                        cfg.clip_eps,
+                        cfg.clip_eps_high,
+                        cfg.loss_agg,
+                        max_action_tokens,
                     )
                     if token_kl_coefs is not None:
-                        kl_terms = token_kl_coefs[idx, :width] * kl_penalty(logp, ref_logp[idx, :width], cfg.kl_estimator)
+                        kl_terms = token_kl_coefs[idx, :width] * kl_penalty(
+                            logp, ref_logp[idx, :width], cfg.kl_estimator
+                        )
                         loss = loss + aggregate_loss(kl_terms, mb_mask, cfg.loss_agg, max_action_tokens)
                     elif cfg.algorithm == "grpo" and controller.value > 0:
                         kl_loss = aggregate_loss(
-                            kl_penalty(logp, ref_logp[idx, :width], cfg.kl_estimator), mb_mask, cfg.loss_agg, max_action_tokens
+                            kl_penalty(logp, ref_logp[idx, :width], cfg.kl_estimator),
+                            mb_mask,
+                            cfg.loss_agg,
+                            max_action_tokens,
                         )
                         loss = loss + controller.value * kl_loss
                     _check_finite(loss.item(), "policy loss", iteration, checkpoints)
@@ -396,11 +426,18 @@ def train_rl(
                     optimizer.zero_grad(set_to_none=True)
                     with torch.no_grad():
                         entropy = masked_mean(entropy_from_logits(logits / cfg.temperature), mb_mask[:, 1:])
-                    for key, value in {"policy_loss": loss, "grad_norm": grad_norm, "entropy": entropy, **policy_stats}.items():
+                    for key, value in {
+                        "policy_loss": loss,
+                        "grad_norm": grad_norm,
+                        "entropy": entropy,
+                        **policy_stats,
+                    }.items():
                         stats.setdefault(key, []).append(float(value.detach() if torch.is_tensor(value) else value))
                     if critic is not None:
                         values = critic(ids, attn)
-                        v_loss, v_stats = value_loss(values, old_values[idx, :width], returns[idx, :width], mb_mask, cfg.value_clip_eps)
+                        v_loss, v_stats = value_loss(
+                            values, old_values[idx, :width], returns[idx, :width], mb_mask, cfg.value_clip_eps
+                        )
                         _check_finite(v_loss.item(), "value loss", iteration, checkpoints)
                         v_loss = v_loss * global_share(mb_mask, "token_mean")
                         accelerator.backward(v_loss)
@@ -416,16 +453,27 @@ def train_rl(
             t3 = time.perf_counter()
 
             # Per-sequence numbers of the whole global batch (every rank's share, in rank order).
-            scores, correct, truncated, kl_sums, lengths = gather_all(accelerator, torch.stack([
-                batch.scores, batch.correct, batch.truncated.float(), (kl_tokens * mask).sum(dim=1), mask.sum(dim=1)
-            ], dim=1)).unbind(dim=1)
+            scores, correct, truncated, kl_sums, lengths = gather_all(
+                accelerator,
+                torch.stack(
+                    [
+                        batch.scores,
+                        batch.correct,
+                        batch.truncated.float(),
+                        (kl_tokens * mask).sum(dim=1),
+                        mask.sum(dim=1),
+                    ],
+                    dim=1,
+                ),
+            ).unbind(dim=1)
             kl_per_sequence = float(kl_sums.mean())
             controller.update(kl_per_sequence, rollouts)
             zero_reward_iterations = zero_reward_iterations + 1 if not bool(scores.any()) else 0
             if zero_reward_iterations == ZERO_REWARD_WARNING_ITERATIONS:
                 accelerator.print(
                     f"{stage}: warning: every reward was 0 for {zero_reward_iterations} iterations in a row, so "
-                    "nothing is learned; check task.reward and that a reply can match the answers (format, max_new_tokens)"
+                    "nothing is learned; check task.reward and that a reply can match the answers "
+                    "(format, max_new_tokens)"
                 )
             metrics = {
                 "reward": float(scores.mean()),
@@ -437,14 +485,17 @@ def train_rl(
                 "kl_coef": float(controller.value),
                 "response_length": float(lengths.mean()),
                 "truncated_fraction": float(truncated.mean()),
-                **mean_across_ranks(accelerator, {
-                    **per_turn_metrics(batch, kl_tokens if measure_kl else None, group),
-                    **{key: sum(values) / len(values) for key, values in stats.items()},
-                    "generate_s": t1 - t0,
-                    "logprob_s": t2 - t1,
-                    "update_s": t3 - t2,
-                    "iteration_s": t3 - t0,
-                }),
+                **mean_across_ranks(
+                    accelerator,
+                    {
+                        **per_turn_metrics(batch, kl_tokens if measure_kl else None, group),
+                        **{key: sum(values) / len(values) for key, values in stats.items()},
+                        "generate_s": t1 - t0,
+                        "logprob_s": t2 - t1,
+                        "update_s": t3 - t2,
+                        "iteration_s": t3 - t0,
+                    },
+                ),
             }
             if val_problems and (iteration % cfg.eval_every == 0 or iteration == cfg.iterations):
                 last_accuracy = greedy_accuracy(
@@ -458,8 +509,14 @@ def train_rl(
             if world > 1:  # rank 0's clock decides, so all ranks stop (and checkpoint) together
                 out_of_time = broadcast_object_list([out_of_time])[0]
             if iteration % cfg.save_every == 0 or iteration == cfg.iterations or out_of_time:
-                save_checkpoint(accelerator, checkpoints, iteration, {"kl_coef": float(controller.value)}, cfg.keep_checkpoints)
-            bar.update(progress, completed=iteration, info=f"reward {metrics['reward']:.3f}" + (f" kl {kl_per_sequence:.3f}" if measure_kl else ""))
+                save_checkpoint(
+                    accelerator, checkpoints, iteration, {"kl_coef": float(controller.value)}, cfg.keep_checkpoints
+                )
+            bar.update(
+                progress,
+                completed=iteration,
+                info=f"reward {metrics['reward']:.3f}" + (f" kl {kl_per_sequence:.3f}" if measure_kl else ""),
+            )
             if out_of_time:
                 break
 

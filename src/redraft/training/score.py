@@ -57,15 +57,12 @@ def episodes_to_sft(
         return [
             m
             for k, turn in enumerate(episode.turns)
-            for m in [0] * len(turn.observation_ids)
-            + [int(selected(episode, k))] * len(turn.reply_ids)
+            for m in [0] * len(turn.observation_ids) + [int(selected(episode, k))] * len(turn.reply_ids)
         ]
 
     sequences = [episode.token_ids() for episode in episodes]
     masks = [reply_mask(episode, trained) for episode in episodes]
-    anchor_masks = (
-        [reply_mask(episode, anchored) for episode in episodes] if anchored else None
-    )
+    anchor_masks = [reply_mask(episode, anchored) for episode in episodes] if anchored else None
     return pack_sequences(sequences, masks, pad_id, max_length, anchor_masks)
 
 
@@ -91,22 +88,15 @@ def pair_sft_episodes(
         SamplingConfig(temperature=draft_temperature, max_new_tokens=max_new_tokens),
         seed=seed,
     )
-    envs = [
-        SelfCorrectionEnv(task, protocol.attempts, protocol.instruction)
-        for _ in examples
-    ]
+    envs = [SelfCorrectionEnv(task, protocol.attempts, protocol.instruction) for _ in examples]
     verdicts = task.check_many(drafts.texts, examples)  # one batch (the environments installed any verifier)
     episodes = []
     for env, example, prompt_ids, draft_ids, draft_text, reason, correct in zip(
         envs, examples, prompts, drafts.token_ids, drafts.texts, drafts.finish_reasons, verdicts
     ):
         env.reset(example)
-        instruction_ids = tokenizer(env.correction_prompt(), add_special_tokens=False)[
-            "input_ids"
-        ]
-        answer_ids = tokenizer(example.target, add_special_tokens=False)[
-            "input_ids"
-        ] + [tokenizer.eos_token_id]
+        instruction_ids = tokenizer(env.correction_prompt(), add_special_tokens=False)["input_ids"]
+        answer_ids = tokenizer(example.target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         episodes.append(
             Episode(
                 example,
@@ -135,9 +125,7 @@ def pair_sft_episodes(
     return episodes
 
 
-def rebalance_wrong_drafts(
-    episodes: list[Episode], wrong_share: float, seed: int
-) -> list[Episode]:
+def rebalance_wrong_drafts(episodes: list[Episode], wrong_share: float, seed: int) -> list[Episode]:
     """A subset of ``episodes`` in which wrong drafts make up ``wrong_share`` of the rows.
 
     Most of a good model's drafts are right, and copying a right draft is the cheap way down
@@ -189,25 +177,16 @@ def star_episodes(
     seed: int,
 ) -> list[Episode]:
     """The model's own two-attempt samples that turned a wrong attempt 1 into a right attempt 2."""
-    envs = [
-        SelfCorrectionEnv(task, protocol.attempts, protocol.instruction)
-        for _ in examples
-    ]
+    envs = [SelfCorrectionEnv(task, protocol.attempts, protocol.instruction) for _ in examples]
     params = SamplingConfig(temperature=temperature, max_new_tokens=max_new_tokens)
-    episodes = run_episodes(
-        model, tokenizer, envs, examples, params, torch.Generator().manual_seed(seed)
-    )
+    episodes = run_episodes(model, tokenizer, envs, examples, params, torch.Generator().manual_seed(seed))
     return [episode for episode in episodes if successful_corrections(episode)]
 
 
-def stage_credit(
-    stage: int, attempts: int, alpha: float, beta1: float, beta2: float
-) -> TurnCredit:
+def stage_credit(stage: int, attempts: int, alpha: float, beta1: float, beta2: float) -> TurnCredit:
     """SCoRe's per-attempt credit: Stage I rewards only the last attempt and anchors the first with β2."""
     if stage == 1:
-        return TurnCredit(
-            (0.0,) * (attempts - 1) + (1.0,), (beta2,) + (beta1,) * (attempts - 1)
-        )
+        return TurnCredit((0.0,) * (attempts - 1) + (1.0,), (beta2,) + (beta1,) * (attempts - 1))
     return TurnCredit((1.0,) * attempts, (beta1,) * attempts, shaping_alpha=alpha)
 
 
