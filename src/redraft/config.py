@@ -53,7 +53,8 @@ class TaskConfig(Section):
         "arithmetic",
         description="arithmetic: generated problems (the knobs below); file: a JSONL/Parquet file (train_path); "
         "math: generated GSM8K-style word problems, solutions ending '#### n', checked with math-verify; code: "
-        "HumanEval (built in) or a HumanEval/MBPP-format file (train_path), checked by running the tests in the sandbox",
+        "HumanEval (built in) or a HumanEval/MBPP-format file (train_path), checked by running the tests in the "
+        "sandbox",
     )
     seed: int = Field(1234, description="seed that draws the arithmetic problems, or shuffles and splits a task file")
     train_size: int = Field(20_000, ge=1, description="training problems (for a file: at most this many)")
@@ -73,7 +74,8 @@ class TaskConfig(Section):
     test_size: int = Field(
         1_000,
         ge=1,
-        description="test problems of the final evaluation (without test_path a file gives at most a fifth of its rows)",
+        description="test problems of the final evaluation (without test_path a file gives at most a fifth of its "
+        "rows)",
     )
     # Arithmetic knobs (difficulty).
     ops: list[Literal["+", "-", "*"]] = Field(["+"], description="arithmetic: the operators problems are drawn with")
@@ -84,6 +86,12 @@ class TaskConfig(Section):
         False,
         description="arithmetic: write the answer least-significant digit first (the checker then compares the "
         "exact digit string)",
+    )
+    pad_digits: bool = Field(
+        False,
+        description="arithmetic: zero-pad every operand to max_digits and the answer to the width of the largest "
+        "possible result (058+067=0125), so each digit sits at a fixed position; small models then learn the digit "
+        "alignment reliably instead of after a seed-dependent loss plateau (+ and * only)",
     )
     teacher_slip_rate: float = Field(
         0.0,
@@ -99,7 +107,9 @@ class TaskConfig(Section):
         None, description="kind=file: a test file; without it the test and validation problems come from train_path"
     )
     prompt_field: str = Field("prompt", description="kind=file: the column holding the question")
-    answer_field: str = Field("answer", description="kind=file: the column holding the answer the checker compares with")
+    answer_field: str = Field(
+        "answer", description="kind=file: the column holding the answer the checker compares with"
+    )
     completion_field: str | None = Field(
         None, description="kind=file: a column with the SFT target text (None: the answer is the target)"
     )
@@ -134,7 +144,9 @@ class TaskConfig(Section):
 
 
 class TokenizerConfig(Section):
-    path: str | None = Field(None, description="an existing tokenizer folder; otherwise one is trained on the task corpus")
+    path: str | None = Field(
+        None, description="an existing tokenizer folder; otherwise one is trained on the task corpus"
+    )
     vocab_size: int = Field(300, ge=8, description="vocabulary size of a trained byte-level BPE tokenizer")
     min_frequency: int = Field(2, ge=1, description="a trained tokenizer merges only pairs seen at least this often")
 
@@ -146,7 +158,8 @@ class ModelConfig(Section):
         "only when online); otherwise a fresh model is built from preset",
     )
     dtype: Literal["fp32", "bf16"] = Field(
-        "fp32", description="the dtype the weights load (or a fresh model is built) in: fp32, or bf16 to halve the memory"
+        "fp32",
+        description="the dtype the weights load (or a fresh model is built) in: fp32, or bf16 to halve the memory",
     )
     preset: str = Field(
         "tiny",
@@ -156,13 +169,19 @@ class ModelConfig(Section):
     arch: Literal["llama", "gpt2"] = Field("llama", description="architecture of a fresh model")
     layers: int | None = Field(None, ge=1, description="transformer blocks of a fresh model (None: the preset's)")
     hidden: int | None = Field(None, ge=8, description="hidden size of a fresh model (None: the preset's)")
-    heads: int | None = Field(None, ge=1, description="attention heads of a fresh model; must divide hidden (None: the preset's)")
-    max_positions: int = Field(256, ge=16, description="longest sequence (prompt + completion, tokens) a fresh model takes")
+    heads: int | None = Field(
+        None, ge=1, description="attention heads of a fresh model; must divide hidden (None: the preset's)"
+    )
+    max_positions: int = Field(
+        256, ge=16, description="longest sequence (prompt + completion, tokens) a fresh model takes"
+    )
 
 
 class OptimConfig(Section):
     lr: float = Field(1e-3, gt=0, description="AdamW peak learning rate")
-    weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay (not applied to 1-D parameters: norms, biases)")
+    weight_decay: float = Field(
+        0.1, ge=0, description="AdamW weight decay (not applied to 1-D parameters: norms, biases)"
+    )
     beta1: float = Field(0.9, ge=0, lt=1, description="AdamW β1 (first-moment decay)")
     beta2: float = Field(0.95, ge=0, lt=1, description="AdamW β2 (second-moment decay)")
     eps: float = Field(1e-8, gt=0, description="AdamW ε (added to the denominator)")
@@ -179,7 +198,9 @@ class FreezeConfig(Section):
 
 
 class LoraConfig(Section):
-    enabled: bool = Field(False, description="train LoRA adapters instead of all weights (the exported model has them merged)")
+    enabled: bool = Field(
+        False, description="train LoRA adapters instead of all weights (the exported model has them merged)"
+    )
     r: int = Field(8, ge=1, description="LoRA rank")
     alpha: float = Field(16.0, description="LoRA scaling numerator: the update is scaled by alpha / r")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input")
@@ -197,7 +218,9 @@ class TrainConfig(Section):
         "grad_accum_steps micro-batches",
     )
     grad_accum_steps: int = Field(1, ge=1, description="micro-batches accumulated into one optimizer step")
-    max_length: int = Field(128, ge=4, description="training sequences (prompt + target, tokens) are cut to this length")
+    max_length: int = Field(
+        128, ge=4, description="training sequences (prompt + target, tokens) are cut to this length"
+    )
     log_every: int = Field(10, ge=1, description="log the training loss every N steps")
     eval_every: int = Field(
         100,
@@ -212,7 +235,9 @@ class TrainConfig(Section):
         "two-attempt checks); 0 = off",
     )
     max_new_tokens: int = Field(
-        16, ge=1, description="SFT: most tokens per greedy answer in that validation-accuracy check (the stage's answer length)"
+        16,
+        ge=1,
+        description="SFT: most tokens per greedy answer in that validation-accuracy check (the stage's answer length)",
     )
     save_every: int = Field(100, ge=1, description="write a resumable checkpoint every N steps")
     keep_checkpoints: int = Field(2, ge=1, description="keep only the newest N checkpoints")
@@ -228,7 +253,10 @@ class TrainConfig(Section):
 class SamplingConfig(Section):
     temperature: float = Field(0.0, ge=0, description="sampling temperature; 0 = greedy")
     top_p: float = Field(
-        1.0, gt=0, le=1, description="nucleus sampling: keep the smallest set of tokens with this much probability (1 = off)"
+        1.0,
+        gt=0,
+        le=1,
+        description="nucleus sampling: keep the smallest set of tokens with this much probability (1 = off)",
     )
     top_k: int = Field(0, ge=0, description="keep only the k most likely tokens (0 = off)")
     max_new_tokens: int = Field(16, ge=1, description="most tokens generated per completion")
@@ -247,22 +275,29 @@ class SamplingConfig(Section):
 
 class EvalSettings(Section):
     split: Literal["val", "test"] = Field("test", description="the split evaluated")
-    num_problems: int | None = Field(None, ge=1, description="evaluate the first N problems of the split (None: the whole split)")
+    num_problems: int | None = Field(
+        None, ge=1, description="evaluate the first N problems of the split (None: the whole split)"
+    )
     k: int = Field(8, ge=1, description="samples per problem for pass@k (pass@1, 2, 4, … up to k)")
     temperature: float = Field(
         1.0, gt=0, description="temperature of the pass@k samples (and of the inference-scaling samples)"
     )
     max_new_tokens: int = Field(16, ge=1, description="most tokens generated per answer (per attempt)")
     stop: list[str] = Field(
-        [], description="strings that end an answer, cut from its text before it is checked (special tokens such as <|im_end|> too)"
+        [],
+        description="strings that end an answer, cut from its text before it is checked (special tokens such as "
+        "<|im_end|> too)",
     )
     batch_size: int = Field(512, ge=1, description="prompts generated together in one batch")
     # Self-correction (`redraft eval --self-correct`): attempt 1 at first_temperature, later attempts greedy.
     self_correct: bool = Field(
-        False, description="measure self-correction (Acc@t1, Acc@t2, Δ, …) instead of accuracy and pass@k (--self-correct)"
+        False,
+        description="measure self-correction (Acc@t1, Acc@t2, Δ, …) instead of accuracy and pass@k (--self-correct)",
     )
     first_temperature: float = Field(
-        0.0, ge=0, description="self-correction: temperature of attempt 1 (0 = greedy, the headline); later attempts are greedy"
+        0.0,
+        ge=0,
+        description="self-correction: temperature of attempt 1 (0 = greedy, the headline); later attempts are greedy",
     )
     scaling_budgets: list[int] = Field(
         [],
@@ -344,7 +379,9 @@ class RLSection(Section):
     gamma: float = Field(1.0, ge=0, le=1, description="discount over tokens for PPO's GAE and REINFORCE++'s returns")
     lam: float = Field(0.95, ge=0, le=1, description="GAE λ (PPO): bias-variance trade-off of the advantages")
     value_clip_eps: float | None = Field(
-        0.2, gt=0, description="PPO critic: clip the new value to within ε of the old one in the loss (None: no clipping)"
+        0.2,
+        gt=0,
+        description="PPO critic: clip the new value to within ε of the old one in the loss (None: no clipping)",
     )
     critic_lr: float = Field(1e-4, gt=0, description="PPO critic's learning rate (the policy uses optim.lr)")
     truncation_penalty: float = Field(
@@ -420,16 +457,23 @@ class ScoreSection(Section):
 
     enabled: bool = Field(True, description="run the self-correction stage (in the main job: after evaluation)")
     protocol: SelfCorrectionSection = Field(
-        SelfCorrectionSection(), description="the attempts and the instruction between them, for training and evaluation"
+        SelfCorrectionSection(),
+        description="the attempts and the instruction between them, for training and evaluation",
     )
     draft_temperature: float = Field(
         1.0, gt=0, description="Pair-SFT drafts are the model's own samples at this temperature"
     )
     drafts_per_problem: int = Field(
-        1, ge=1, description="Pair-SFT drafts sampled per training problem: more distinct wrong drafts to learn corrections from"
+        1,
+        ge=1,
+        description="Pair-SFT drafts sampled per training problem: more distinct wrong drafts to learn corrections "
+        "from",
     )
     wrong_draft_share: float | None = Field(
-        None, gt=0, lt=1, description="rebalance Pair-SFT's rows so this share has a wrong draft (None: the drafts' own mix)"
+        None,
+        gt=0,
+        lt=1,
+        description="rebalance Pair-SFT's rows so this share has a wrong draft (None: the drafts' own mix)",
     )
     pair_sft_anchor: float = Field(
         0.0,
@@ -439,7 +483,11 @@ class ScoreSection(Section):
     )
     pair_sft: TrainConfig = Field(
         TrainConfig(
-            max_steps=300, batch_size=128, eval_every=100, save_every=100, eval_accuracy_problems=0,
+            max_steps=300,
+            batch_size=128,
+            eval_every=100,
+            save_every=100,
+            eval_accuracy_problems=0,
             optim=OptimConfig(lr=1e-3, warmup_steps=20),
         ),
         description="Pair-SFT: SFT on the model's own drafts followed by the instruction and the right answer",
@@ -448,11 +496,17 @@ class ScoreSection(Section):
         RLSection(algorithm="rloo", max_new_tokens=8, eval_problems=0, save_every=50),
         description="settings of every RL run here (Stage I, Stage II, the RL baselines); iterations is set per run",
     )
-    stage1_iterations: int = Field(60, ge=0, description="Stage I iterations (attempt 1 held at the base model by beta2)")
+    stage1_iterations: int = Field(
+        60, ge=0, description="Stage I iterations (attempt 1 held at the base model by beta2)"
+    )
     stage2_iterations: int = Field(60, ge=0, description="Stage II iterations (both attempts rewarded, bonus alpha)")
     alpha: float = Field(10.0, ge=0, description="Stage II shaping bonus α·(r2 − r1) on attempt 2")
-    beta1: float = Field(0.01, ge=0, description="KL coefficient on attempt 2 (Stage I) and on every attempt (Stage II)")
-    beta2: float = Field(0.1, ge=0, description="Stage I: the strong KL coefficient keeping attempt 1 at the base model")
+    beta1: float = Field(
+        0.01, ge=0, description="KL coefficient on attempt 2 (Stage I) and on every attempt (Stage II)"
+    )
+    beta2: float = Field(
+        0.1, ge=0, description="Stage I: the strong KL coefficient keeping attempt 1 at the base model"
+    )
     # Attempt 1 gets no reward in Stage I, so its samples only set the context attempt 2 learns to correct.
     stage1_first_temperature: float | None = Field(
         None,
@@ -462,11 +516,17 @@ class ScoreSection(Section):
         "k3 KL estimator (β2 anchor) uses, so its KL is no longer an unbiased estimate of KL(π ‖ π_ref): with "
         "greedy tokens it measures the KL at the argmax path only",
     )
-    star_iterations: int = Field(2, ge=1, description="STaR baseline: rounds of sample, keep successful corrections, fine-tune")
+    star_iterations: int = Field(
+        2, ge=1, description="STaR baseline: rounds of sample, keep successful corrections, fine-tune"
+    )
     star_problems: int = Field(4096, ge=1, description="STaR baseline: problems sampled per round")
     star: TrainConfig = Field(
         TrainConfig(
-            max_steps=100, batch_size=64, eval_every=50, save_every=50, eval_accuracy_problems=0,
+            max_steps=100,
+            batch_size=64,
+            eval_every=50,
+            save_every=50,
+            eval_accuracy_problems=0,
             optim=OptimConfig(lr=5e-4, warmup_steps=10),
         ),
         description="STaR baseline: the fine-tuning of each round",
@@ -493,7 +553,8 @@ class RewardModelSection(Section):
     )
     head: Literal["classifier", "likelihood"] = Field(
         "likelihood",
-        description="classifier: a scalar head on the last token; likelihood: the LM's summed log-prob of the completion",
+        description="classifier: a scalar head on the last token; likelihood: the LM's summed log-prob of the "
+        "completion",
     )
     select_by: Literal["accuracy", "loss"] = Field(
         "accuracy",
@@ -501,18 +562,26 @@ class RewardModelSection(Section):
         "held-out loss",
     )
     use_margins: bool = Field(False, description="subtract each pair's margin (its rating gap) inside the sigmoid")
-    center_coef: float = Field(0.0, ge=0, description="adds c·mean((r_w + r_l)²) to the loss, keeping rewards near zero")
+    center_coef: float = Field(
+        0.0, ge=0, description="adds c·mean((r_w + r_l)²) to the loss, keeping rewards near zero"
+    )
     sft_coef: float = Field(
         0.0,
         ge=0,
         description="likelihood head only: adds sft_coef × the per-token NLL of the chosen completions, i.e. keeps "
         "training the LM on the preferred answers while it learns to rank them",
     )
-    score_batch_size: int = Field(256, ge=1, description="completions scored per forward pass (reward statistics, PPO rewards)")
+    score_batch_size: int = Field(
+        256, ge=1, description="completions scored per forward pass (reward statistics, PPO rewards)"
+    )
     # lr 1e-4: better held-out accuracy than 3e-4 for the likelihood head (experiments/rlhf.md).
     train: TrainConfig = Field(
         TrainConfig(
-            max_steps=1200, batch_size=64, eval_every=200, save_every=200, log_every=20,
+            max_steps=1200,
+            batch_size=64,
+            eval_every=200,
+            save_every=200,
+            log_every=20,
             optim=OptimConfig(lr=1e-4, warmup_steps=30, weight_decay=0.0),
         ),
         description="training on the preference pairs (batch_size in pairs; validation = held-out pairs)",
@@ -567,7 +636,11 @@ class DPOSection(Section):
     # lr 1e-4 collapses the policy (both log-probs fall); experiments/rlhf.md has the runs behind these values.
     train: TrainConfig = Field(
         TrainConfig(
-            max_steps=600, batch_size=64, eval_every=50, save_every=100, log_every=10,
+            max_steps=600,
+            batch_size=64,
+            eval_every=50,
+            save_every=100,
+            log_every=10,
             optim=OptimConfig(lr=3e-5, warmup_steps=10, weight_decay=0.0, min_lr_ratio=1.0),
         ),
         description="training on the preference pairs (batch_size in pairs)",
@@ -576,9 +649,13 @@ class DPOSection(Section):
     @model_validator(mode="after")
     def _check(self) -> DPOSection:
         if self.select_by == "accuracy" and self.eval_problems == 0:
-            raise ValueError("dpo.select_by=accuracy needs dpo.eval_problems > 0 (or use select_by=reward_accuracy or loss)")
+            raise ValueError(
+                "dpo.select_by=accuracy needs dpo.eval_problems > 0 (or use select_by=reward_accuracy or loss)"
+            )
         if self.loss in ("cdpo", "robust") and not 0 < self.label_smoothing < 0.5:
-            raise ValueError(f"dpo.loss={self.loss} needs 0 < dpo.label_smoothing < 0.5 (at 0 it is plain DPO: loss=sigmoid)")
+            raise ValueError(
+                f"dpo.loss={self.loss} needs 0 < dpo.label_smoothing < 0.5 (at 0 it is plain DPO: loss=sigmoid)"
+            )
         if self.loss in ("hinge", "ipo", "ipo_mean") and self.label_smoothing:
             raise ValueError(f"dpo.label_smoothing is not used by dpo.loss={self.loss}; set it to 0")
         return self
@@ -762,7 +839,11 @@ def _describe(error: dict[str, Any], hints: dict[str, str] | None = None) -> str
     if error["type"] == "string_type":  # text was expected: was it YAML that made something else of it?
         hint = next((h for key, h in (hints or {}).items() if location == key or location.startswith(key + ".")), None)
         if hint is None and isinstance(got, (dict, list)):
-            hint = "YAML read the value as a " + ("mapping" if isinstance(got, dict) else "list") + ": quote it to mean text"
+            hint = (
+                "YAML read the value as a "
+                + ("mapping" if isinstance(got, dict) else "list")
+                + ": quote it to mean text"
+            )
     return f"'{location}': {error['msg']}{shown}" + (f"; {hint}" if hint else "")
 
 
@@ -783,7 +864,11 @@ def quoting_hint(assignment: str) -> tuple[str, str] | None:
         return None
     kind = {dict: "a mapping", list: "a list"}.get(type(value), f"{type(value).__name__} {value!r}")
     quoted = shlex.quote(f"{key.strip()}={json.dumps(raw, ensure_ascii=False)}")
-    return key.strip(), f"YAML read {raw!r} as {kind}; if you meant the text, quote it for YAML inside the shell's quotes: --set {quoted}"
+    return (
+        key.strip(),
+        f"YAML read {raw!r} as {kind}; if you meant the text, quote it for YAML inside the shell's quotes: "
+        f"--set {quoted}",
+    )
 
 
 def build_config(cls: type[C], data: dict[str, Any], source: str = "config", hints: dict[str, str] | None = None) -> C:

@@ -80,3 +80,22 @@ def test_demonstrations_limit_supervised_data_only():
     task = build_task(TaskConfig(train_size=300, val_size=10, test_size=10, demonstrations=120))
     assert len(task.train) == 300 and task.demonstration_examples == task.train[:120]
     assert len(task.corpus()) == 120
+
+
+def test_padded_digits_sit_at_fixed_positions():
+    plain = build_task(TaskConfig(train_size=300, val_size=10, test_size=10, teacher_slip_rate=0.75))
+    padded = build_task(TaskConfig(train_size=300, val_size=10, test_size=10, teacher_slip_rate=0.75, pad_digits=True))
+    # The same problems, written 058+067=0125: 3-digit operands, 4-digit answers (999+999=1998).
+    for before, after in zip(plain.train, padded.train, strict=True):
+        assert [int(v) for v in after.question.split("+")] == [int(v) for v in before.question.split("+")]
+        assert [len(v) for v in after.question.split("+")] == [3, 3] and len(after.answer) == 4
+        assert int(after.answer) == int(before.answer) and len(after.target) == 4
+        assert int(after.target) == int(before.target)  # the same slips, padded too
+        assert padded.check(after.answer, after) and padded.check(after.answer.lstrip("0") or "0", after)
+    assert any(e.target != e.answer for e in padded.train)
+    reversed_ = build_task(TaskConfig(train_size=20, test_size=5, pad_digits=True, reverse_answer=True))
+    assert reversed_.test[0].answer == str(reversed_.test[0].fields["value"]).zfill(4)[::-1]
+    products = build_task(TaskConfig(ops=["*"], max_digits=2, train_size=20, test_size=5, pad_digits=True))
+    assert all(len(e.answer) == 4 for e in products.test)  # 99*99 = 9801
+    with pytest.raises(ConfigError, match="pad_digits"):
+        build_task(TaskConfig(ops=["-"], pad_digits=True))

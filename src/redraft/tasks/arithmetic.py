@@ -15,15 +15,28 @@ def _operand(rng: random.Random, min_digits: int, max_digits: int) -> int:
     return rng.randint(low, 10**digits - 1)
 
 
+def _answer_width(cfg: TaskConfig) -> int:
+    """Digits of the largest result a problem can have (for zero-padded answers)."""
+    largest = 10**cfg.max_digits - 1
+    products = largest**cfg.num_operands if "*" in cfg.ops else 0
+    return len(str(max(cfg.num_operands * largest, products)))
+
+
+def _write_answer(value: int, cfg: TaskConfig) -> str:
+    text = str(value).zfill(_answer_width(cfg)) if cfg.pad_digits else str(value)
+    # Reverse order (least significant digit first) is far easier for tiny models; the
+    # expected output is then the reversed digit string.
+    return text[::-1] if cfg.reverse_answer else text
+
+
 def _problem(rng: random.Random, cfg: TaskConfig) -> Example:
     operands = [_operand(rng, cfg.min_digits, cfg.max_digits) for _ in range(cfg.num_operands)]
     ops = [rng.choice(cfg.ops) for _ in range(cfg.num_operands - 1)]
-    question = str(operands[0]) + "".join(f"{op}{value}" for op, value in zip(ops, operands[1:]))
-    value = eval(question, {"__builtins__": {}})  # noqa: S307 - digits and + - * only, built here
-    # Reverse order (least significant digit first) is far easier for tiny models; the
-    # expected output is then the reversed digit string.
-    answer = str(value)[::-1] if cfg.reverse_answer else str(value)
-    return Example(question=question, answer=answer, fields={"value": value})
+    expression = str(operands[0]) + "".join(f"{op}{value}" for op, value in zip(ops, operands[1:]))
+    value = eval(expression, {"__builtins__": {}})  # noqa: S307 - digits and + - * only, built here
+    width = cfg.max_digits if cfg.pad_digits else 1
+    question = f"{operands[0]:0{width}d}" + "".join(f"{op}{v:0{width}d}" for op, v in zip(ops, operands[1:]))
+    return Example(question=question, answer=_write_answer(value, cfg), fields={"value": value})
 
 
 def carry_free_sum(operands: list[int]) -> int:
@@ -44,8 +57,12 @@ def _with_teacher_slips(examples: list[Example], cfg: TaskConfig) -> list[Exampl
         operands = [int(v) for v in example.question.split("+")]
         wrong = carry_free_sum(operands)
         if wrong != example.fields["value"] and rng.random() < cfg.teacher_slip_rate:
-            text = str(wrong)[::-1] if cfg.reverse_answer else str(wrong)
-            example = Example(example.question, example.answer, completion=text, fields={**example.fields, "teacher_slip": True})
+            example = Example(
+                example.question,
+                example.answer,
+                completion=_write_answer(wrong, cfg),
+                fields={**example.fields, "teacher_slip": True},
+            )
         slipped.append(example)
     return slipped
 
@@ -69,8 +86,9 @@ def _draw_unique(rng: random.Random, cfg: TaskConfig, count: int, taken: set[str
 
 def arithmetic_task(cfg: TaskConfig) -> Task:
     """Test, then val, then train are drawn without repeats, so the splits never overlap."""
-    if cfg.reverse_answer and "-" in cfg.ops:
-        raise ConfigError("task: reverse_answer works with + and * only (negative results)")
+    for knob in ("reverse_answer", "pad_digits"):
+        if getattr(cfg, knob) and "-" in cfg.ops:
+            raise ConfigError(f"task: {knob} works with + and * only (negative results)")
     taken: set[str] = set()
     splits = {}
     for offset, (split, size) in enumerate((("test", cfg.test_size), ("val", cfg.val_size), ("train", cfg.train_size))):
