@@ -56,14 +56,11 @@ def test_seeds_table_shows_only_attempt_1_of_the_single_attempt_control():
     assert row == "| control | 82.0 ± 0.0 | – | – | – | – | – | – |"
 
 
-def test_seeds_table_checks_every_learning_target():
-    met = seeds_table({"s0": _summary(0.86), "s1": _summary(0.88)})
-    assert "NOT met" not in met
-    assert "- met: SCoRe Δ above every baseline's (best other: multiturn_rl +3.0)" in met
-    assert "- met: SCoRe Acc@t2 above the single-attempt control's Acc@t1 (87.0 vs 82.0)" in met
-    missed = seeds_table({"s0": _summary(0.81), "s1": _summary(0.82)})
-    assert "- NOT met: SCoRe Δ ≥ +5 with every run's CI excluding 0 (Δ +1.5)" in missed
-    assert "- NOT met: SCoRe Δ above every baseline's (best other: multiturn_rl +3.0)" in missed
+def test_seeds_table_reports_measurements_only():
+    # the project's learning-target checks live in bench/main_job_seeds.py (tests/test_bench_targets.py)
+    table = seeds_table({"s0": _summary(0.86), "s1": _summary(0.88)})
+    assert "Learning target" not in table and "- met:" not in table and "NOT met" not in table
+    assert table.rstrip().splitlines()[-1].startswith("| score |")
 
 
 def test_seeds_table_needs_a_method_common_to_all_runs():

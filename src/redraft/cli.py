@@ -225,8 +225,7 @@ def score_seeds(
     split: Annotated[str, typer.Option(help="Which evaluation to summarise: test, test_sampled_t1 or val.")] = "test",
     out: Annotated[Path | None, typer.Option(help="Also write the table to this Markdown file.")] = None,
 ) -> None:
-    """Mean ± sd over seeds of every method's self-correction metrics, each seed's Δ with its CI, and the
-    SCoRe learning-target checks."""
+    """Mean ± sd over seeds of every method's self-correction metrics, and each seed's Δ with its CI."""
     from redraft.score import seeds_table
 
     summaries = {}

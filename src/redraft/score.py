@@ -501,8 +501,7 @@ def score_report(
 
 def seeds_table(summaries: dict[str, dict[str, Any]], key: str = "test") -> str:
     """Markdown over several ``score.json`` summaries (one per seed): each method's mean ± sd of the
-    self-correction metrics, each seed's Δ with its 95% CI, and the issue's learning-target checks
-    (computed on the means; the SFT model is the ``prompting`` row's attempt 1)."""
+    self-correction metrics and each seed's Δ with its 95% CI (measurements only)."""
     per_run = {run: results_of(summary["evaluations"], key) for run, summary in summaries.items()}
     methods = [m for m in next(iter(per_run.values())) if all(m in results for results in per_run.values())]
     if not methods:
@@ -517,17 +516,14 @@ def seeds_table(summaries: dict[str, dict[str, Any]], key: str = "test") -> str:
         "| method | Acc@t1 | Acc@t2 | Δ | Δ^{i→c} | Δ^{c→i} | changed | Δ per run |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    means: dict[str, dict[str, float]] = {}
     for method in methods:
         results = [per_run[run][method] for run in summaries]
-        means[method] = {}
         cells = []
         single = method in SINGLE_ATTEMPT
         for column in columns:
             values = [100 * r.metrics[column] for r in results]
             mean = statistics.mean(values)
             sd = statistics.stdev(values) if len(values) > 1 else 0.0
-            means[method][column] = mean
             if single and column != "acc@t1":
                 cells.append("–")
                 continue
@@ -538,43 +534,4 @@ def seeds_table(summaries: dict[str, dict[str, Any]], key: str = "test") -> str:
             else ", ".join(f"{100 * r.metrics['delta']:+.1f} ± {100 * r.ci95['delta']:.1f}" for r in results)
         )
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {each} |")
-    if "score" in means:
-        lines += ["", *_target_checks(means, per_run)]
     return "\n".join(lines) + "\n"
-
-
-def _target_checks(
-    means: dict[str, dict[str, float]],
-    per_run: dict[str, dict[str, SelfCorrectionResult]],
-) -> list[str]:
-    score = means["score"]
-    ci_excludes_zero = all(r["score"].metrics["delta"] - r["score"].ci95["delta"] > 0 for r in per_run.values())
-    checks = [
-        (
-            f"SCoRe Δ ≥ +5 with every run's CI excluding 0 (Δ {score['delta']:+.1f})",
-            score["delta"] >= 5 and ci_excludes_zero,
-        ),
-        (f"SCoRe Δ^{{c→i}} ≤ 2 ({score['delta_c2i']:.1f})", score["delta_c2i"] <= 2),
-    ]
-    if "prompting" in means:
-        sft = means["prompting"]["acc@t1"]
-        checks.append(
-            (
-                f"SCoRe Acc@t1 ≥ SFT's − 2 ({score['acc@t1']:.1f} vs SFT {sft:.1f})",
-                score["acc@t1"] >= sft - 2,
-            )
-        )
-    others = {m: v["delta"] for m, v in means.items() if m != "score" and m not in SINGLE_ATTEMPT}
-    if others:
-        best = max(others, key=others.get)
-        checks.append(
-            (
-                f"SCoRe Δ above every baseline's (best other: {best} {others[best]:+.1f})",
-                score["delta"] > others[best],
-            )
-        )
-    if "control" in means:
-        control = means["control"]["acc@t1"]
-        text = f"SCoRe Acc@t2 above the single-attempt control's Acc@t1 ({score['acc@t2']:.1f} vs {control:.1f})"
-        checks.append((text, score["acc@t2"] > control))
-    return ["Learning target (on the means):", ""] + [f"- {'met' if ok else 'NOT met'}: {text}" for text, ok in checks]
