@@ -11,6 +11,20 @@ from redraft.tasks import build_task
 from redraft.text.tokenizer import train_tokenizer
 
 
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="also run the tests marked slow (CI does: .ci/run)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without --slow, the slow tests are deselected so a plain `pytest -q` stays a quick check."""
+    if config.getoption("--slow"):
+        return
+    slow = [item for item in items if "slow" in item.keywords]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if "slow" not in item.keywords]
+
+
 @pytest.fixture(autouse=True)
 def _quiet_and_deterministic():
     from transformers.utils import logging as hf_logging

@@ -275,6 +275,7 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
     assert victim.returncode == 130 and "rerun the same command with --resume" in stderr, stderr
 
 
+@pytest.mark.slow
 def test_stage_commands_on_the_trained_model(micro_run):
     root = micro_run.parent.parent
     model = str(micro_run / "sft" / "model")

@@ -150,6 +150,7 @@ def test_basic_level_runs_only_when_asked_and_says_so(monkeypatch, caplog):
 # --- HumanEval --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_humaneval_canonical_solutions_pass_and_broken_ones_fail(humaneval):
     # Broken: half return None; the other half keep only the prompt (the docstring is the whole body).
     broken = ["    return None\n" if i % 2 else "" for i in range(len(humaneval))]

@@ -267,6 +267,7 @@ def test_a_crash_before_the_first_checkpoint_leaves_no_duplicate_metrics(
     assert records[0]["loss"] == 9.0 and [r["step"] for r in records[1:]] == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow
 def test_resume_after_kill_reaches_the_same_parameters(tmp_path):
     def launch(out, *extra):
         return subprocess.Popen(
