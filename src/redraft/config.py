@@ -88,7 +88,7 @@ class TaskConfig(Section):
         "exact digit string)",
     )
     pad_digits: bool = Field(
-        False,
+        True,
         description="arithmetic: zero-pad every operand to max_digits and the answer to the width of the largest "
         "possible result (058+067=0125), so each digit sits at a fixed position; small models then learn the digit "
         "alignment reliably instead of after a seed-dependent loss plateau (+ and * only)",

@@ -22,7 +22,9 @@ def test_splits_are_disjoint_and_sized():
 
 def test_answers_are_correct_and_knobs_apply():
     task = build_task(
-        TaskConfig(ops=["*", "-"], min_digits=2, max_digits=2, num_operands=3, train_size=100, test_size=10)
+        TaskConfig(
+            ops=["*", "-"], min_digits=2, max_digits=2, num_operands=3, train_size=100, test_size=10, pad_digits=False
+        )
     )
     for ex in task.train:
         assert ex.question.count("*") + ex.question.count("-") == 2
@@ -40,7 +42,7 @@ def test_checker_reads_first_number():
 
 
 def test_reverse_answer_and_impossible_sizes():
-    task = build_task(TaskConfig(reverse_answer=True, train_size=20, test_size=5))
+    task = build_task(TaskConfig(reverse_answer=True, train_size=20, test_size=5, pad_digits=False))
     ex = task.test[0]
     assert ex.answer == str(ex.fields["value"])[::-1]
     with pytest.raises(ConfigError, match="cannot draw"):
@@ -97,5 +99,5 @@ def test_padded_digits_sit_at_fixed_positions():
     assert reversed_.test[0].answer == str(reversed_.test[0].fields["value"]).zfill(4)[::-1]
     products = build_task(TaskConfig(ops=["*"], max_digits=2, train_size=20, test_size=5, pad_digits=True))
     assert all(len(e.answer) == 4 for e in products.test)  # 99*99 = 9801
-    with pytest.raises(ConfigError, match="pad_digits"):
+    with pytest.raises(ConfigError, match="set task.pad_digits: false"):
         build_task(TaskConfig(ops=["-"], pad_digits=True))

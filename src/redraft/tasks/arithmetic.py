@@ -88,7 +88,7 @@ def arithmetic_task(cfg: TaskConfig) -> Task:
     """Test, then val, then train are drawn without repeats, so the splits never overlap."""
     for knob in ("reverse_answer", "pad_digits"):
         if getattr(cfg, knob) and "-" in cfg.ops:
-            raise ConfigError(f"task: {knob} works with + and * only (negative results)")
+            raise ConfigError(f"task: {knob} works with + and * only (negative results); set task.{knob}: false")
     taken: set[str] = set()
     splits = {}
     for offset, (split, size) in enumerate((("test", cfg.test_size), ("val", cfg.val_size), ("train", cfg.train_size))):
