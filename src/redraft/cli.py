@@ -307,7 +307,7 @@ def generate(
 ) -> None:
     """Sample completions for prompts (batched, KV cache, temperature/top-p/top-k, stop strings).
 
-    Example: redraft generate --model runs/rl/model -p "12+34=" --temperature 1 --seed 0
+    Example: redraft generate --model runs/rl/model -p "012+034=" --temperature 1 --seed 0
     """
     from redraft.models import load_model
     from redraft.rollout.sampler import generate as sample
