@@ -59,104 +59,53 @@ the candidate cannot trace or read it), but they run as the caller's user with t
 and files; a fresh host temp directory is the working directory and is removed afterwards; a
 daemon that calls setsid escapes the sweep (RLIMIT_CPU still ends a busy one); as root there is
 no process cap. ``level="auto"`` (the default) refuses to run when namespaces are unavailable.
+
+Where it lives: this module chooses the level and the limits and holds the public API; a run is
+set up, started, watched and cleaned up by ``sandbox_launch`` (with ``sandbox_processes`` for uid
+slots and sweeps, ``sandbox_rootfs`` for the private root's contents, ``sandbox_pipes`` for the
+output and ``sandbox_cgroup`` for the memory cap); ``sandbox_inside*`` is what runs inside.
 """
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import inspect
-import json
 import logging
 import math
 import os
-import pwd
 import re
-import selectors
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
-from redraft.errors import ConfigError, DataError, RedraftError
+from redraft.errors import ConfigError, DataError
 from redraft.rewards.base import RewardFn, require_field
-from redraft.rewards.sandbox_cgroup import MemoryCgroups, RunCgroup, find_memory_cgroups
-from redraft.rewards.sandbox_inside import COMPILE_ERROR_EXIT, SETUP_ERROR_EXIT, SYSCALL_TABLES
+from redraft.rewards.sandbox_cgroup import MemoryCgroups, find_memory_cgroups
+from redraft.rewards.sandbox_inside_kernel import SYSCALL_TABLES
+from redraft.rewards.sandbox_launch import CGROUP_PREFIX, find_tool, run_job
+from redraft.rewards.sandbox_processes import SANDBOX_UIDS
+from redraft.rewards.sandbox_result import SandboxError, SandboxResult, Status
+
+__all__ = [
+    "CGROUP_PREFIX",
+    "SANDBOX_UIDS",
+    "Isolation",
+    "SandboxError",
+    "SandboxResult",
+    "Status",
+    "aligned_with_programs",
+    "code_reward",
+    "extract_code",
+    "isolation",
+    "run_many",
+    "run_python",
+]
 
 log = logging.getLogger(__name__)
 
-Status = Literal["passed", "failed", "timeout", "error"]
-
-# Debian policy leaves 65000-65533 unallocated; nobody (65534) may be used by services, so it is
-# left alone, and any uid here that has a passwd entry is skipped. A slot's candidate runs as
-# SANDBOX_UID_BASE + slot, its checker as that + SANDBOX_UID_SLOTS.
-SANDBOX_UID_BASE = 65_000
-SANDBOX_UID_SLOTS = 256
-SANDBOX_UIDS = range(SANDBOX_UID_BASE, SANDBOX_UID_BASE + 2 * SANDBOX_UID_SLOTS)
-CGROUP_PREFIX = "redraft-sandbox-"
 _HARNESS_MB = 64  # the checker's and the supervisor's share of a run's memory cgroup
-_SLOT_LOCK_DIR = "/run/redraft-sandbox"
-_MAX_MESSAGE = 16 * 2**20  # one argument list or result between checker and candidate
-_SWEEP_SECONDS = 2.0
-_DRAIN_SECONDS = 0.5
-_SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_INSIDE_SOURCE = Path(__file__).with_name("sandbox_inside.py").read_text()
-_SUPERVISOR_FLAGS = ("-I", "-S")  # isolated, and no site-packages: it needs only the stdlib, and starts faster
-
-# The private root: system directories the interpreter and its libraries need (a top-level one
-# that is a symlink, as with a merged /usr, is recreated as that symlink), and a few devices.
-_SYSTEM_PATHS = ("/usr/bin", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libx32",
-                 "/bin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache")  # fmt: skip
-_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
-_DEVICE_LINKS = {"/dev/fd": "/proc/self/fd", "/dev/stdin": "/proc/self/fd/0", "/dev/stdout": "/proc/self/fd/1",
-                 "/dev/stderr": "/proc/self/fd/2"}  # fmt: skip
-# Asked of the interpreter itself: its own directories, not what .pth files add (an editable
-# install would otherwise bring a source checkout into the sandbox).
-_INTERPRETER_DIRS_QUERY = """
-import json, os, site, sys, sysconfig
-paths = sysconfig.get_paths()
-dirs = [paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")] + site.getsitepackages()
-dirs += [sysconfig.get_config_var("LIBDIR") or "/", os.path.dirname(sys.executable), \
-os.path.dirname(os.path.realpath(sys.executable))]
-if sys.prefix != sys.base_prefix:
-    dirs.append(sys.prefix)  # a virtual environment: its pyvenv.cfg and bin/
-print(json.dumps(dirs))
-"""
-
-
-class SandboxError(RedraftError):
-    """The sandbox cannot run at all (as opposed to a program that fails inside it)."""
-
-
-@dataclass(frozen=True)
-class SandboxResult:
-    """What happened to one program.
-
-    status: "passed" (the program ran to the end and the tests passed), "failed" (an exception,
-    a failed test, an early exit, a value that is not plain data, the run's memory cap), "timeout"
-    (wall-clock or CPU limit), "error" (the program or the tests did not compile, the program was
-    killed by another signal, or the sandbox set-up failed). returncode is the program's exit
-    status (negative for a signal; None when it was still running when the run ended).
-    """
-
-    status: Status
-    stdout: str
-    stderr: str
-    duration: float
-    returncode: int | None
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "passed"
 
 
 @dataclass(frozen=True)
@@ -172,10 +121,6 @@ _isolation_lock = threading.Lock()
 _isolation: Isolation | None = None
 
 
-def _tool(name: str) -> str | None:
-    return shutil.which(name, path=_SAFE_PATH)
-
-
 @functools.cache
 def _memory_cgroups() -> MemoryCgroups | str:
     found = find_memory_cgroups()
@@ -184,19 +129,26 @@ def _memory_cgroups() -> MemoryCgroups | str:
     return found
 
 
+def _run_cgroups(level: Literal["namespaces", "basic"]) -> MemoryCgroups | None:
+    """Where a run at ``level`` gets its memory cgroup (only "namespaces" runs get one), if anywhere."""
+    found = _memory_cgroups() if level == "namespaces" else None
+    return found if isinstance(found, MemoryCgroups) else None
+
+
 def _probe_namespaces() -> Isolation:
     if os.geteuid() != 0:
         return Isolation("basic", "not running as root, so no uid drop or namespaces")
-    missing = [name for name in ("setpriv", "unshare") if _tool(name) is None]
+    missing = [name for name in ("setpriv", "unshare") if find_tool(name) is None]
     if missing:
         return Isolation("basic", f"util-linux tools not found: {', '.join(missing)}")
     probe_limits = _limits(
         timeout=30.0, memory_mb=512, cpu_seconds=None, max_file_mb=16, max_processes=32, max_open_files=64
     )
     try:
-        probe = _run(
+        probe = run_job(
             "import socket\nsocket.socket().connect(('127.0.0.1', 9))", tests=None, entry_point=None,
             level="namespaces", timeout=30.0, limits=probe_limits, memory_cap_mb=512 + 64 + _HARNESS_MB,
+            cgroups=_run_cgroups("namespaces"),
         )  # fmt: skip
     except (SandboxError, OSError) as error:
         return Isolation("basic", f"namespace probe could not start: {error}")
@@ -256,120 +208,7 @@ def _chosen_level(level: str) -> Literal["namespaces", "basic"]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The private root filesystem.
-
-
-@functools.cache
-def _interpreter_dirs(python: str) -> tuple[str, ...]:
-    try:
-        answer = subprocess.run(
-            [python, "-I", "-c", _INTERPRETER_DIRS_QUERY], capture_output=True, text=True, timeout=60, check=True
-        )
-        return tuple(json.loads(answer.stdout))
-    except (OSError, subprocess.SubprocessError, ValueError) as error:
-        raise SandboxError(f"cannot ask the interpreter {python} where it lives: {error}") from error
-
-
-@functools.cache
-def _root_layout(python: str) -> dict[str, Any]:
-    """What the supervisor mounts in the private root for this interpreter."""
-    binds, symlinks = set(), dict(_DEVICE_LINKS)
-    for path in (*_SYSTEM_PATHS, *_interpreter_dirs(python)):
-        path = os.path.abspath(path)
-        if os.path.dirname(path) == "/" and os.path.islink(path):
-            symlinks[path] = os.readlink(path)
-        elif os.path.exists(path):
-            binds.add(path)
-    if "/" in binds:
-        raise SandboxError(f"the interpreter {python} lives directly in /, which cannot be mounted alone")
-    outermost = sorted(path for path in binds if not any(path.startswith(other + "/") for other in binds))
-    return {
-        "binds": outermost,
-        "symlinks": symlinks,
-        "devices": [device for device in _DEVICES if os.path.exists(device)],
-    }
-
-
-# ---------------------------------------------------------------------------------------------
-# Per-run uid slots and sweeping up leftovers.
-
-
-@contextmanager
-def _uid_slot() -> Iterator[int]:
-    """Hold a slot no other run (in this or another of our processes) is using; yields the
-    candidate's uid (the checker's is that + SANDBOX_UID_SLOTS)."""
-    os.makedirs(_SLOT_LOCK_DIR, mode=0o700, exist_ok=True)
-    while True:
-        for uid in range(SANDBOX_UID_BASE, SANDBOX_UID_BASE + SANDBOX_UID_SLOTS):
-            if _has_account(uid) or _has_account(uid + SANDBOX_UID_SLOTS):
-                continue  # a real account: never run code as it
-            fd = os.open(os.path.join(_SLOT_LOCK_DIR, f"uid-{uid}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            try:
-                yield uid
-            finally:
-                os.close(fd)
-            return
-        time.sleep(0.05)
-
-
-def _has_account(uid: int) -> bool:
-    try:
-        pwd.getpwuid(uid)
-        return True
-    except KeyError:
-        return False
-
-
-def _live_processes(uids: Sequence[int] = (), in_session: int | None = None) -> list[int]:
-    """Pids (not zombies) whose real uid is in ``uids``, or that are in session ``in_session``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if uids:
-                with open(f"/proc/{entry}/status") as status_file:
-                    status = status_file.read()
-                uid_line = re.search(r"^Uid:\s+(\d+)", status, re.MULTILINE)
-                state = re.search(r"^State:\s+(\S)", status, re.MULTILINE)
-                if uid_line and int(uid_line.group(1)) in uids and not (state and state.group(1) in "ZX"):
-                    found.append(int(entry))
-            else:
-                with open(f"/proc/{entry}/stat") as stat_file:
-                    fields = stat_file.read().rsplit(")", 1)[1].split()
-                # after the command name: state, ppid, pgrp, session
-                if int(fields[3]) == in_session and fields[0] not in "ZX":
-                    found.append(int(entry))
-        except (OSError, IndexError, ValueError):
-            continue  # the process ended while we looked
-    return found
-
-
-def _sweep(**which: Any) -> None:
-    """SIGKILL every live process matching ``which`` until none is left (or give up loudly)."""
-    deadline = time.monotonic() + _SWEEP_SECONDS
-    while True:
-        pids = _live_processes(**which)
-        if not pids:
-            return
-        if time.monotonic() > deadline:
-            log.warning("sandbox: %d processes (%s) survived SIGKILL: %s", len(pids), which, pids[:10])
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.01)
-
-
-# ---------------------------------------------------------------------------------------------
-# Running one program.
+# The limits on each of a run's processes.
 
 
 def _limits(
@@ -385,212 +224,6 @@ def _limits(
         "RLIMIT_NOFILE": (max_open_files, max_open_files),
         "RLIMIT_CORE": (0, 0),
     }
-
-
-class _Capped:
-    """Keeps the first ``cap`` bytes of a stream and counts the rest."""
-
-    def __init__(self, cap: int):
-        self.cap, self.kept, self.dropped = cap, bytearray(), 0
-
-    def add(self, data: bytes) -> None:
-        room = max(0, self.cap - len(self.kept))
-        self.kept += data[:room]
-        self.dropped += len(data) - min(room, len(data))
-
-    def text(self) -> str:
-        text = self.kept.decode("utf-8", errors="replace")
-        return text + (f"\n[... {self.dropped} more bytes not kept]" if self.dropped else "")
-
-
-class _PipeReader:
-    """Reads several pipes at once so a chatty program never blocks on a full pipe."""
-
-    def __init__(self, caps: dict[int, int]):
-        self.buffers = {fd: _Capped(cap) for fd, cap in caps.items()}
-        self.selector = selectors.DefaultSelector()
-        for fd in self.buffers:
-            os.set_blocking(fd, False)
-            self.selector.register(fd, selectors.EVENT_READ)
-
-    def _pump(self, wait: float) -> None:
-        for key, _ in self.selector.select(wait):
-            if key.fd not in self.buffers:
-                continue  # the exit notification; the caller checks it
-            try:
-                data = os.read(key.fd, 1 << 16)
-            except BlockingIOError:
-                continue
-            if data:
-                self.buffers[key.fd].add(data)
-            else:
-                self.selector.unregister(key.fd)
-
-    def wait_for_exit(self, pid: int, deadline: float) -> bool:
-        """Read until process ``pid`` exits (left unreaped) or ``deadline``; True if it timed out."""
-        try:
-            exit_fd: int | None = os.pidfd_open(pid)
-            self.selector.register(exit_fd, selectors.EVENT_READ)
-        except (AttributeError, OSError):
-            exit_fd = None  # old kernel: poll for the exit every few milliseconds
-        try:
-            # WNOWAIT: the pid stays reserved, so killing its process group afterwards cannot hit a stranger
-            while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return True
-                self._pump(remaining if exit_fd is not None else min(remaining, 0.005))
-            return False
-        finally:
-            if exit_fd is not None:
-                self.selector.unregister(exit_fd)
-                os.close(exit_fd)
-
-    def drain(self, seconds: float) -> None:
-        """Read what is left; give up on pipes still held open (by an escaped process) after ``seconds``."""
-        deadline = time.monotonic() + seconds
-        while self.selector.get_map() and (remaining := deadline - time.monotonic()) > 0:
-            self._pump(remaining)
-
-    def close(self) -> None:
-        self.selector.close()
-
-
-def _namespace_argv(python: str, job_fd: int) -> list[str]:
-    return [
-        _tool("setpriv") or "setpriv", "--pdeathsig", "KILL", "--",
-        _tool("unshare") or "unshare", "--net", "--mount", "--pid", "--ipc", "--fork", "--kill-child", "--",
-        python, *_SUPERVISOR_FLAGS, "-c", _INSIDE_SOURCE, "supervisor", str(job_fd),
-    ]  # fmt: skip
-
-
-def _run(
-    program: str,
-    *,
-    tests: str | None,
-    entry_point: str | None,
-    level: Literal["namespaces", "basic"],
-    timeout: float,
-    limits: dict[str, tuple[int, int]],
-    memory_cap_mb: int,
-    tmp_mb: int = 64,
-    max_output: int = 64_000,
-    python: str | None = None,
-) -> SandboxResult:
-    python = python or sys.executable
-    job: dict[str, Any] = {
-        "python": python, "source": _INSIDE_SOURCE, "program": program, "tests": tests or "",
-        "entry_point": entry_point, "limits": limits, "max_message": _MAX_MESSAGE,
-        "filter_syscalls": os.uname().machine in SYSCALL_TABLES,
-    }  # fmt: skip
-    # An anonymous in-memory file: the job never touches a path anything could open.
-    job_fd = os.memfd_create("redraft-sandbox-job")
-    report_read, report_write = os.pipe()
-    cgroup: RunCgroup | None = None
-    try:
-        with ExitStack() as stack:
-            if level == "namespaces":
-                uid = stack.enter_context(_uid_slot())
-                uids = (uid, uid + SANDBOX_UID_SLOTS)
-                _sweep(uids=uids)  # a leftover from a crashed caller would eat this run's RLIMIT_NPROC
-                cgroups = _memory_cgroups()
-                if isinstance(cgroups, MemoryCgroups):
-                    cgroup = stack.enter_context(cgroups.run(f"{CGROUP_PREFIX}{uid}", memory_cap_mb * 2**20))
-                job["identities"] = {
-                    "candidate": {"uid": uids[0], "workdir": "/tmp"},
-                    "checker": {"uid": uids[1], "workdir": "/"},
-                }
-                job["root"] = {
-                    **_root_layout(python),
-                    "tmp_mb": tmp_mb,
-                    "tmp_owner": uid,
-                    "cgroup": cgroup and cgroup.path,
-                }
-                argv, cwd, home = _namespace_argv(python, job_fd), "/", "/tmp"
-            else:
-                cwd = home = stack.enter_context(
-                    tempfile.TemporaryDirectory(prefix="redraft-sandbox-", ignore_cleanup_errors=True)
-                )
-                job["identities"] = {role: {"uid": None, "workdir": cwd} for role in ("candidate", "checker")}
-                job["root"] = None
-                argv = [python, *_SUPERVISOR_FLAGS, "-c", _INSIDE_SOURCE, "supervisor", str(job_fd)]
-            job["report_fd"] = report_write
-            os.write(job_fd, json.dumps(job).encode())
-            os.lseek(job_fd, 0, os.SEEK_SET)
-            env = {"PATH": _SAFE_PATH, "LANG": "C.UTF-8", "HOME": home, "TMPDIR": home}
-            started = time.monotonic()
-            try:
-                proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    pass_fds=(job_fd, report_write), cwd=cwd, env=env, start_new_session=True,
-                )  # fmt: skip
-            except OSError as error:
-                raise SandboxError(f"cannot start the sandbox ({argv[0]}): {error}") from error
-            os.close(report_write)
-            report_write = -1
-            stdout_fd, stderr_fd = proc.stdout.fileno(), proc.stderr.fileno()
-            reader = _PipeReader({stdout_fd: max_output, stderr_fd: max_output, report_read: 4096})
-            timed_out = True
-            try:
-                timed_out = reader.wait_for_exit(proc.pid, started + timeout)
-            finally:
-                _kill_group(proc.pid)  # on timeout: everything; otherwise whatever stayed in the group
-                proc.wait()
-                if level == "namespaces":
-                    _sweep(uids=uids)
-                else:
-                    _sweep(in_session=proc.pid)
-                reader.drain(_DRAIN_SECONDS)
-                reader.close()
-                proc.stdout.close()
-                proc.stderr.close()
-            duration = time.monotonic() - started
-            out_of_memory = cgroup is not None and cgroup.oom_kills() > 0
-    finally:
-        for fd in (job_fd, report_read, report_write):
-            if fd >= 0:
-                os.close(fd)
-
-    report = _parse_report(reader.buffers[report_read])
-    status = _status(timed_out, report, proc.returncode, out_of_memory)
-    stderr = reader.buffers[stderr_fd].text()
-    if out_of_memory:
-        stderr += f"\n[the run went over its memory cap of {memory_cap_mb} MB and was killed]"
-    returncode = report["candidate"] if report else proc.returncode
-    return SandboxResult(status, reader.buffers[stdout_fd].text(), stderr, duration, returncode)
-
-
-def _parse_report(buffer: _Capped) -> dict[str, Any] | None:
-    """The supervisor's account of how the candidate and checker ended (None if it wrote none)."""
-    try:
-        report = json.loads(bytes(buffer.kept))
-    except ValueError:
-        return None
-    return report if isinstance(report, dict) and set(report) == {"passed", "candidate", "checker"} else None
-
-
-def _status(timed_out: bool, report: dict[str, Any] | None, returncode: int, out_of_memory: bool) -> Status:
-    if timed_out:
-        return "timeout"
-    if report is None:  # the supervisor did not finish: set-up failed, or the memory cap killed it
-        return "failed" if out_of_memory else "error"
-    ends = (report["candidate"], report["checker"])
-    if -signal.SIGXCPU in ends:
-        return "timeout"
-    if out_of_memory:  # even if the tests passed: what the run needed was more than it was given
-        return "failed"
-    if report["passed"]:
-        return "passed"
-    if any(end in (COMPILE_ERROR_EXIT, SETUP_ERROR_EXIT) or (end is not None and end < 0) for end in ends):
-        return "error"
-    return "failed"
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -636,16 +269,18 @@ def run_python(
     if entry_point is not None and tests is None:
         raise ConfigError(f"entry_point={entry_point!r} needs tests that define check(candidate)")
     chosen = _chosen_level(level)
-    memory_capped = chosen == "namespaces" and isinstance(_memory_cgroups(), MemoryCgroups)
+    cgroups = _run_cgroups(chosen)
+    memory_capped = cgroups is not None
     limits = _limits(
         timeout, memory_mb, cpu_seconds,
         max_file_mb if max_file_mb is not None else (16 if memory_capped else 4),
         max_processes if max_processes is not None else (32 if memory_capped else 8),
         max_open_files,
     )  # fmt: skip
-    return _run(
+    return run_job(
         program, tests=tests, entry_point=entry_point, level=chosen, timeout=timeout, limits=limits,
-        memory_cap_mb=memory_mb + tmp_mb + _HARNESS_MB, tmp_mb=tmp_mb, max_output=max_output, python=python,
+        memory_cap_mb=memory_mb + tmp_mb + _HARNESS_MB, cgroups=cgroups, tmp_mb=tmp_mb, max_output=max_output,
+        python=python,
     )  # fmt: skip
 
 
