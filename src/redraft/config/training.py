@@ -1,0 +1,144 @@
+"""Sections of the training loops, sampling and evaluation."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from redraft.config.base import Section
+
+
+class OptimConfig(Section):
+    lr: float = Field(1e-3, gt=0, description="AdamW peak learning rate")
+    weight_decay: float = Field(
+        0.1, ge=0, description="AdamW weight decay (not applied to 1-D parameters: norms, biases)"
+    )
+    beta1: float = Field(0.9, ge=0, lt=1, description="AdamW β1 (first-moment decay)")
+    beta2: float = Field(0.95, ge=0, lt=1, description="AdamW β2 (second-moment decay)")
+    eps: float = Field(1e-8, gt=0, description="AdamW ε (added to the denominator)")
+    warmup_steps: int = Field(50, ge=0, description="optimizer steps of linear warm-up from 0 to lr")
+    min_lr_ratio: float = Field(
+        0.1, ge=0, le=1, description="after warm-up, cosine decay to lr × this at the last step (1.0 = constant lr)"
+    )
+    grad_clip: float = Field(1.0, gt=0, description="clip the global gradient norm to this before each step")
+
+
+class FreezeConfig(Section):
+    embeddings: bool = Field(False, description="do not train the input embeddings")
+    layers: int = Field(0, ge=0, description="freeze the first N transformer blocks")
+
+
+class LoraConfig(Section):
+    enabled: bool = Field(
+        False, description="train LoRA adapters instead of all weights (the exported model has them merged)"
+    )
+    r: int = Field(8, ge=1, description="LoRA rank")
+    alpha: float = Field(16.0, description="LoRA scaling numerator: the update is scaled by alpha / r")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input")
+    target_modules: list[str] = Field(
+        ["q_proj", "k_proj", "v_proj", "o_proj"], description="names of the linear layers that get adapters"
+    )
+
+
+class TrainConfig(Section):
+    max_steps: int = Field(500, ge=1, description="optimizer steps")
+    batch_size: int = Field(
+        64,
+        ge=1,
+        description="sequences per micro-batch, over all processes (a multiple of their number); a step takes "
+        "grad_accum_steps micro-batches",
+    )
+    grad_accum_steps: int = Field(1, ge=1, description="micro-batches accumulated into one optimizer step")
+    max_length: int = Field(
+        128, ge=4, description="training sequences (prompt + target, tokens) are cut to this length"
+    )
+    log_every: int = Field(10, ge=1, description="log the training loss every N steps")
+    eval_every: int = Field(
+        100,
+        ge=1,
+        description="validation every N steps: loss (and greedy accuracy for SFT, two-attempt checks for Pair-SFT); "
+        "the best model so far is exported",
+    )
+    eval_accuracy_problems: int = Field(
+        128,
+        ge=0,
+        description="SFT: greedy accuracy on this many validation problems at each validation (Pair-SFT: the "
+        "two-attempt checks); 0 = off",
+    )
+    max_new_tokens: int = Field(
+        16,
+        ge=1,
+        description="SFT: most tokens per greedy answer in that validation-accuracy check (the stage's answer length)",
+    )
+    save_every: int = Field(100, ge=1, description="write a resumable checkpoint every N steps")
+    keep_checkpoints: int = Field(2, ge=1, description="keep only the newest N checkpoints")
+    patience: int = Field(0, ge=0, description="early stopping after N validations without improvement; 0 = off")
+    max_seconds: float | None = Field(
+        None, gt=0, description="wall-clock budget: stop after the step that reaches it (None: max_steps alone)"
+    )
+    optim: OptimConfig = Field(OptimConfig(), description="AdamW and its warm-up + cosine learning-rate schedule")
+    freeze: FreezeConfig = Field(FreezeConfig(), description="parts of the model kept fixed")
+    lora: LoraConfig = Field(LoraConfig(), description="LoRA adapters (peft)")
+
+
+class SamplingConfig(Section):
+    temperature: float = Field(0.0, ge=0, description="sampling temperature; 0 = greedy")
+    top_p: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="nucleus sampling: keep the smallest set of tokens with this much probability (1 = off)",
+    )
+    top_k: int = Field(0, ge=0, description="keep only the k most likely tokens (0 = off)")
+    max_new_tokens: int = Field(16, ge=1, description="most tokens generated per completion")
+    stop: list[str] = Field(
+        [],
+        description="strings that end a completion; the string is cut from the text. Special tokens such as "
+        "<|im_end|> work too; the model's EOS tokens (generation_config's list included) always end one",
+    )
+    batch_size: int = Field(512, ge=1, description="prompts generated together in one batch")
+    backend: Literal["auto", "fast", "hf"] = Field(
+        "auto",
+        description="fast = redraft's fused decode path for plain Llama models, hf = the model's own forward, "
+        "auto = fast where it applies; both give the same tokens",
+    )
+
+
+class EvalSettings(Section):
+    split: Literal["val", "test"] = Field("test", description="the split evaluated")
+    num_problems: int | None = Field(
+        None, ge=1, description="evaluate the first N problems of the split (None: the whole split)"
+    )
+    k: int = Field(8, ge=1, description="samples per problem for pass@k (pass@1, 2, 4, … up to k)")
+    temperature: float = Field(
+        1.0, gt=0, description="temperature of the pass@k samples (and of the inference-scaling samples)"
+    )
+    max_new_tokens: int = Field(16, ge=1, description="most tokens generated per answer (per attempt)")
+    stop: list[str] = Field(
+        [],
+        description="strings that end an answer, cut from its text before it is checked (special tokens such as "
+        "<|im_end|> too)",
+    )
+    batch_size: int = Field(512, ge=1, description="prompts generated together in one batch")
+    # Self-correction (`redraft eval --self-correct`): attempt 1 at first_temperature, later attempts greedy.
+    self_correct: bool = Field(
+        False,
+        description="measure self-correction (Acc@t1, Acc@t2, Δ, …) instead of accuracy and pass@k (--self-correct)",
+    )
+    first_temperature: float = Field(
+        0.0,
+        ge=0,
+        description="self-correction: temperature of attempt 1 (0 = greedy, the headline); later attempts are greedy",
+    )
+    scaling_budgets: list[int] = Field(
+        [],
+        description="self-correction: inference-scaling budgets B, even numbers (generations per problem: B samples "
+        "+ majority vote against B/2 self-corrected samples + vote); [] = off",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> EvalSettings:
+        if any(b < 2 or b % 2 for b in self.scaling_budgets):
+            raise ValueError(f"scaling_budgets must be even numbers >= 2 (got {self.scaling_budgets})")
+        return self
