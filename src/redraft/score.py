@@ -19,23 +19,26 @@ Hyper-parameters are meant to be chosen on the validation split (``val`` metrics
 
 from __future__ import annotations
 
-import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from accelerate.utils import set_seed
 
+from redraft.algorithms import stage_credit
 from redraft.config import ScoreConfig
 from redraft.data.sequences import TokenizedData
 from redraft.distributed import on_main_process
 from redraft.errors import RedraftError
-from redraft.evaluation.self_correction import (
-    ScalingResult,
-    SelfCorrectionResult,
-    evaluate_self_correction,
-    inference_scaling,
+from redraft.evaluation.score import (
+    SINGLE_ATTEMPT,
+    evaluate_method,
+    results_of,
+    score_report,
+    seeds_table,
+    self_correction_check,
 )
 from redraft.fsutil import write_json_atomic
 from redraft.models import default_device, load_model
@@ -52,14 +55,13 @@ from redraft.training.score import (
     first_attempt_correct_or_later,
     pair_sft_episodes,
     rebalance_wrong_drafts,
-    stage_credit,
     star_episodes,
     train_self_correction_rl,
 )
 
-# Methods trained for one attempt only: reports show their Acc@t1 and nothing of later attempts.
-SINGLE_ATTEMPT = ("control",)
-CHECK_METRICS = ("acc@t1", "acc@t2", "delta", "delta_i2c", "delta_c2i", "changed")
+# The job and its report: the report lives with the other evaluation code (redraft.evaluation.score), but
+# the job's callers (the CLI, the main job, bench) import it from here.
+__all__ = ["SINGLE_ATTEMPT", "results_of", "run_score", "score_report", "seeds_table"]
 
 
 def _sft_stage(
@@ -93,32 +95,6 @@ def _sft_stage(
         anchor=anchor,
     )
     return {**asdict(result), "model_dir": str(result.model_dir)}
-
-
-def _self_correction_check(cfg: ScoreConfig, task: Task, tokenizer) -> ValMetricsFn | None:
-    """Greedy two-attempt metrics on the first ``pair_sft.eval_accuracy_problems`` validation problems.
-
-    Pair-SFT's validation loss mixes copying right drafts with fixing wrong ones, so it can fall while
-    attempt 2 learns to copy, over-edit or garble; these curves show which one a run is doing.
-    """
-    problems = task.val[: cfg.score.pair_sft.eval_accuracy_problems]
-    if not problems:
-        return None
-
-    def check(model) -> dict[str, float]:
-        result = evaluate_self_correction(
-            model,
-            tokenizer,
-            task,
-            problems,
-            cfg.score.protocol,
-            max_new_tokens=cfg.score.eval.max_new_tokens,
-            seed=cfg.run.seed,
-        )
-        # "@" would be a poor TensorBoard tag: acc@t1 is logged as val_acc_t1
-        return {f"val_{name.replace('@', '_')}": result.metrics[name] for name in CHECK_METRICS}
-
-    return check
 
 
 def _pair_sft(
@@ -178,7 +154,7 @@ def _pair_sft(
         log,
         resume,
         tokenizer,
-        val_metrics=_self_correction_check(cfg, task, tokenizer),
+        val_metrics=self_correction_check(cfg, task, tokenizer),
         anchor=Anchor(base, s.pair_sft_anchor) if anchored else None,
     )
     return {**result, **mix, "seconds": time.perf_counter() - started}
@@ -293,43 +269,87 @@ def _rl(
     )
 
 
-def _evaluate(cfg: ScoreConfig, task: Task, model_dir: str, out_dir: Path, scaling: bool) -> dict[str, Any]:
+# Runs one sub-stage in its folder unless an earlier run finished it, and records its result:
+# stage(name, train) calls train(stage_dir) and returns what it returned.
+StageRunner = Callable[[str, Callable[[Path], dict[str, Any]]], dict[str, Any]]
+
+
+def _train_score(job: dict[str, Any], stage: StageRunner) -> tuple[str, str, float]:
+    """Pair-SFT -> Stage I -> Stage II: the Pair-SFT and SCoRe models and the seconds the three took."""
+    s = job["cfg"].score
+    pair = stage("pair_sft", lambda d: _pair_sft(**job, out_dir=d))
+    base = pair["model_dir"]
+    stage1 = stage(
+        "stage1",
+        lambda d: _rl(
+            **job,
+            out_dir=d,
+            stage="score_stage1",
+            model_path=base,
+            reference_path=base,
+            iterations=s.stage1_iterations,
+            multi_turn=True,
+            credit=stage_credit(1, s.protocol.attempts, s.alpha, s.beta1, s.beta2),
+            first_turn_temperature=s.stage1_first_temperature,
+        ),
+    )
+    stage2 = stage(
+        "stage2",
+        lambda d: _rl(
+            **job,
+            out_dir=d,
+            stage="score_stage2",
+            model_path=stage1["model_dir"],
+            reference_path=base,
+            iterations=s.stage2_iterations,
+            multi_turn=True,
+            credit=stage_credit(2, s.protocol.attempts, s.alpha, s.beta1, s.beta2),
+        ),
+    )
+    return base, stage2["model_dir"], pair["seconds"] + stage1["seconds"] + stage2["seconds"]
+
+
+def _train_baselines(job: dict[str, Any], stage: StageRunner, base: str, score_seconds: float) -> dict[str, str]:
+    """The configured baselines' models by method, trained from the Pair-SFT model ``base`` (the control
+    from the SFT model, for ``score_seconds``)."""
+    cfg = job["cfg"]
     s = cfg.score
-    model, tokenizer = load_model(model_dir).to(default_device()), load_tokenizer(model_dir)
-    common = {
-        "max_new_tokens": s.eval.max_new_tokens,
-        "batch_size": s.eval.batch_size,
-        "seed": cfg.run.seed,
+    both = s.stage1_iterations + s.stage2_iterations
+    models = {"prompting": cfg.model.path, "pair_sft": base}
+    if "star" in s.baselines:
+        models["star"] = stage("star", lambda d: _star(**job, base=base, out_dir=d))["model_dir"]
+    rl_baselines = {
+        "single_turn_rl": {"model_path": base, "iterations": both, "multi_turn": False},
+        "multiturn_rl": {"model_path": base, "iterations": both, "multi_turn": True, "reward_turns": "last"},
+        # Iterations are a ceiling only: the wall-clock budget is what stops the control.
+        "control": {
+            "model_path": cfg.model.path,
+            "iterations": 100 * max(both, 1),
+            "multi_turn": False,
+            "max_seconds": score_seconds,
+        },
     }
-    test = task.split(s.eval.split)[: s.eval.num_problems]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = {
-        "test": evaluate_self_correction(
-            model,
-            tokenizer,
-            task,
-            test,
-            s.protocol,
-            samples_path=out_dir / "samples.jsonl",
-            **common,
-        ),
-        "test_sampled_t1": evaluate_self_correction(
-            model, tokenizer, task, test, s.protocol, first_temperature=1.0, **common
-        ),
-        "val": evaluate_self_correction(model, tokenizer, task, task.val, s.protocol, **common) if task.val else None,
-    }
-    if scaling and s.eval.scaling_budgets:
-        out["scaling"] = inference_scaling(
-            model,
-            tokenizer,
-            task,
-            test,
-            s.protocol,
-            s.eval.scaling_budgets,
-            temperature=s.eval.temperature,
-            **common,
+    for name, settings in rl_baselines.items():
+        if name in s.baselines:
+            models[name] = stage(
+                name,
+                lambda d, name=name, settings=settings: _rl(**job, out_dir=d, stage=name, **settings),
+            )["model_dir"]
+    return {name: path for name, path in models.items() if name in s.baselines}
+
+
+def _evaluate_methods(cfg: ScoreConfig, task: Task, models: dict[str, str], out_dir: Path) -> dict[str, Any]:
+    """Every method's evaluations, each kept in ``out_dir/eval/<method>/`` (scaling curves: SCoRe and Pair-SFT)."""
+    evaluations = {}
+    for method, model_dir in models.items():
+        eval_dir = out_dir / "eval" / method
+        evaluations[method] = main_process_stage(
+            eval_dir,
+            lambda model_dir=model_dir, eval_dir=eval_dir, method=method: evaluate_method(
+                cfg, task, model_dir, eval_dir, scaling=method in ("score", "pair_sft")
+            ),
         )
-    return {key: asdict(value) if value is not None else None for key, value in out.items()}
+    return evaluations
 
 
 def run_score(
@@ -346,192 +366,27 @@ def run_score(
     """
     if not cfg.model.path:
         raise RedraftError("score needs model.path (a single-attempt SFT checkpoint; use --model PATH)")
-    s = cfg.score
     task = task or build_task(cfg.task)
     tokenizer = load_tokenizer(cfg.model.path)
     task.use_tokenizer(tokenizer)  # chat prompts are rendered by its chat template
     out_dir.mkdir(parents=True, exist_ok=True)
     stages: dict[str, dict[str, Any]] = {}
 
-    def stage(name: str, train) -> dict[str, Any]:
+    def stage(name: str, train: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
         stage_dir = out_dir / name
         if not (done := stage_result(stage_dir)):
             done = finish_stage(stage_dir, train(stage_dir))
         stages[name] = done
         return done
 
-    pair = stage("pair_sft", lambda d: _pair_sft(cfg, task, tokenizer, d, log, resume))
-    base = pair["model_dir"]
-    rl = {
-        "cfg": cfg,
-        "task": task,
-        "tokenizer": tokenizer,
-        "log": log,
-        "resume": resume,
-    }
-    stage1 = stage(
-        "stage1",
-        lambda d: _rl(
-            **rl,
-            out_dir=d,
-            stage="score_stage1",
-            model_path=base,
-            reference_path=base,
-            iterations=s.stage1_iterations,
-            multi_turn=True,
-            credit=stage_credit(1, s.protocol.attempts, s.alpha, s.beta1, s.beta2),
-            first_turn_temperature=s.stage1_first_temperature,
-        ),
-    )
-    stage2 = stage(
-        "stage2",
-        lambda d: _rl(
-            **rl,
-            out_dir=d,
-            stage="score_stage2",
-            model_path=stage1["model_dir"],
-            reference_path=base,
-            iterations=s.stage2_iterations,
-            multi_turn=True,
-            credit=stage_credit(2, s.protocol.attempts, s.alpha, s.beta1, s.beta2),
-        ),
-    )
-    score_seconds = pair["seconds"] + stage1["seconds"] + stage2["seconds"]
-    both = s.stage1_iterations + s.stage2_iterations
-    models = {"prompting": cfg.model.path, "pair_sft": base}
-    if "star" in s.baselines:
-        models["star"] = stage("star", lambda d: _star(cfg, task, tokenizer, base, d, log, resume))["model_dir"]
-    rl_baselines = {
-        "single_turn_rl": {"model_path": base, "iterations": both, "multi_turn": False},
-        "multiturn_rl": {
-            "model_path": base,
-            "iterations": both,
-            "multi_turn": True,
-            "reward_turns": "last",
-        },
-        # Iterations are a ceiling only: the wall-clock budget is what stops the control.
-        "control": {
-            "model_path": cfg.model.path,
-            "iterations": 100 * max(both, 1),
-            "multi_turn": False,
-            "max_seconds": score_seconds,
-        },
-    }
-    for name, settings in rl_baselines.items():
-        if name in s.baselines:
-            models[name] = stage(
-                name,
-                lambda d, name=name, settings=settings: _rl(**rl, out_dir=d, stage=name, **settings),
-            )["model_dir"]
-    models = {name: path for name, path in models.items() if name in s.baselines}
-    models["score"] = stage2["model_dir"]
-
-    evaluations = {}
-    for method, model_dir in models.items():
-        eval_dir = out_dir / "eval" / method
-        evaluations[method] = main_process_stage(
-            eval_dir,
-            lambda model_dir=model_dir, eval_dir=eval_dir, method=method: _evaluate(
-                cfg, task, model_dir, eval_dir, scaling=method in ("score", "pair_sft")
-            ),
-        )
+    # the arguments every sub-stage's trainer takes
+    job = {"cfg": cfg, "task": task, "tokenizer": tokenizer, "log": log, "resume": resume}
+    base, score_model, score_seconds = _train_score(job, stage)
+    models = {**_train_baselines(job, stage, base, score_seconds), "score": score_model}
     summary = {
         "stages": stages,
-        "evaluations": evaluations,
+        "evaluations": _evaluate_methods(cfg, task, models, out_dir),
         "score_pipeline_seconds": score_seconds,
     }
     on_main_process(lambda: write_json_atomic(out_dir / "score.json", summary))
     return summary
-
-
-def results_of(evaluations: dict[str, Any], key: str = "test") -> dict[str, SelfCorrectionResult]:
-    return {method: SelfCorrectionResult(**ev[key]) for method, ev in evaluations.items() if ev.get(key)}
-
-
-def scaling_of(evaluations: dict[str, Any]) -> dict[str, ScalingResult]:
-    return {method: ScalingResult(**ev["scaling"]) for method, ev in evaluations.items() if ev.get("scaling")}
-
-
-def score_report(
-    summary: dict[str, Any],
-    records: list[dict[str, Any]],
-    out_dir: Path,
-    heading: str = "## Self-correction (SCoRe)",
-) -> str:
-    """Markdown for report.md: the methods' table (test, greedy/greedy), the sampled-attempt-1 variant,
-    validation rows, training time per stage, and the training-curve / scaling PNGs (written to ``out_dir``)."""
-    from redraft.evaluation.plots import plot_inference_scaling, plot_self_correction, self_correction_stages
-    from redraft.evaluation.self_correction import render_self_correction_section
-
-    evaluations = summary["evaluations"]
-    scaling = scaling_of(evaluations)
-    lines = [
-        render_self_correction_section(results_of(evaluations), scaling, heading=heading, single_attempt=SINGLE_ATTEMPT)
-    ]
-    for key, title in (
-        ("test_sampled_t1", "### Attempt 1 sampled (T = 1), attempt 2 greedy"),
-        ("val", "### Validation split (for choosing hyper-parameters)"),
-    ):
-        section = render_self_correction_section(
-            results_of(evaluations, key), None, heading=title, single_attempt=SINGLE_ATTEMPT
-        )
-        lines.append(section.split("For reference")[0])
-    lines += [
-        "### Training time",
-        "",
-        "| stage | seconds | iterations / steps |",
-        "|---|---|---|",
-    ]
-    for name, stage in summary["stages"].items():
-        count = stage.get("iterations", stage.get("steps", stage.get("successful_corrections", "")))
-        lines.append(f"| {name} | {stage.get('seconds', 0):.0f} | {count} |")
-    lines.append(
-        f"\nSCoRe pipeline (Pair-SFT + Stage I + Stage II): {summary['score_pipeline_seconds']:.0f} s — the "
-        "single-attempt control's wall-clock budget.\n"
-    )
-    stages = self_correction_stages(records, ("pair_sft", "score_stage1", "score_stage2", "multiturn_rl"))
-    plots = []
-    if stages:
-        plots.append(plot_self_correction(records, stages, out_dir / "self_correction.png").name)
-    if scaling:
-        plots.append(plot_inference_scaling(scaling, out_dir / "inference_scaling.png").name)
-    lines += [f"![{p}]({p})" for p in plots]
-    return "\n".join(lines) + "\n"
-
-
-def seeds_table(summaries: dict[str, dict[str, Any]], key: str = "test") -> str:
-    """Markdown over several ``score.json`` summaries (one per seed): each method's mean ± sd of the
-    self-correction metrics and each seed's Δ with its 95% CI (measurements only)."""
-    per_run = {run: results_of(summary["evaluations"], key) for run, summary in summaries.items()}
-    methods = [m for m in next(iter(per_run.values())) if all(m in results for results in per_run.values())]
-    if not methods:
-        raise RedraftError(f"no method was evaluated on '{key}' in every run")
-    columns = ("acc@t1", "acc@t2", "delta", "delta_i2c", "delta_c2i", "changed")
-    lines = [
-        (
-            f"{len(summaries)} runs ({', '.join(summaries)}), split `{key}`; percent of all problems, "
-            "mean ± sd over the runs; the last column is each run's Δ ± its paired 95% CI."
-        ),
-        "",
-        "| method | Acc@t1 | Acc@t2 | Δ | Δ^{i→c} | Δ^{c→i} | changed | Δ per run |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for method in methods:
-        results = [per_run[run][method] for run in summaries]
-        cells = []
-        single = method in SINGLE_ATTEMPT
-        for column in columns:
-            values = [100 * r.metrics[column] for r in results]
-            mean = statistics.mean(values)
-            sd = statistics.stdev(values) if len(values) > 1 else 0.0
-            if single and column != "acc@t1":
-                cells.append("–")
-                continue
-            cells.append(f"{mean:+.1f} ± {sd:.1f}" if column == "delta" else f"{mean:.1f} ± {sd:.1f}")
-        each = (
-            "–"
-            if single
-            else ", ".join(f"{100 * r.metrics['delta']:+.1f} ± {100 * r.ci95['delta']:.1f}" for r in results)
-        )
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {each} |")
-    return "\n".join(lines) + "\n"

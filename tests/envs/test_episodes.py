@@ -2,8 +2,8 @@ import torch
 
 from redraft.config import SamplingConfig
 from redraft.envs import Environment, SingleTurnEnv, StepResult
+from redraft.rollout.batch import collate_episodes
 from redraft.rollout.episodes import run_episodes
-from redraft.training.rl import collate_episodes
 
 
 class TwoTurnEnv(Environment):

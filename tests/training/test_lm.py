@@ -11,6 +11,7 @@ from redraft.config import LoggingConfig, TrainConfig
 from redraft.data.sequences import collate, micro_batch_rows, pretraining_data, sft_data
 from redraft.errors import TrainingError
 from redraft.training import lm as lm_module
+from redraft.training import loop as loop_module
 from redraft.training.logging import MetricsLog
 from redraft.training.losses import masked_kl_to_reference_sum
 
@@ -257,11 +258,11 @@ def test_a_crash_before_the_first_checkpoint_leaves_no_duplicate_metrics(
     tmp_path, micro_model, tokenizer, micro_task, monkeypatch
 ):
     MetricsLog(tmp_path / "metrics.jsonl").write("sft", 1, loss=9.0)  # an earlier run under the same stage name
-    real_save = lm_module.save_checkpoint
-    monkeypatch.setattr(lm_module, "save_checkpoint", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("killed")))
+    # the shared training loop saves the checkpoints
+    monkeypatch.setattr(loop_module, "save_checkpoint", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("killed")))
     with pytest.raises(RuntimeError, match="killed"):
         _train(tmp_path, micro_model, tokenizer, micro_task, val=False, max_steps=6)  # dies saving step 3
-    monkeypatch.setattr(lm_module, "save_checkpoint", real_save)
+    monkeypatch.undo()
     _, log = _train(tmp_path, micro_model, tokenizer, micro_task, val=False, max_steps=6, resume=True)
     records = log.read("sft")
     assert records[0]["loss"] == 9.0 and [r["step"] for r in records[1:]] == [1, 2, 3, 4, 5, 6]

@@ -2,6 +2,7 @@
 
 import pytest
 
+from redraft.algorithms import stage_credit
 from redraft.config import LoggingConfig, RLSection, SelfCorrectionSection
 from redraft.envs import Episode, Turn
 from redraft.models import save_model
@@ -14,7 +15,6 @@ from redraft.training.score import (
     first_attempt_correct_or_later,
     pair_sft_episodes,
     rebalance_wrong_drafts,
-    stage_credit,
     successful_corrections,
     train_self_correction_rl,
 )

@@ -23,10 +23,12 @@ from redraft.algorithms.losses import (
     value_loss,
 )
 from redraft.algorithms.masked import masked_mean, masked_sum, masked_var, masked_whiten
+from redraft.algorithms.self_correction import TurnCredit, stage_credit
 
 __all__ = [
     "AdaptiveKLController",
     "FixedKLController",
+    "TurnCredit",
     "aggregate_loss",
     "aggregation_units",
     "bradley_terry_loss",
@@ -47,6 +49,7 @@ __all__ = [
     "ppo_policy_loss",
     "reinforce_pp_advantages",
     "rloo_advantages",
+    "stage_credit",
     "turns_to_tokens",
     "uniform_group_share",
     "value_loss",

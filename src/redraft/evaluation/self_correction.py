@@ -2,17 +2,17 @@
 
 The model answers (attempt 1), sees the fixed correction instruction of
 :class:`~redraft.envs.SelfCorrectionEnv` and answers again (attempt 2, ...). With more than two
-attempts the metrics compare the first attempt with the last one. Every metric is a mean of one
-per-problem value, so its 95% CI is the normal approximation of that mean
-(:func:`~redraft.evaluation.metrics.mean_ci95`); Δ is paired: its per-problem value is
-``correct_last - correct_first``, which equals ``[i→c] - [c→i]`` problem by problem.
+attempts the metrics (:func:`~redraft.evaluation.metrics.self_correction_metrics`) compare the
+first attempt with the last one. Every metric is a mean of one per-problem value, so its 95% CI is
+the normal approximation of that mean (:func:`~redraft.evaluation.metrics.mean_ci95`); Δ is
+paired: its per-problem value is ``correct_last - correct_first``, which equals ``[i→c] - [c→i]``
+problem by problem.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,12 +25,14 @@ from redraft.config import EvalConfig, SamplingConfig, SelfCorrectionSection
 from redraft.envs import SelfCorrectionEnv
 from redraft.envs.base import Episode
 from redraft.errors import RedraftError
-from redraft.evaluation.metrics import mean_ci95
+
+# the vote and edit distance live with the other metrics; they stay importable from here too
+from redraft.evaluation.metrics import majority_vote as majority_vote
+from redraft.evaluation.metrics import normalized_edit_distance as normalized_edit_distance
+from redraft.evaluation.metrics import self_correction_metrics, vote_accuracy
 from redraft.fsutil import write_json_atomic
 from redraft.rollout.episodes import run_episodes
 from redraft.tasks.base import Example, Task
-
-METRICS = ("acc@t1", "acc@t2", "delta", "delta_i2c", "delta_c2i", "changed", "changed_text", "edit_ratio")
 
 # Kumar et al. 2024 (arXiv 2409.12917), Table: MATH500 with Gemini 1.5 Flash, in percent:
 # (Acc@t1, Acc@t2, Δ, Δ^{i→c}, Δ^{c→i}). The paper reports no "changed" share.
@@ -42,79 +44,8 @@ PAPER_MATH500 = {
     "SCoRe": (60.0, 64.4, 4.4, 5.8, 1.4),
 }
 
-
-def normalized_edit_distance(a: str, b: str) -> float:
-    """Levenshtein distance (insert/delete/substitute, cost 1) divided by the longer length: 0 = same text."""
-    if not a and not b:
-        return 0.0
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, start=1):
-        current = [i]
-        for j, char_b in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
-        previous = current
-    return previous[-1] / max(len(a), len(b))
-
-
-def self_correction_metrics(
-    correct: Sequence[Sequence[bool]],
-    answers: Sequence[Sequence[str | None]],
-    texts: Sequence[Sequence[str]],
-) -> dict[str, tuple[float, float]]:
-    """Metric name → (value, 95% CI half-width) from per-problem, per-attempt verdicts, extracted answers, texts.
-
-    All fractions are of ALL problems. ``changed`` compares extracted answers (no answer counts as
-    an answer of its own), ``changed_text`` the raw texts; ``edit_ratio`` is the mean
-    :func:`normalized_edit_distance` between the first and last attempt's texts.
-    """
-    if not correct:
-        raise ValueError("no problems to score")
-    if any(len(attempts) < 2 for attempts in correct):
-        raise ValueError("every problem needs at least two attempts")
-    first = [float(c[0]) for c in correct]
-    last = [float(c[-1]) for c in correct]
-    i2c = [float(not a and b) for a, b in zip(first, last)]
-    c2i = [float(a and not b) for a, b in zip(first, last)]
-    per_problem = {
-        "acc@t1": first,
-        "acc@t2": last,
-        "delta_i2c": i2c,
-        "delta_c2i": c2i,
-        "changed": [float(a[0] != a[-1]) for a in answers],
-        "changed_text": [float(t[0] != t[-1]) for t in texts],
-        "edit_ratio": [normalized_edit_distance(t[0], t[-1]) for t in texts],
-    }
-    result = {name: mean_ci95(values) for name, values in per_problem.items()}
-    _, delta_ci = mean_ci95([b - a for a, b in zip(first, last)])
-    # Δ's value is taken as the difference of the two transition shares so that the identity
-    # Δ = Δ^{i→c} − Δ^{c→i} holds bit for bit (it equals mean(last − first) up to rounding).
-    result["delta"] = (result["delta_i2c"][0] - result["delta_c2i"][0], delta_ci)
-    return {name: result[name] for name in METRICS}
-
-
-def majority_vote(answers: Sequence[str | None]) -> int | None:
-    """Index of the first sample carrying the most frequent answer; ties go to the answer seen first.
-
-    Samples without an answer do not vote; None when no sample has one.
-    """
-    counts = Counter(a for a in answers if a is not None)
-    if not counts:
-        return None
-    top = max(counts.values())
-    return next(i for i, a in enumerate(answers) if a is not None and counts[a] == top)
-
-
-def vote_accuracy(
-    answers: Sequence[Sequence[str | None]], correct: Sequence[Sequence[bool]], votes: int
-) -> tuple[float, float]:
-    """Accuracy (± CI) of the majority vote over each problem's first ``votes`` samples."""
-    scores = []
-    for problem_answers, problem_correct in zip(answers, correct):
-        if len(problem_answers) < votes:
-            raise ValueError(f"a majority vote over {votes} samples needs {votes}, got {len(problem_answers)}")
-        winner = majority_vote(problem_answers[:votes])
-        scores.append(float(winner is not None and problem_correct[winner]))
-    return mean_ci95(scores)
+# The metrics a table of results shows, one column each.
+TABLE_METRICS = ("acc@t1", "acc@t2", "delta", "delta_i2c", "delta_c2i", "changed")
 
 
 @dataclass
@@ -309,7 +240,7 @@ def render_self_correction_section(
 
     Rows named in ``single_attempt`` (a model never trained on the two-attempt format, such as the
     single-attempt control) show Acc@t1 only: their later attempts measure nothing."""
-    columns = ("acc@t1", "acc@t2", "delta", "delta_i2c", "delta_c2i", "changed")
+    columns = TABLE_METRICS
     header = "| method | Acc@t1 | Acc@t2 | Δ(t1,t2) | Δ^{i→c} | Δ^{c→i} | changed |"
     rule = "|---|---|---|---|---|---|---|"
     lines = [heading, ""]

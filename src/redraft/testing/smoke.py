@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from redraft.algorithms import stage_credit
 from redraft.config import (
     DPOSection,
     LoggingConfig,
@@ -41,7 +42,6 @@ from redraft.training.lm import train_lm
 from redraft.training.logging import MetricsLog
 from redraft.training.reward_model import train_reward_model
 from redraft.training.rl import train_rl
-from redraft.training.score import stage_credit
 
 RL_TRAINERS = ("grpo", "rloo", "reinforce_pp", "ppo", "score")
 TRAINERS = ("sft", "reward_model", "dpo", *RL_TRAINERS)

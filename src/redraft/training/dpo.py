@@ -25,12 +25,13 @@ from redraft.errors import RedraftError
 from redraft.evaluation.evaluate import greedy_accuracy
 from redraft.models.adapters import apply_freeze, apply_lora, plain_model
 from redraft.models.build import load_model, save_model
+from redraft.rollout.batch import sequence_logprobs
 from redraft.rollout.sampler import generate
 from redraft.tasks.base import Task
 from redraft.training.logging import MetricsLog
+from redraft.training.loop import Monitor
 from redraft.training.pairwise import (
     Batch,
-    Monitor,
     PairData,
     chosen_nll,
     pair_batch,
@@ -38,7 +39,6 @@ from redraft.training.pairwise import (
     split_pair_outputs,
     train_pairwise,
 )
-from redraft.training.rl import sequence_logprobs
 
 
 def completion_logprobs(model, batch: Batch) -> torch.Tensor:

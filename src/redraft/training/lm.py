@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate.utils import broadcast_object_list, set_seed
+from accelerate.utils import set_seed
 from transformers import PreTrainedModel
 
 from redraft.config import LoggingConfig, TrainConfig
@@ -25,18 +25,8 @@ from redraft.distributed import global_sum, require_divisible
 from redraft.errors import TrainingError
 from redraft.models.adapters import apply_freeze, apply_lora, plain_model
 from redraft.models.build import save_model
-from redraft.training.checkpoint import (
-    latest_checkpoint,
-    require_finite_weights,
-    save_checkpoint,
-    start_or_resume,
-)
-from redraft.training.logging import (
-    MetricsLog,
-    finish_trackers,
-    make_accelerator,
-    progress_bar,
-)
+from redraft.training.logging import MetricsLog
+from redraft.training.loop import Monitor, Schedule, TrainingLoop, Validation
 from redraft.training.losses import masked_kl_to_reference_sum, masked_lm_loss_sum
 from redraft.training.optim import build_optimizer, build_scheduler
 
@@ -113,144 +103,115 @@ def train_lm(
     if len(train) < cfg.batch_size:
         raise TrainingError(f"{stage}: {len(train)} training examples, fewer than one batch of {cfg.batch_size}")
 
-    accelerator = make_accelerator(out_dir, logging, stage, cfg.model_dump(mode="json"))
+    loop = TrainingLoop(
+        stage=stage,
+        out_dir=out_dir,
+        log=log,
+        logging=logging,
+        config=cfg.model_dump(mode="json"),
+        hint="Try a lower train.optim.lr or check the data.",
+        started=started,
+    )
+    accelerator, rank, world = loop.accelerator, loop.rank, loop.world
     optimizer = build_optimizer(model, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.max_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     trainable = [p for p in model.parameters() if p.requires_grad]
     if anchor is not None:
         reference = anchor.reference.to(accelerator.device).eval().requires_grad_(False)
-    model_dir, checkpoints = out_dir / "model", out_dir / "checkpoints"
-
-    loop = {"best_val_loss": math.inf, "evals_without_improvement": 0, "train_loss": math.nan}
-    first_step = 1
-    resumed = start_or_resume(accelerator, checkpoints, stage, log, resume)
-    if resumed is not None:
-        loop = resumed
-        first_step = loop.pop("step") + 1
-
-    def export() -> None:
-        if accelerator.is_main_process:
-            save_model(plain_model(accelerator.unwrap_model(model)), tokenizer, model_dir)
-        accelerator.wait_for_everyone()
-
-    stopped_early = False
-    last_step = first_step - 1
+    state = {"best_val_loss": math.inf, "evals_without_improvement": 0, "train_loss": math.nan}
+    first_step = loop.resume(resume, state)
+    require_divisible("train.batch_size", cfg.batch_size, world)
     # Rows cut at train.max_length (the data warned already): logged with the first step's metrics.
     first_metrics = {"truncated_rows": train.truncated} if train.truncated and first_step == 1 else {}
-    model.train()
-    rank, world = accelerator.process_index, accelerator.num_processes
-    require_divisible("train.batch_size", cfg.batch_size, world)
-    window_tokens, window_start = 0, time.perf_counter()
-    with progress_bar(logging.progress and accelerator.is_main_process) as bar:
-        task = bar.add_task(stage, total=cfg.max_steps, completed=first_step - 1, info="")
-        for step in range(first_step, cfg.max_steps + 1):
-            micro_batches = []
-            for i in range(cfg.grad_accum_steps):
-                rows = micro_batch_rows(len(train), cfg.batch_size, seed, (step - 1) * cfg.grad_accum_steps + i)
-                micro_batches.append(collate(train, rows[rank::world]))
-            # Normalise by the global token count; DDP averages gradients over ranks, hence the
-            # factor ``world``: the update is then the one a single process makes on the whole batch.
-            step_tokens = global_sum(accelerator, sum(b["loss_mask"][:, 1:].sum() for b in micro_batches)).clamp(
-                min=1.0
-            )
-            if anchor is not None:
-                anchor_tokens = global_sum(
-                    accelerator, sum(b["anchor_mask"][:, 1:].sum() for b in micro_batches)
-                ).clamp(min=1.0)
-            step_loss, step_anchor_kl = 0.0, 0.0
-            for i, batch in enumerate(micro_batches):
-                last = i == len(micro_batches) - 1
-                with nullcontext() if last else accelerator.no_sync(model):
-                    batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-                    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                    loss = (
-                        masked_lm_loss_sum(logits, batch["input_ids"], batch["loss_mask"]) * world / step_tokens.item()
-                    )
-                    value = loss.item() / world
-                    if anchor is not None:
-                        with torch.no_grad():
-                            ref_logits = reference(
-                                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                            ).logits
-                        kl = (
-                            masked_kl_to_reference_sum(logits, ref_logits, batch["anchor_mask"])
-                            * world
-                            / anchor_tokens.item()
-                        )
-                        kl_value = kl.item() / world
-                        step_anchor_kl += kl_value
-                        loss = loss + anchor.coef * kl
-                        value += anchor.coef * kl_value
-                    if not math.isfinite(value):
-                        kept = latest_checkpoint(checkpoints)
-                        raise TrainingError(
-                            f"{stage}: loss is {value} at step {step}; stopped. Last good checkpoint: "
-                            f"{kept or 'none yet'}. Try a lower train.optim.lr or check the data."
-                        )
-                    accelerator.backward(loss)
-                step_loss += value
-                window_tokens += int(batch["attention_mask"].sum())
-            grad_norm = accelerator.clip_grad_norm_(trainable, cfg.optim.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            require_finite_weights(trainable, stage, step, checkpoints)
-            step_loss = float(global_sum(accelerator, step_loss))
-            loop["train_loss"] = step_loss
-            last_step = step
+    window = {"tokens": 0, "start": time.perf_counter()}  # throughput since the last logged step
 
-            if step % cfg.log_every == 0 or step == cfg.max_steps:
-                elapsed = time.perf_counter() - window_start
-                metrics = {
-                    "loss": step_loss,
-                    "lr": scheduler.get_last_lr()[0],
-                    "grad_norm": float(grad_norm),
-                    "tokens_per_s": float(global_sum(accelerator, window_tokens)) / max(elapsed, 1e-9),
-                }
+    def micro_batches(step: int) -> list[dict[str, torch.Tensor]]:
+        accum = cfg.grad_accum_steps
+        rows = [micro_batch_rows(len(train), cfg.batch_size, seed, (step - 1) * accum + i) for i in range(accum)]
+        return [collate(train, r[rank::world]) for r in rows]
+
+    def masked_tokens(batches, key: str) -> torch.Tensor:
+        return global_sum(accelerator, sum(b[key][:, 1:].sum() for b in batches)).clamp(min=1.0)
+
+    def train_step(step: int) -> str:
+        batches = micro_batches(step)
+        # Normalise by the global token count; DDP averages gradients over ranks, hence the
+        # factor ``world``: the update is then the one a single process makes on the whole batch.
+        step_tokens = masked_tokens(batches, "loss_mask")
+        if anchor is not None:
+            anchor_tokens = masked_tokens(batches, "anchor_mask")
+        step_loss, step_anchor_kl = 0.0, 0.0
+        for i, batch in enumerate(batches):
+            with nullcontext() if i == len(batches) - 1 else accelerator.no_sync(model):
+                batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                loss = masked_lm_loss_sum(logits, batch["input_ids"], batch["loss_mask"]) * world / step_tokens.item()
+                value = loss.item() / world
                 if anchor is not None:
-                    metrics["anchor_kl"] = float(global_sum(accelerator, step_anchor_kl))
-                metrics.update(first_metrics)
-                first_metrics = {}
-                log.write(stage, step, **metrics)
-                accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)
-                window_tokens, window_start = 0, time.perf_counter()
+                    with torch.no_grad():
+                        ref_logits = reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+                    kl = masked_kl_to_reference_sum(logits, ref_logits.logits, batch["anchor_mask"])
+                    kl = kl * world / anchor_tokens.item()
+                    kl_value = kl.item() / world
+                    step_anchor_kl += kl_value
+                    loss = loss + anchor.coef * kl
+                    value += anchor.coef * kl_value
+                loop.require_finite(value, "loss", step)
+                accelerator.backward(loss)
+            step_loss += value
+            window["tokens"] += int(batch["attention_mask"].sum())
+        grad_norm = accelerator.clip_grad_norm_(trainable, cfg.optim.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = float(global_sum(accelerator, step_loss))
+        state["train_loss"] = step_loss
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            elapsed = time.perf_counter() - window["start"]
+            metrics = {
+                "loss": step_loss,
+                "lr": scheduler.get_last_lr()[0],
+                "grad_norm": float(grad_norm),
+                "tokens_per_s": float(global_sum(accelerator, window["tokens"])) / max(elapsed, 1e-9),
+            }
+            if anchor is not None:
+                metrics["anchor_kl"] = float(global_sum(accelerator, step_anchor_kl))
+            metrics.update(first_metrics)
+            first_metrics.clear()
+            loop.write(step, metrics)
+            window.update(tokens=0, start=time.perf_counter())
+        return f"loss {step_loss:.4f}"
 
-            out_of_time = cfg.max_seconds is not None and time.perf_counter() - started >= cfg.max_seconds
-            if world > 1 and cfg.max_seconds is not None:  # rank 0's clock decides, so all ranks stop together
-                out_of_time = broadcast_object_list([out_of_time])[0]
-            stop = False
-            if val is not None and len(val) and (step % cfg.eval_every == 0 or step == cfg.max_steps or out_of_time):
-                val_loss = validation_loss(model, val, cfg.batch_size)
-                metrics = {"val_loss": val_loss}
-                if val_metrics is not None:
-                    metrics.update(val_metrics(plain_model(accelerator.unwrap_model(model))))
-                log.write(stage, step, **metrics)
-                accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)
-                if val_loss < loop["best_val_loss"]:
-                    loop["best_val_loss"], loop["evals_without_improvement"] = val_loss, 0
-                    export()
-                else:
-                    loop["evals_without_improvement"] += 1
-                stop = bool(cfg.patience) and loop["evals_without_improvement"] >= cfg.patience
-                stopped_early = stop and step < cfg.max_steps
-            stop = stop or out_of_time
+    def measure() -> dict[str, float]:
+        metrics = {"val_loss": validation_loss(model, val, cfg.batch_size)}
+        if val_metrics is not None:
+            metrics.update(val_metrics(plain_model(accelerator.unwrap_model(model))))
+        return metrics
 
-            if step % cfg.save_every == 0 or step == cfg.max_steps or stop:
-                save_checkpoint(accelerator, checkpoints, step, loop, cfg.keep_checkpoints)
-            bar.update(task, completed=step, info=f"loss {step_loss:.4f}")
-            if stop:
-                break
+    def export() -> None:
+        save_model(plain_model(accelerator.unwrap_model(model)), tokenizer, loop.model_dir)
 
-    if val is None or not len(val) or not model_dir.exists():
-        export()
-    finish_trackers(accelerator)
-    best = loop["best_val_loss"]
+    model.train()
+    loop.run(
+        first=first_step,
+        step=train_step,
+        schedule=Schedule(cfg.max_steps, cfg.save_every, cfg.keep_checkpoints, cfg.max_seconds),
+        state=state,
+        parameters=trainable,
+        export=export,
+        validation=(
+            Validation(measure, cfg.eval_every, Monitor("val_loss", state_key="best_val_loss"), cfg.patience)
+            if val is not None and len(val)
+            else None
+        ),
+    )
+    best = state["best_val_loss"]
     return StageResult(
-        model_dir=model_dir,
-        steps=last_step,
-        train_loss=loop["train_loss"],
+        model_dir=loop.model_dir,
+        steps=loop.last_step,
+        train_loss=state["train_loss"],
         best_val_loss=None if not math.isfinite(best) else best,
-        stopped_early=stopped_early,
+        stopped_early=loop.stopped_early,
         seconds=time.perf_counter() - started,
     )

@@ -40,18 +40,8 @@ from redraft.data.sequences import (
 )
 from redraft.distributed import global_sum, mean_across_ranks, require_divisible
 from redraft.errors import TrainingError
-from redraft.training.checkpoint import (
-    latest_checkpoint,
-    require_finite_weights,
-    save_checkpoint,
-    start_or_resume,
-)
-from redraft.training.logging import (
-    MetricsLog,
-    finish_trackers,
-    make_accelerator,
-    progress_bar,
-)
+from redraft.training.logging import MetricsLog
+from redraft.training.loop import Monitor, Schedule, TrainingLoop, Validation
 from redraft.training.optim import build_optimizer, build_scheduler
 
 Batch = dict[str, torch.Tensor]
@@ -144,15 +134,7 @@ def chosen_nll(chosen_logp: torch.Tensor, batch: Batch) -> torch.Tensor:
     return -chosen_logp.sum() / batch["chosen_tokens"]
 
 
-@dataclass(frozen=True)
-class Monitor:
-    """The validation metric that picks the exported model and drives early stopping."""
-
-    metric: str = "val_loss"
-    maximize: bool = False
-
-    def improves(self, value: float, best: float | None) -> bool:
-        return best is None or (value > best if self.maximize else value < best)
+LOWEST_VAL_LOSS = Monitor()
 
 
 @dataclass
@@ -179,7 +161,7 @@ def train_pairwise(
     log: MetricsLog,
     logging: LoggingConfig,
     validate: Validate | None = None,
-    monitor: Monitor = Monitor(),
+    monitor: Monitor = LOWEST_VAL_LOSS,
     resume: bool = False,
 ) -> PairwiseResult:
     """Train on ``train``; the best model by ``monitor`` (or the last, without ``validate``) goes to
@@ -190,103 +172,77 @@ def train_pairwise(
     if len(train) < cfg.batch_size:
         raise TrainingError(f"{stage}: {len(train)} training pairs, fewer than one batch of {cfg.batch_size}")
 
-    accelerator = make_accelerator(out_dir, logging, stage, cfg.model_dump(mode="json"))
-    rank, world = accelerator.process_index, accelerator.num_processes
+    loop = TrainingLoop(
+        stage=stage,
+        out_dir=out_dir,
+        log=log,
+        logging=logging,
+        config=cfg.model_dump(mode="json"),
+        hint="Try a lower learning rate or check the pairs.",
+        started=started,
+    )
+    accelerator, rank, world = loop.accelerator, loop.rank, loop.world
     require_divisible("train.batch_size", cfg.batch_size, world)
-
-    def export_once(current) -> None:
-        if accelerator.is_main_process:
-            export(accelerator.unwrap_model(current), model_dir)
-        accelerator.wait_for_everyone()
-
     optimizer = build_optimizer(model, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.max_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    model_dir, checkpoints = out_dir / "model", out_dir / "checkpoints"
+    state = {"best_monitored": None, "evals_without_improvement": 0, "train_loss": math.nan}
+    first_step = loop.resume(resume, state)
 
-    loop = {"best_monitored": None, "evals_without_improvement": 0, "train_loss": math.nan}
-    first_step = 1
-    resumed = start_or_resume(accelerator, checkpoints, stage, log, resume)
-    if resumed is not None:
-        loop = resumed
-        first_step = loop.pop("step") + 1
+    def micro_batch(step: int, i: int) -> Batch:
+        rows = micro_batch_rows(len(train), cfg.batch_size, seed, (step - 1) * cfg.grad_accum_steps + i)
+        batch = {k: v.to(accelerator.device) for k, v in pair_batch(train, rows[rank::world]).items()}
+        chosen_tokens, _ = split_pair_outputs(batch["loss_mask"].sum(dim=1))
+        batch["chosen_tokens"] = (global_sum(accelerator, chosen_tokens.sum()) / world).clamp(min=1).float()
+        return batch
 
-    stopped_early = False
-    last_step = first_step - 1
+    def train_step(step: int) -> str:
+        step_loss, sums = 0.0, {}
+        for i in range(cfg.grad_accum_steps):
+            batch = micro_batch(step, i)
+            with nullcontext() if i == cfg.grad_accum_steps - 1 else accelerator.no_sync(model):
+                loss, stats = loss_fn(model, batch)
+                value = loss.item()
+                loop.require_finite(value, "loss", step)
+                accelerator.backward(loss / cfg.grad_accum_steps)
+            step_loss += value / cfg.grad_accum_steps
+            for key, stat in stats.items():
+                sums[key] = sums.get(key, 0.0) + float(stat) / cfg.grad_accum_steps
+        grad_norm = accelerator.clip_grad_norm_(trainable, cfg.optim.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        rank_means = mean_across_ranks(accelerator, {"loss": step_loss, **sums})
+        step_loss = rank_means.pop("loss")
+        state["train_loss"] = step_loss
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            loop.write(
+                step, {"loss": step_loss, "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm), **rank_means}
+            )
+        return f"loss {step_loss:.4f}"
+
+    def measure() -> dict[str, float]:
+        metrics = validate(accelerator.unwrap_model(model))
+        model.train()
+        return metrics
+
     model.train()
-    with progress_bar(logging.progress and accelerator.is_main_process) as bar:
-        task = bar.add_task(stage, total=cfg.max_steps, completed=first_step - 1, info="")
-        for step in range(first_step, cfg.max_steps + 1):
-            step_loss, sums = 0.0, {}
-            for i in range(cfg.grad_accum_steps):
-                last = i == cfg.grad_accum_steps - 1
-                rows = micro_batch_rows(len(train), cfg.batch_size, seed, (step - 1) * cfg.grad_accum_steps + i)
-                batch = {k: v.to(accelerator.device) for k, v in pair_batch(train, rows[rank::world]).items()}
-                chosen_tokens, _ = split_pair_outputs(batch["loss_mask"].sum(dim=1))
-                batch["chosen_tokens"] = (global_sum(accelerator, chosen_tokens.sum()) / world).clamp(min=1).float()
-                with nullcontext() if last else accelerator.no_sync(model):
-                    loss, stats = loss_fn(model, batch)
-                    value = loss.item()
-                    if not math.isfinite(value):
-                        kept = latest_checkpoint(checkpoints)
-                        raise TrainingError(
-                            f"{stage}: loss is {value} at step {step}; stopped. Last good checkpoint: "
-                            f"{kept or 'none yet'}. Try a lower learning rate or check the pairs."
-                        )
-                    accelerator.backward(loss / cfg.grad_accum_steps)
-                step_loss += value / cfg.grad_accum_steps
-                for key, stat in stats.items():
-                    sums[key] = sums.get(key, 0.0) + float(stat) / cfg.grad_accum_steps
-            grad_norm = accelerator.clip_grad_norm_(trainable, cfg.optim.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            require_finite_weights(trainable, stage, step, checkpoints)
-            rank_means = mean_across_ranks(accelerator, {"loss": step_loss, **sums})
-            step_loss = rank_means.pop("loss")
-            loop["train_loss"] = step_loss
-            last_step = step
-
-            if step % cfg.log_every == 0 or step == cfg.max_steps:
-                metrics = {
-                    "loss": step_loss,
-                    "lr": scheduler.get_last_lr()[0],
-                    "grad_norm": float(grad_norm),
-                    **rank_means,
-                }
-                log.write(stage, step, **metrics)
-                accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)
-
-            stop = False
-            if validate is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
-                metrics = validate(accelerator.unwrap_model(model))
-                model.train()
-                log.write(stage, step, **metrics)
-                accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)
-                if monitor.improves(metrics[monitor.metric], loop["best_monitored"]):
-                    loop["best_monitored"], loop["evals_without_improvement"] = metrics[monitor.metric], 0
-                    export_once(model)
-                else:
-                    loop["evals_without_improvement"] += 1
-                stop = bool(cfg.patience) and loop["evals_without_improvement"] >= cfg.patience
-                stopped_early = stop and step < cfg.max_steps
-
-            if step % cfg.save_every == 0 or step == cfg.max_steps or stop:
-                save_checkpoint(accelerator, checkpoints, step, loop, cfg.keep_checkpoints)
-            bar.update(task, completed=step, info=f"loss {step_loss:.4f}")
-            if stop:
-                break
-
-    if validate is None or not model_dir.exists():
-        export_once(model)
-    finish_trackers(accelerator)
+    loop.run(
+        first=first_step,
+        step=train_step,
+        schedule=Schedule(cfg.max_steps, cfg.save_every, cfg.keep_checkpoints, cfg.max_seconds),
+        state=state,
+        parameters=trainable,
+        export=lambda: export(accelerator.unwrap_model(model), loop.model_dir),
+        validation=Validation(measure, cfg.eval_every, monitor, cfg.patience) if validate is not None else None,
+    )
     return PairwiseResult(
-        model_dir=model_dir,
-        steps=last_step,
-        train_loss=loop["train_loss"],
+        model_dir=loop.model_dir,
+        steps=loop.last_step,
+        train_loss=state["train_loss"],
         monitor=monitor.metric,
-        best_monitored=loop["best_monitored"],
-        stopped_early=stopped_early,
+        best_monitored=state["best_monitored"],
+        stopped_early=loop.stopped_early,
         seconds=time.perf_counter() - started,
     )

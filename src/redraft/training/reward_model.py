@@ -33,9 +33,9 @@ from redraft.models.reward import (
     sequence_scores,
 )
 from redraft.training.logging import MetricsLog
+from redraft.training.loop import Monitor
 from redraft.training.pairwise import (
     Batch,
-    Monitor,
     PairData,
     chosen_nll,
     pair_data,

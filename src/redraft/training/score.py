@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from redraft.algorithms import TurnCredit
 from redraft.config import (
     LoggingConfig,
     RLSection,
@@ -38,7 +39,7 @@ from redraft.rollout.sampler import generate_ids
 from redraft.tasks.base import Example, Task
 from redraft.text.tokenizer import encode_prompts
 from redraft.training.logging import MetricsLog
-from redraft.training.rl import TurnCredit, train_rl
+from redraft.training.rl import train_rl
 
 TrainedTurns = Callable[[Episode, int], bool]
 
@@ -181,13 +182,6 @@ def star_episodes(
     params = SamplingConfig(temperature=temperature, max_new_tokens=max_new_tokens)
     episodes = run_episodes(model, tokenizer, envs, examples, params, torch.Generator().manual_seed(seed))
     return [episode for episode in episodes if successful_corrections(episode)]
-
-
-def stage_credit(stage: int, attempts: int, alpha: float, beta1: float, beta2: float) -> TurnCredit:
-    """SCoRe's per-attempt credit: Stage I rewards only the last attempt and anchors the first with β2."""
-    if stage == 1:
-        return TurnCredit((0.0,) * (attempts - 1) + (1.0,), (beta2,) + (beta1,) * (attempts - 1))
-    return TurnCredit((1.0,) * attempts, (beta1,) * attempts, shaping_alpha=alpha)
 
 
 def train_self_correction_rl(

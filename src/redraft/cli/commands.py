@@ -1,61 +1,23 @@
-"""The `redraft` command line: each command loads a stage config and calls one function."""
+"""The commands that run a job or a stage, evaluate, and sample: each loads its config and calls one function."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from redraft.cli.common import ConfigOption, console, say, set_option
 from redraft.errors import RedraftError
-from redraft.feedback.cli import feedback_app
-from redraft.rlhf.cli import dpo_app, rlhf, rm_app
 
-app = typer.Typer(
-    help="redraft: train language models with reinforcement learning — pretraining, SFT, RL (GRPO, RLOO, "
-    "REINFORCE++, PPO) on verifiable rewards, evaluation and reports. Every command reads a YAML config "
-    "(built-in defaults when --config is omitted) and accepts --set section.key=value overrides.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-config_app = typer.Typer(
-    help="Inspect the configs: effective values, what each key means, the reference.", no_args_is_help=True
-)
-app.add_typer(config_app, name="config")
-app.add_typer(feedback_app, name="feedback")
-app.add_typer(rm_app, name="rm")
-app.add_typer(dpo_app, name="dpo")
-app.command("rlhf")(rlhf)
-console = Console()
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML config file, merged over the built-in defaults.")
-]
-
-
-def _set_option(example: str):
-    """The --set option, its help showing ``example``, a key of the command's own config (a test
-    checks every example against the config of the command that shows it)."""
-    return Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set", "-s", help=f"Override one key, e.g. --set {example} (repeatable; values parsed as YAML)."
-        ),
-    ]
-
-
-SetOption = _set_option("rl.kl_coef=0.05")  # `config show`: a key of its default stage, run
-RunSetOption = _set_option("sft.max_steps=200")
-PretrainSetOption = _set_option("train.max_steps=200")
-SFTSetOption = _set_option("train.max_steps=200")
-RLSetOption = _set_option("rl.iterations=50")
-ScoreSetOption = _set_option("score.stage1_iterations=30")
-EvalSetOption = _set_option("eval.num_problems=100")
-GenerateSetOption = _set_option("sampling.batch_size=64")
+RunSetOption = set_option("sft.max_steps=200")
+PretrainSetOption = set_option("train.max_steps=200")
+SFTSetOption = set_option("train.max_steps=200")
+RLSetOption = set_option("rl.iterations=50")
+ScoreSetOption = set_option("score.stage1_iterations=30")
+EvalSetOption = set_option("eval.num_problems=100")
+GenerateSetOption = set_option("sampling.batch_size=64")
 NameOption = Annotated[
     str | None,
     typer.Option(
@@ -82,12 +44,6 @@ def _load(stage: str, config: Path | None, overrides: list[str] | None, name: st
     return load_config(stage, config, sets)
 
 
-def _say(message: str) -> None:
-    from redraft.training.logging import print_once
-
-    print_once(console, message)
-
-
 def _train_stage(runner, cfg, resume: bool, overwrite: bool) -> None:
     """Run one training stage on its own: outputs, config and metrics in <output_dir>/<name>/."""
     from redraft.run_folder import start_run_dir
@@ -96,10 +52,9 @@ def _train_stage(runner, cfg, resume: bool, overwrite: bool) -> None:
     out = cfg.run.directory
     start_run_dir(out, cfg, resume, overwrite)
     result = runner(cfg, out, MetricsLog(out / "metrics.jsonl"), resume)
-    _say(f"[green]done[/green]: model at {result['model_dir']}")
+    say(f"[green]done[/green]: model at {result['model_dir']}")
 
 
-@app.command()
 def run(
     config: ConfigOption = None,
     set_: RunSetOption = None,
@@ -115,16 +70,15 @@ def run(
     from redraft.pipeline import run_pipeline
 
     report = run_pipeline(cfg, resume=resume, overwrite=overwrite)
-    _say(f"[green]done[/green]: report at {report}")
+    say(f"[green]done[/green]: report at {report}")
     for path in sorted((report.parent / "eval").glob("*/eval.json")):
         result = json.loads(path.read_text())
-        _say(
+        say(
             f"{path.parent.name}: greedy accuracy {100 * result['greedy_accuracy']:.1f}%, "
             f"pass@{result['k']} {100 * result['pass_at_k'][str(result['k'])]:.1f}%"
         )
 
 
-@app.command()
 def pretrain(
     config: ConfigOption = None,
     set_: PretrainSetOption = None,
@@ -142,7 +96,6 @@ def pretrain(
     _train_stage(run_pretrain, cfg, resume, overwrite)
 
 
-@app.command()
 def sft(
     config: ConfigOption = None,
     set_: SFTSetOption = None,
@@ -163,7 +116,6 @@ def sft(
     _train_stage(run_sft, cfg, resume, overwrite)
 
 
-@app.command()
 def rl(
     config: ConfigOption = None,
     set_: RLSetOption = None,
@@ -184,7 +136,6 @@ def rl(
     _train_stage(run_rl, cfg, resume, overwrite)
 
 
-@app.command()
 def score(
     config: ConfigOption = None,
     set_: ScoreSetOption = None,
@@ -214,10 +165,9 @@ def score(
     on_main_process(lambda: report.write_text(
         f"# redraft score run `{cfg.run.name}`\n\n" + score_report(summary, log.read(), out, heading="## Results")
     ))  # fmt: skip
-    _say(f"[green]done[/green]: report at {report}")
+    say(f"[green]done[/green]: report at {report}")
 
 
-@app.command("score-seeds")
 def score_seeds(
     runs: Annotated[
         list[Path], typer.Argument(help="Folders of `redraft score` runs (or main jobs' score/ folders), one per seed.")
@@ -240,7 +190,6 @@ def score_seeds(
     typer.echo(table)
 
 
-@app.command("eval")
 def eval_(
     config: ConfigOption = None,
     set_: EvalSetOption = None,
@@ -290,7 +239,6 @@ def eval_(
     console.print_json(json.dumps({"model": cfg.model.path, **result.summary(), "num_problems": result.num_problems}))
 
 
-@app.command()
 def generate(
     model: Annotated[str, typer.Option(help="HF checkpoint folder, or a Hub id in the local HF cache.")],
     prompt: Annotated[list[str] | None, typer.Option("--prompt", "-p", help="A prompt (repeatable).")] = None,
@@ -347,152 +295,3 @@ def generate(
             print(json.dumps(row))
         else:
             print(f"{prompts[i]}{text}")
-
-
-# `config show NAME` and the config reference: NAME -> (the command that reads the config, what it does).
-CONFIGS: dict[str, tuple[str, str]] = {
-    "run": (
-        "redraft run",
-        "The main job: tokenizer -> pretraining -> SFT -> RL -> evaluation -> SCoRe -> report. "
-        "Its defaults are the code's with src/redraft/configs/run.yaml over them.",
-    ),
-    "pretrain": (
-        "redraft pretrain",
-        "Train a tokenizer (unless one is given) and pretrain a causal LM on the task corpus.",
-    ),
-    "sft": ("redraft sft", "Supervised fine-tuning of model.path, loss on completion tokens only."),
-    "rl": ("redraft rl", "RL of model.path against the task's reward (GRPO, RLOO, REINFORCE++, PPO)."),
-    "score": (
-        "redraft score",
-        "SCoRe self-correction (Pair-SFT -> Stage I -> Stage II) and its baselines, from "
-        "the single-attempt SFT model model.path.",
-    ),
-    "eval": (
-        "redraft eval",
-        "Greedy accuracy and pass@k of model.path (or, with --self-correct, its self-correction metrics).",
-    ),
-    "generate": ("redraft generate", "Sample completions of --model for prompts."),
-    "rm": ("redraft rm train", "A Bradley–Terry reward model from preference pairs."),
-    "dpo": ("redraft dpo train", "DPO of model.path on preference pairs."),
-    "rlhf": ("redraft rlhf", "Rounds of sample -> collect preferences -> reward model + PPO, or DPO -> evaluate."),
-    "feedback": ("redraft feedback", "The feedback store, its queue, the labelling web app and `feedback sample`."),
-}
-
-
-def load_named_config(name: str, config: Path | None = None, overrides: list[str] | None = None):
-    """The validated config that the command ``CONFIGS[name]`` reads (defaults <- YAML <- overrides)."""
-    from redraft.config import STAGES, load_config
-    from redraft.errors import ConfigError
-
-    if name in STAGES:
-        return load_config(name, config, overrides)
-    if name == "feedback":
-        from redraft.feedback.config import load_feedback_config
-
-        return load_feedback_config(config, overrides)
-    from redraft.rlhf.config import DPOConfig, RewardModelConfig, RLHFConfig, load_rlhf_config
-
-    classes = {"rm": RewardModelConfig, "dpo": DPOConfig, "rlhf": RLHFConfig}
-    if name not in classes:
-        raise ConfigError(f"unknown stage {name!r}; expected one of {sorted(CONFIGS)}")
-    return load_rlhf_config(classes[name], config, overrides)
-
-
-def config_reference() -> str:
-    """docs/config-reference.md: every command's config with its defaults and descriptions."""
-    from redraft.config_docs import render_reference
-
-    preamble = (
-        "Generated from the config classes by `redraft config reference --output docs/config-reference.md`; "
-        "do not edit it by hand (a test checks that it matches the code).\n\n"
-        "Every command reads one config: its defaults (below) <- the YAML file of `--config` <- each "
-        "`--set key=value` (the value parsed as YAML). Both merge key by key, so setting one key of a section "
-        "keeps the section's other defaults. The default column is what a command uses with neither; "
-        "`redraft config show NAME --explain` prints the same for your own config and overrides, as YAML "
-        "with each key's description above it."
-    )
-    commands = [
-        (command, f"{summary} Shown by `redraft config show {name}`.", load_named_config(name))
-        for name, (command, summary) in CONFIGS.items()
-    ]
-    return render_reference(commands, preamble)
-
-
-@config_app.command("show")
-def config_show(
-    stage: Annotated[str, typer.Argument(help=" | ".join(CONFIGS) + " (the command whose config is shown)")] = "run",
-    config: ConfigOption = None,
-    set_: SetOption = None,
-    explain: Annotated[
-        bool, typer.Option("--explain", help="Put each key's description above it, as a YAML comment.")
-    ] = False,
-) -> None:
-    """Print the full effective config of a stage as YAML (--explain: with each key's description).
-
-    Example: redraft config show dpo --explain --set dpo.beta=0.2
-    """
-    import yaml
-
-    cfg = load_named_config(stage, config, set_)
-    if explain:
-        from redraft.config_docs import explain_config
-
-        print(explain_config(cfg), end="")
-        return
-    print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
-
-
-@config_app.command("reference")
-def config_reference_command(
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the Markdown to this file instead of printing it.")
-    ] = None,
-) -> None:
-    """Print the config reference (every command's keys, defaults and descriptions) as Markdown."""
-    text = config_reference()
-    if output is None:
-        print(text, end="")
-        return
-    output.write_text(text, encoding="utf-8")
-    _say(f"wrote {output}")
-
-
-def _quiet_libraries() -> None:
-    """Keep library chatter (per-save progress bars, tied-weight notices) out of our output."""
-    import logging
-
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    logging.getLogger("accelerate").setLevel(logging.ERROR)
-
-
-INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
-
-
-def _print_interrupted() -> None:
-    Console(stderr=True).print("interrupted; rerun the same command with --resume to continue from the last checkpoint")
-
-
-def main() -> None:
-    _quiet_libraries()
-    try:
-        app()
-    except SystemExit as exit_:
-        if exit_.code in (0, None) and "torch.distributed" in sys.modules:  # typer exits so on success too
-            from redraft.distributed import end_processes
-
-            end_processes()
-        if exit_.code == INTERRUPTED:  # typer turns Ctrl-C into this exit before our handler below sees it
-            _print_interrupted()
-        raise
-    except RedraftError as exc:
-        from rich.markup import escape
-
-        # escaped: a message's own brackets (pip install 'redraft[wandb]') are text, not markup
-        Console(stderr=True).print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        _print_interrupted()
-        sys.exit(INTERRUPTED)
