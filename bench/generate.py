@@ -13,7 +13,7 @@ import time
 import torch
 from common import bench_setup
 
-from redraft.config import SamplingConfig
+from redraft.config import SamplingSection
 from redraft.rollout.sampler import _left_pad, generate
 from redraft.text.tokenizer import encode_prompts
 
@@ -48,7 +48,7 @@ def main() -> None:
     never = len(tokenizer) + 1
 
     def ours(backend: str):
-        params = SamplingConfig(temperature=0.0, max_new_tokens=new_tokens, batch_size=args.batch, backend=backend)
+        params = SamplingSection(temperature=0.0, max_new_tokens=new_tokens, batch_size=args.batch, backend=backend)
         eos = tokenizer.eos_token_id
         tokenizer.eos_token_id = None  # type: ignore[assignment]
         try:

@@ -52,10 +52,10 @@ def peak_rss_mib() -> float:
 
 
 def build_task():
-    from redraft.config import TaskConfig
+    from redraft.config import TaskSection
     from redraft.tasks import build_task as build
 
-    return build(TaskConfig(**TASK_KW))
+    return build(TaskSection(**TASK_KW))
 
 
 def answer_lookup(task, tokenizer) -> dict[tuple[int, ...], str]:
@@ -86,7 +86,7 @@ def matmul_rate(threads: int, tokens: int, hidden: int, mlp: int, vocab: int, re
 
 
 def worker_ours(args) -> dict:
-    from redraft.config import LoggingConfig, RLSection
+    from redraft.config import LoggingSection, RLSection
     from redraft.text.tokenizer import load_tokenizer
     from redraft.training.logging import MetricsLog
     from redraft.training.rl import train_rl
@@ -119,7 +119,7 @@ def worker_ours(args) -> dict:
             out_dir=out,
             seed=0,
             log=log,
-            logging=LoggingConfig(progress=False),
+            logging=LoggingSection(progress=False),
         )
         rows = [r for r in log.read("rl")][args.warmup :]
     prompt_tokens = statistics.fmean(len(ids) for ids in answer_lookup(task, tokenizer))

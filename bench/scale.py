@@ -24,7 +24,7 @@ from pathlib import Path
 
 from common import bench_setup
 
-from redraft.config import SamplingConfig
+from redraft.config import SamplingSection
 from redraft.rewards.sandbox import run_many
 from redraft.rollout.sampler import derive_seed, generate_ids
 from redraft.testing.smoke import launch_command
@@ -109,7 +109,7 @@ def generation_throughput(
 ) -> dict[str, float]:
     task, tokenizer, model = bench_setup(preset)
     prompt_ids = encode_prompts(tokenizer, [task.prompt(example) for example in task.test[:prompts]])
-    params = SamplingConfig(temperature=1.0, max_new_tokens=new_tokens, batch_size=shard_size)
+    params = SamplingSection(temperature=1.0, max_new_tokens=new_tokens, batch_size=shard_size)
     seeds = [derive_seed(1, row) for row in range(len(prompt_ids))]
     generate_ids(model, tokenizer, prompt_ids[:shard_size], params, row_seeds=seeds[:shard_size])  # warm-up
     started = time.perf_counter()

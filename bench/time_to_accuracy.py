@@ -58,7 +58,7 @@ def evaluator(args):
 
 def worker_redraft(args) -> list[tuple[float, float]]:
     """redraft's train_rl logs iteration_s (sampling + scoring + update, no evaluation) and val_accuracy."""
-    from redraft.config import LoggingConfig, OptimConfig, RLSection
+    from redraft.config import LoggingSection, OptimSection, RLSection
     from redraft.training.logging import MetricsLog
     from redraft.training.rl import train_rl
 
@@ -79,7 +79,7 @@ def worker_redraft(args) -> list[tuple[float, float]]:
         eval_problems=args.eval_problems,
         save_every=10**6,
         log_every=1,
-        optim=OptimConfig(lr=LR, warmup_steps=0, weight_decay=0.0, min_lr_ratio=1.0),
+        optim=OptimSection(lr=LR, warmup_steps=0, weight_decay=0.0, min_lr_ratio=1.0),
     )
     with tempfile.TemporaryDirectory() as out:
         log = MetricsLog(Path(out) / "metrics.jsonl")
@@ -91,7 +91,7 @@ def worker_redraft(args) -> list[tuple[float, float]]:
             out_dir=out,
             seed=args.seed,
             log=log,
-            logging=LoggingConfig(progress=False),
+            logging=LoggingSection(progress=False),
         )
         clock = 0.0
         for record in log.read("rl"):

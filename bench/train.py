@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from common import bench_setup
 
-from redraft.config import LoggingConfig, TrainConfig
+from redraft.config import LoggingSection, TrainSection
 from redraft.data.sequences import collate, micro_batch_rows, sft_data
 from redraft.training.lm import train_lm
 from redraft.training.logging import MetricsLog
@@ -52,7 +52,7 @@ def main() -> None:
     bare_seconds = time.perf_counter() - start
 
     model.load_state_dict(initial)
-    cfg = TrainConfig(max_steps=args.steps, batch_size=args.batch, log_every=10, save_every=10**6, eval_every=10**6)
+    cfg = TrainSection(max_steps=args.steps, batch_size=args.batch, log_every=10, save_every=10**6, eval_every=10**6)
     with tempfile.TemporaryDirectory() as out:
         log = MetricsLog(Path(out) / "metrics.jsonl")
         start = time.perf_counter()
@@ -66,7 +66,7 @@ def main() -> None:
             out_dir=out,
             seed=0,
             log=log,
-            logging=LoggingConfig(progress=False),
+            logging=LoggingSection(progress=False),
         )
         ours_seconds = time.perf_counter() - start
         window_rates = [r["tokens_per_s"] for r in log.read() if "tokens_per_s" in r][1:]  # first window has warm-up

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from redraft.config import ModelConfig, TaskConfig
+from redraft.config import ModelSection, TaskSection
 from redraft.models import build_model
 from redraft.tasks import build_task
 from redraft.text.tokenizer import train_tokenizer
@@ -37,7 +37,7 @@ def _quiet_and_deterministic():
 @pytest.fixture(scope="session")
 def micro_task():
     # Unpadded: prompts and answers of several widths exercise the padding of batches.
-    return build_task(TaskConfig(train_size=600, val_size=32, test_size=64, max_digits=2, pad_digits=False))
+    return build_task(TaskSection(train_size=600, val_size=32, test_size=64, max_digits=2, pad_digits=False))
 
 
 @pytest.fixture(scope="session")
@@ -48,4 +48,4 @@ def tokenizer(micro_task):
 @pytest.fixture()
 def micro_model(tokenizer):
     torch.manual_seed(0)
-    return build_model(ModelConfig(preset="micro"), tokenizer)
+    return build_model(ModelSection(preset="micro"), tokenizer)

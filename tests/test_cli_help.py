@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import redraft.cli as cli
 from redraft.cli import CONFIGS, app, load_named_config
-from redraft.config import TaskConfig, load_config
+from redraft.config import TaskSection, load_config
 from redraft.errors import ConfigError, RedraftError
 from redraft.tasks import build_task
 from redraft.training.logging import epochs_warning
@@ -177,14 +177,14 @@ def _write_rows(path, rows):
 
 def test_prompts_ending_in_equals_warn_about_the_default_template(tmp_path, capsys):
     path = _write_rows(tmp_path / "t.jsonl", [{"prompt": f"{i}+1=", "answer": str(i + 1)} for i in range(60)])
-    task = build_task(TaskConfig(kind="file", train_path=path))
+    task = build_task(TaskSection(kind="file", train_path=path))
     err = capsys.readouterr().err
     assert "60 of the 60 prompts" in err and "already end in '='" in err and """task.template="{question}\"""" in err
     assert task.prompt(task.test[0]).endswith("==")  # what the warning is about
-    build_task(TaskConfig(kind="file", train_path=path, template="{question}"))
+    build_task(TaskSection(kind="file", train_path=path, template="{question}"))
     assert "already end in" not in capsys.readouterr().err
     plain = _write_rows(tmp_path / "p.jsonl", [{"prompt": f"{i}+1", "answer": str(i + 1)} for i in range(60)])
-    build_task(TaskConfig(kind="file", train_path=plain))
+    build_task(TaskSection(kind="file", train_path=plain))
     assert "already end in" not in capsys.readouterr().err
 
 

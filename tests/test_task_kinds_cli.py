@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from redraft.cli import app
-from redraft.config import EvalSettings, ModelConfig, TaskConfig
+from redraft.config import EvalSection, ModelSection, TaskSection
 from redraft.evaluation import evaluate as evaluate_module
 from redraft.models import build_model, save_model
 from redraft.rewards import isolation
@@ -21,11 +21,11 @@ needs_sandbox = pytest.mark.skipif(
 )
 
 
-def _micro_model(tmp_path, task_cfg: TaskConfig, vocab_size: int, max_positions: int):
+def _micro_model(tmp_path, task_cfg: TaskSection, vocab_size: int, max_positions: int):
     task = build_task(task_cfg)
     tokenizer = train_tokenizer(task.corpus(), vocab_size=vocab_size)
     torch.manual_seed(0)
-    model = build_model(ModelConfig(preset="micro", max_positions=max_positions), tokenizer)
+    model = build_model(ModelSection(preset="micro", max_positions=max_positions), tokenizer)
     save_model(model, tokenizer, tmp_path / "model")
     return str(tmp_path / "model")
 
@@ -42,7 +42,7 @@ def _sets(*pairs):
 
 def test_rl_and_eval_on_the_math_task_with_the_math_reward(tmp_path):
     task = ["task.kind=math", "task.train_size=64", "task.val_size=4", "task.test_size=4"]
-    model = _micro_model(tmp_path, TaskConfig(kind="math", train_size=64, val_size=4, test_size=4), 300, 512)
+    model = _micro_model(tmp_path, TaskSection(kind="math", train_size=64, val_size=4, test_size=4), 300, 512)
     _invoke("rl", "--model", model, "--name", "math_rl", *_sets(
         f"run.output_dir={tmp_path}", *task, "task.reward=math", "rl.iterations=2", "rl.prompts_per_iteration=4",
         "rl.samples_per_prompt=2", "rl.max_new_tokens=8", "rl.eval_every=2", "rl.eval_problems=4",
@@ -63,7 +63,7 @@ def test_rl_and_eval_on_the_math_task_with_the_math_reward(tmp_path):
 
 @needs_sandbox
 def test_eval_on_humaneval_in_the_sandbox(tmp_path):
-    model = _micro_model(tmp_path, TaskConfig(kind="code"), 1000, 2048)
+    model = _micro_model(tmp_path, TaskSection(kind="code"), 1000, 2048)
     out = _invoke("eval", "--model", model, "--name", "code_eval", *_sets(
         f"run.output_dir={tmp_path}", "task.kind=code", "eval.num_problems=4", "eval.k=2",
         "eval.max_new_tokens=8"))  # fmt: skip
@@ -95,11 +95,11 @@ REFERENCES: dict[str, str] = {}
 
 @pytest.mark.parametrize("kind", ["math", pytest.param("code", marks=needs_sandbox)])
 def test_eval_reports_the_same_metrics_on_both_kinds(kind, monkeypatch):
-    task = build_task(TaskConfig(kind=kind, train_size=8, val_size=4, test_size=4))
+    task = build_task(TaskSection(kind=kind, train_size=8, val_size=4, test_size=4))
     REFERENCES.clear()
     REFERENCES.update({task.prompt(ex): ex.target for ex in task.test})
     _reference_replies(monkeypatch, wrong_every=2)
-    result = evaluate_module.evaluate(None, None, task, EvalSettings(k=2, temperature=1.0, num_problems=4))
+    result = evaluate_module.evaluate(None, None, task, EvalSection(k=2, temperature=1.0, num_problems=4))
     assert result.num_problems == 4 and result.greedy_accuracy == 1.0 and result.greedy_accuracy_ci95 == 0.0
     assert result.sample_accuracy == 0.5 and result.pass_at_k == {1: 0.5, 2: 1.0}
     assert set(result.summary()) == {"greedy_accuracy", "greedy_accuracy_ci95", "pass@2", "pass@1"}

@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from redraft.cli import app
-from redraft.config import ModelConfig
+from redraft.config import ModelSection
 from redraft.models import build_model, save_model
 from redraft.rollout import sampler
 from tests.chat import chatml_tokenizer, trl_pairs, trl_rows, write_jsonl
@@ -21,7 +21,7 @@ def chat_model_dir(tmp_path_factory):
     tokenizer = chatml_tokenizer()
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("chat") / "model"
-    save_model(build_model(ModelConfig(preset="micro"), tokenizer), tokenizer, path)
+    save_model(build_model(ModelSection(preset="micro"), tokenizer), tokenizer, path)
     return str(path)
 
 

@@ -20,9 +20,9 @@ from redraft.config import (
     RLConfig,
     ScoreConfig,
     SFTConfig,
-    TaskConfig,
-    TokenizerConfig,
-    TrainConfig,
+    TaskSection,
+    TokenizerSection,
+    TrainSection,
 )
 from redraft.data.sequences import pretraining_data, task_sft_data
 from redraft.distributed import on_main_process, processes
@@ -168,7 +168,7 @@ def run_sft(
     )
 
 
-def _generated(task: TaskConfig) -> bool:
+def _generated(task: TaskSection) -> bool:
     """Whether the task draws its problems, so that task.train_size can give more of them."""
     return task.kind in ("arithmetic", "math")
 
@@ -246,7 +246,7 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
     shared = {"run": cfg.run, "task": cfg.task, "logging": cfg.logging}
     stages = {}
     if cfg.pretrain.max_steps:
-        pretrain_train = TrainConfig(**cfg.pretrain.model_dump())
+        pretrain_train = TrainSection(**cfg.pretrain.model_dump())
         pretrain_cfg = PretrainConfig(**shared, tokenizer=cfg.tokenizer, model=cfg.model, train=pretrain_train)
         stages["pretrain"] = run_pretrain(pretrain_cfg, run_dir / "pretrain", log, resume, task)
         sft_cfg = SFTConfig(
@@ -255,7 +255,7 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
     else:  # SFT starts from the configured checkpoint, or from a fresh model on a tokenizer trained here
         tokenizer_dir = run_dir / "tokenizer"
         tokenizer_for(PretrainConfig(**shared, tokenizer=cfg.tokenizer, model=cfg.model), task, tokenizer_dir)
-        tokenizer = cfg.tokenizer if cfg.tokenizer.path or cfg.model.path else TokenizerConfig(path=str(tokenizer_dir))
+        tokenizer = cfg.tokenizer if cfg.tokenizer.path or cfg.model.path else TokenizerSection(path=str(tokenizer_dir))
         sft_cfg = SFTConfig(**shared, tokenizer=tokenizer, model=cfg.model, train=cfg.sft)
     sft = stages["sft"] = run_sft(sft_cfg, run_dir / "sft", log, resume, task, steps_key="sft.max_steps")
 

@@ -3,7 +3,7 @@ writes BOS gets no second one, truncation is reported; preference pairs in every
 
 import pytest
 
-from redraft.config import TaskConfig
+from redraft.config import TaskSection
 from redraft.data.preferences import as_text_pair, read_pairs, split_by_prompt
 from redraft.data.sequences import chat_sequence, pack_sequences, sft_data, task_sft_data
 from redraft.errors import DataError
@@ -22,7 +22,7 @@ def _trained(data, row: int) -> tuple[list[int], list[int]]:
 
 def _task(tmp_path, kind):
     path = write_jsonl(tmp_path / f"{kind}.jsonl", trl_rows(kind))
-    return build_task(TaskConfig(kind="file", train_path=path, template="{question}", test_size=4, val_size=0))
+    return build_task(TaskSection(kind="file", train_path=path, template="{question}", test_size=4, val_size=0))
 
 
 @pytest.mark.parametrize("kind", ["messages", "chat_prompt_completion", "chat_prompt_only"])

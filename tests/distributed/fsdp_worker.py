@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import save_file
 
-from redraft.config import ModelConfig, TaskConfig
+from redraft.config import ModelSection, TaskSection
 from redraft.data.sequences import collate, sft_data
 from redraft.distributed import end_processes
 from redraft.models import build_model
@@ -33,13 +33,13 @@ def main(out_dir: Path, steps: int) -> None:
     if sharded:
         dist.init_process_group("gloo")
     rank, world = (dist.get_rank(), dist.get_world_size()) if sharded else (0, 1)
-    task = build_task(TaskConfig(train_size=64, val_size=8, test_size=8, max_digits=2))
+    task = build_task(TaskSection(train_size=64, val_size=8, test_size=8, max_digits=2))
     tokenizer = train_tokenizer(task.corpus(), vocab_size=280)
     examples = task.train[:32]
     data = sft_data(tokenizer, [task.prompt(e) for e in examples], [e.target for e in examples], 32)
     batch = collate(data, list(range(rank, len(examples), world)))
     torch.manual_seed(0)
-    model = build_model(ModelConfig(preset="micro"), tokenizer)
+    model = build_model(ModelSection(preset="micro"), tokenizer)
     if sharded:
         from torch.distributed.fsdp import fully_shard
 
@@ -71,7 +71,7 @@ def main(out_dir: Path, steps: int) -> None:
 
         dcp.save({"model": model.state_dict()}, checkpoint_id=str(out_dir / "sharded"))
         torch.manual_seed(1)
-        fresh = build_model(ModelConfig(preset="micro"), tokenizer)
+        fresh = build_model(ModelSection(preset="micro"), tokenizer)
         for layer in fresh.model.layers:
             fully_shard(layer)
         fully_shard(fresh)

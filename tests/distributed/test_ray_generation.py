@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from redraft.config import ModelConfig, SamplingConfig
+from redraft.config import ModelSection, SamplingSection
 from redraft.envs import SelfCorrectionEnv
 from redraft.models import build_model
 from redraft.rollout.episodes import run_episodes
@@ -27,7 +27,7 @@ ray = pytest.importorskip("ray")
 
 pytestmark = pytest.mark.slow
 
-SAMPLED = SamplingConfig(temperature=1.0, max_new_tokens=8)
+SAMPLED = SamplingSection(temperature=1.0, max_new_tokens=8)
 
 
 def _seeds(seed: int, count: int) -> list[int]:
@@ -37,7 +37,7 @@ def _seeds(seed: int, count: int) -> list[int]:
 @pytest.fixture(scope="module")
 def model(tokenizer):
     torch.manual_seed(0)
-    return build_model(ModelConfig(preset="micro"), tokenizer).eval()
+    return build_model(ModelSection(preset="micro"), tokenizer).eval()
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_same_samples_as_in_process_whatever_the_shard_size(pool, model, tokeniz
 def test_a_worker_killed_mid_batch_is_retried_without_losing_or_repeating_samples(pool, model, tokenizer, micro_task):
     # One prompt per shard and long replies: the batch stays in flight for about a second.
     prompts = encode_prompts(tokenizer, [micro_task.prompt(example) for example in micro_task.test[:24]])
-    params = SamplingConfig(temperature=1.0, max_new_tokens=64)
+    params = SamplingSection(temperature=1.0, max_new_tokens=64)
     seeds = _seeds(11, len(prompts))
     started = time.perf_counter()
     expected = pool.generate(prompts, params, seeds, shard_size=1)

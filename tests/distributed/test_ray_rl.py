@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from redraft.config import LoggingConfig, ModelConfig, RLSection
+from redraft.config import LoggingSection, ModelSection, RLSection
 from redraft.envs import SingleTurnEnv
 from redraft.models import build_model, save_model
 from redraft.training.logging import MetricsLog
@@ -23,7 +23,7 @@ def _starts_with_a_digit(prompts, completions, **fields):
 def test_ray_rollouts_train_exactly_like_local_ones(tmp_path, micro_task, tokenizer):
     torch.manual_seed(0)
     start = tmp_path / "start"
-    save_model(build_model(ModelConfig(preset="micro"), tokenizer), tokenizer, start)
+    save_model(build_model(ModelSection(preset="micro"), tokenizer), tokenizer, start)
 
     def run(backend: str) -> list[dict]:
         cfg = RLSection.model_validate({
@@ -40,7 +40,7 @@ def test_ray_rollouts_train_exactly_like_local_ones(tmp_path, micro_task, tokeni
             out_dir=tmp_path / backend,
             seed=0,
             log=log,
-            logging=LoggingConfig(progress=False),
+            logging=LoggingSection(progress=False),
             env_factory=lambda: SingleTurnEnv(micro_task, _starts_with_a_digit),
         )
         return log.read("rl")

@@ -1,6 +1,6 @@
 import torch
 
-from redraft.config import SamplingConfig
+from redraft.config import SamplingSection
 from redraft.envs import Environment, SingleTurnEnv, StepResult
 from redraft.rollout.batch import collate_episodes
 from redraft.rollout.episodes import run_episodes
@@ -30,7 +30,7 @@ def test_single_turn_episode_tokens_and_reward(micro_model, tokenizer, micro_tas
         tokenizer,
         envs,
         examples,
-        SamplingConfig(temperature=1.0, max_new_tokens=5),
+        SamplingSection(temperature=1.0, max_new_tokens=5),
         torch.Generator().manual_seed(0),
     )
     for episode, example in zip(episodes, examples):
@@ -48,7 +48,7 @@ def test_custom_reward_function_gets_fields(micro_model, tokenizer, micro_task):
         return [0.5] * len(completions)
 
     envs = [SingleTurnEnv(micro_task, reward) for _ in range(2)]
-    episodes = run_episodes(micro_model, tokenizer, envs, micro_task.test[:2], SamplingConfig(max_new_tokens=3))
+    episodes = run_episodes(micro_model, tokenizer, envs, micro_task.test[:2], SamplingSection(max_new_tokens=3))
     assert [e.total_reward for e in episodes] == [0.5, 0.5]
     assert seen["answer"] == [ex.answer for ex in micro_task.test[:2]] and "value" in seen
 
@@ -60,7 +60,7 @@ def test_multi_turn_episode_masks_turns_and_credits_rewards(micro_model, tokeniz
         tokenizer,
         [TwoTurnEnv() for _ in examples],
         examples,
-        SamplingConfig(temperature=1.0, max_new_tokens=4),
+        SamplingSection(temperature=1.0, max_new_tokens=4),
         torch.Generator().manual_seed(1),
     )
     again = tokenizer("\nagain:", add_special_tokens=False)["input_ids"]
@@ -89,7 +89,7 @@ def test_second_turn_logprobs_condition_on_the_whole_context(micro_model, tokeni
         tokenizer,
         [TwoTurnEnv() for _ in examples],
         examples,
-        SamplingConfig(temperature=1.0, max_new_tokens=4),
+        SamplingSection(temperature=1.0, max_new_tokens=4),
         torch.Generator().manual_seed(2),
     )
     for episode in episodes:

@@ -1,6 +1,6 @@
 import torch
 
-from redraft.config import SamplingConfig
+from redraft.config import SamplingSection
 from redraft.envs import SelfCorrectionEnv
 from redraft.rollout.episodes import run_episodes
 
@@ -15,7 +15,7 @@ def _episodes(model, tokenizer, task, examples, params, **env_kwargs):
 def test_two_attempts_restate_the_problem_and_score_each_attempt(micro_model, tokenizer, micro_task):
     examples = micro_task.test[:6]
     episodes = _episodes(
-        micro_model, tokenizer, micro_task, examples, SamplingConfig(temperature=1.0, max_new_tokens=4)
+        micro_model, tokenizer, micro_task, examples, SamplingSection(temperature=1.0, max_new_tokens=4)
     )
     for episode, example in zip(episodes, examples):
         second = episode.turns[1]
@@ -35,7 +35,7 @@ def test_reward_on_last_attempt_only_keeps_every_verdict(micro_model, tokenizer,
         tokenizer,
         micro_task,
         examples,
-        SamplingConfig(max_new_tokens=3),
+        SamplingSection(max_new_tokens=3),
         reward_fn=lambda prompts, completions, **_: [0.5] * len(completions),
         reward_turns="last",
     )
@@ -47,7 +47,7 @@ def test_reward_on_last_attempt_only_keeps_every_verdict(micro_model, tokenizer,
 def test_per_turn_sampling_settings(micro_model, tokenizer, micro_task):
     """Attempt 1 sampled, attempt 2 greedy: attempt 2 is a deterministic function of the context."""
     examples = micro_task.test[:8]
-    params = [SamplingConfig(temperature=1.0, max_new_tokens=4), SamplingConfig(temperature=0.0, max_new_tokens=4)]
+    params = [SamplingSection(temperature=1.0, max_new_tokens=4), SamplingSection(temperature=0.0, max_new_tokens=4)]
     episodes = _episodes(micro_model, tokenizer, micro_task, examples, params)
     for episode in episodes:
         context = episode.token_ids()[: -len(episode.turns[1].reply_ids)]
@@ -59,7 +59,7 @@ def test_per_turn_sampling_settings(micro_model, tokenizer, micro_task):
 
 def test_more_than_two_attempts(micro_model, tokenizer, micro_task):
     episodes = _episodes(
-        micro_model, tokenizer, micro_task, micro_task.test[:2], SamplingConfig(max_new_tokens=2), attempts=3
+        micro_model, tokenizer, micro_task, micro_task.test[:2], SamplingSection(max_new_tokens=2), attempts=3
     )
     assert [len(e.turns) for e in episodes] == [3, 3]
     assert [t.info["attempt"] for t in episodes[0].turns] == [1, 2, 3]

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from redraft.config import TaskConfig
+from redraft.config import TaskSection
 from redraft.envs import SelfCorrectionEnv, SingleTurnEnv
 from redraft.errors import ConfigError
 from redraft.tasks import build_task
@@ -15,7 +15,7 @@ def _gsm8k_style(tmp_path, **task):
              "solution": f"{i} + {i} = {2 * i}\n#### {2 * i}", "difficulty": i % 3} for i in range(1, 41)]  # fmt: skip
     path = tmp_path / "word_problems.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return build_task(TaskConfig(kind="file", train_path=str(path), prompt_field="question", answer_field="final",
+    return build_task(TaskSection(kind="file", train_path=str(path), prompt_field="question", answer_field="final",
                                  template="{question}\n", test_size=5, val_size=5, **task))  # fmt: skip
 
 

@@ -20,7 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from redraft.feedback.app import create_app
-from redraft.feedback.config import FeedbackConfig, QueueConfig, StoreConfig
+from redraft.feedback.config import FeedbackConfig, QueueSection, StoreSection
 from redraft.feedback.migrations import upgrade
 from redraft.feedback.queue import add_prompt, enqueue
 from redraft.feedback.security import add_annotator
@@ -110,13 +110,13 @@ def sqlite_url(tmp_path) -> str:
 
 def open_store(url: str):
     """(engine, sessionmaker) on a migrated store."""
-    engine = make_engine(StoreConfig(url=url))
+    engine = make_engine(StoreSection(url=url))
     upgrade(engine)
     return engine, make_sessionmaker(engine)
 
 
 def feedback_config(url: str, labels_per_item: int = 1, **queue) -> FeedbackConfig:
-    return FeedbackConfig(store=StoreConfig(url=url), queue=QueueConfig(labels_per_item=labels_per_item, **queue))
+    return FeedbackConfig(store=StoreSection(url=url), queue=QueueSection(labels_per_item=labels_per_item, **queue))
 
 
 @contextmanager

@@ -5,9 +5,9 @@ import json
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from redraft.config import TaskConfig
+from redraft.config import TaskSection
 from redraft.feedback.cli import feedback_app
-from redraft.feedback.config import FeedbackConfig, SampleSettings, StoreConfig
+from redraft.feedback.config import FeedbackConfig, SampleSection, StoreSection
 from redraft.feedback.loadtest import seed_arithmetic_items
 from redraft.feedback.sampling import sample_into_store
 from redraft.feedback.store import Item, Output
@@ -18,9 +18,9 @@ from tests.feedback.conftest import open_store
 def test_sample_queues_a_models_completions(micro_model, tokenizer, tmp_path, sqlite_url):
     save_model(micro_model, tokenizer, tmp_path / "model")
     config = FeedbackConfig(
-        store=StoreConfig(url=sqlite_url),
-        task=TaskConfig(train_size=600, val_size=32, test_size=64, max_digits=2),
-        sample=SampleSettings(model=str(tmp_path / "model"), prompts=3, samples_per_prompt=4, max_new_tokens=4),
+        store=StoreSection(url=sqlite_url),
+        task=TaskSection(train_size=600, val_size=32, test_size=64, max_digits=2),
+        sample=SampleSection(model=str(tmp_path / "model"), prompts=3, samples_per_prompt=4, max_new_tokens=4),
     )
     engine, sessions = open_store(sqlite_url)
     counts = sample_into_store(sessions, config)

@@ -5,7 +5,7 @@ import huggingface_hub
 import pytest
 import torch
 
-from redraft.config import ModelConfig
+from redraft.config import ModelSection
 from redraft.errors import ConfigError, RedraftError
 from redraft.models import build_model, load_model, save_model
 from redraft.text.hub import is_repo_id
@@ -44,8 +44,8 @@ def test_model_dtype(tmp_path, micro_model, tokenizer):
     save_model(micro_model, tokenizer, tmp_path / "m")
     assert load_model(tmp_path / "m").dtype == torch.float32
     assert load_model(tmp_path / "m", "bf16").dtype == torch.bfloat16
-    assert build_model(ModelConfig(path=str(tmp_path / "m"), dtype="bf16"), tokenizer).dtype == torch.bfloat16
-    assert build_model(ModelConfig(preset="micro", dtype="bf16"), tokenizer).dtype == torch.bfloat16
-    assert build_model(ModelConfig(preset="micro"), tokenizer).dtype == torch.float32
+    assert build_model(ModelSection(path=str(tmp_path / "m"), dtype="bf16"), tokenizer).dtype == torch.bfloat16
+    assert build_model(ModelSection(preset="micro", dtype="bf16"), tokenizer).dtype == torch.bfloat16
+    assert build_model(ModelSection(preset="micro"), tokenizer).dtype == torch.float32
     with pytest.raises(ConfigError, match="unknown dtype"):
         load_model(tmp_path / "m", "fp8")

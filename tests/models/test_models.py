@@ -2,14 +2,14 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from redraft.config import ModelConfig
+from redraft.config import ModelSection
 from redraft.errors import ConfigError, RedraftError
 from redraft.models import PRESETS, build_model, load_model, save_model
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 def test_saved_checkpoint_loads_in_plain_transformers(arch, tokenizer, tmp_path):
-    model = build_model(ModelConfig(preset="micro", arch=arch), tokenizer)
+    model = build_model(ModelSection(preset="micro", arch=arch), tokenizer)
     save_model(model, tokenizer, tmp_path / "ckpt")
     assert (tmp_path / "ckpt" / "model.safetensors").is_file()
     reloaded = AutoModelForCausalLM.from_pretrained(str(tmp_path / "ckpt"))
@@ -24,28 +24,28 @@ def test_presets_and_overrides(tokenizer):
     for name, (layers, hidden, _) in PRESETS.items():
         if name == "base":
             continue
-        model = build_model(ModelConfig(preset=name), tokenizer)
+        model = build_model(ModelSection(preset=name), tokenizer)
         assert model.config.num_hidden_layers == layers and model.config.hidden_size == hidden
         assert model.config.vocab_size == len(tokenizer)
-    custom = build_model(ModelConfig(preset="micro", layers=3, hidden=96, heads=3), tokenizer)
+    custom = build_model(ModelSection(preset="micro", layers=3, hidden=96, heads=3), tokenizer)
     assert (custom.config.num_hidden_layers, custom.config.hidden_size) == (3, 96)
     with pytest.raises(ConfigError, match="unknown preset"):
-        build_model(ModelConfig(preset="huge"), tokenizer)
+        build_model(ModelSection(preset="huge"), tokenizer)
     with pytest.raises(ConfigError, match="divisible"):
-        build_model(ModelConfig(preset="micro", hidden=100, heads=3), tokenizer)
+        build_model(ModelSection(preset="micro", hidden=100, heads=3), tokenizer)
 
 
 def test_local_checkpoint_path(tokenizer, tmp_path):
-    model = build_model(ModelConfig(preset="micro"), tokenizer)
+    model = build_model(ModelSection(preset="micro"), tokenizer)
     model.save_pretrained(tmp_path)  # a checkpoint written by plain transformers
-    loaded = build_model(ModelConfig(path=str(tmp_path)), tokenizer)
+    loaded = build_model(ModelSection(path=str(tmp_path)), tokenizer)
     assert torch.equal(loaded.model.embed_tokens.weight, model.model.embed_tokens.weight)
     with pytest.raises(RedraftError, match="no HF checkpoint"):
         load_model(tmp_path / "missing")
 
 
 def test_atomic_save_keeps_old_checkpoint_on_failure(tokenizer, tmp_path, monkeypatch):
-    model = build_model(ModelConfig(preset="micro"), tokenizer)
+    model = build_model(ModelSection(preset="micro"), tokenizer)
     save_model(model, tokenizer, tmp_path / "m")
     before = (tmp_path / "m" / "model.safetensors").read_bytes()
 

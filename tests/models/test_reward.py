@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from redraft.config import FreezeConfig, ModelConfig
+from redraft.config import FreezeSection, ModelSection
 from redraft.errors import RedraftError
 from redraft.models import save_model
 from redraft.models.adapters import apply_freeze
@@ -23,17 +23,17 @@ def sft_dir(tmp_path, micro_model, tokenizer):
 
 
 def test_starts_from_the_sft_body_with_a_fresh_scalar_head(sft_dir, micro_model, tokenizer):
-    reward_model = build_reward_model(tokenizer, ModelConfig(path=str(sft_dir)))
+    reward_model = build_reward_model(tokenizer, ModelSection(path=str(sft_dir)))
     assert type(reward_model).__name__ == "LlamaForSequenceClassification" and reward_model.score.out_features == 1
     torch.testing.assert_close(reward_model.model.embed_tokens.weight, micro_model.model.embed_tokens.weight)
-    fresh = build_reward_model(tokenizer, ModelConfig(preset="micro"), fresh=True)
+    fresh = build_reward_model(tokenizer, ModelSection(preset="micro"), fresh=True)
     assert fresh.config.hidden_size == 64 and fresh.config.pad_token_id == tokenizer.pad_token_id
     with pytest.raises(RedraftError, match="no HF checkpoint"):
-        build_reward_model(tokenizer, ModelConfig(path=str(sft_dir / "missing")))
+        build_reward_model(tokenizer, ModelSection(path=str(sft_dir / "missing")))
 
 
 def test_score_is_read_at_the_end_whatever_the_padding(sft_dir, tokenizer):
-    reward_model = build_reward_model(tokenizer, ModelConfig(path=str(sft_dir)))
+    reward_model = build_reward_model(tokenizer, ModelSection(path=str(sft_dir)))
     prompts, completions = ["1+2=", "13+45="], ["3", "58 and more text"]
     together = raw_scores(reward_model, reward_inputs(tokenizer, prompts, completions), batch_size=2)
     alone = torch.cat(
@@ -49,7 +49,7 @@ def test_stats_normalise_and_survive_save_load(tmp_path, sft_dir, tokenizer):
     assert RewardStats.of(torch.tensor([5.0, 5.0])).std == 1.0
     torch.testing.assert_close(stats.normalise(torch.tensor([2.0])), torch.tensor([0.0]))
 
-    reward_model = build_reward_model(tokenizer, ModelConfig(path=str(sft_dir)))
+    reward_model = build_reward_model(tokenizer, ModelSection(path=str(sft_dir)))
     save_reward_model(reward_model, tokenizer, stats, tmp_path / "rm")
     loaded, loaded_stats = load_reward_model(tmp_path / "rm")
     assert loaded_stats == stats
@@ -65,15 +65,15 @@ def test_stats_normalise_and_survive_save_load(tmp_path, sft_dir, tokenizer):
 
 
 def test_freezing_applies_to_the_reward_model(sft_dir, tokenizer):
-    reward_model = build_reward_model(tokenizer, ModelConfig(path=str(sft_dir)))
-    apply_freeze(reward_model, FreezeConfig(embeddings=True, layers=1))
+    reward_model = build_reward_model(tokenizer, ModelSection(path=str(sft_dir)))
+    apply_freeze(reward_model, FreezeSection(embeddings=True, layers=1))
     assert not reward_model.model.embed_tokens.weight.requires_grad
     assert not any(p.requires_grad for p in reward_model.model.layers[0].parameters())
     assert reward_model.score.weight.requires_grad
 
 
 def test_likelihood_head_scores_a_completion_by_its_log_probability(tmp_path, sft_dir, micro_model, tokenizer):
-    reward_model = build_reward_model(tokenizer, ModelConfig(path=str(sft_dir)), head="likelihood")
+    reward_model = build_reward_model(tokenizer, ModelSection(path=str(sft_dir)), head="likelihood")
     prompts, completions = ["1+2=", "13+45="], ["3", "58 and more text"]
     data = reward_inputs(tokenizer, prompts, completions)
     scores = raw_scores(reward_model, data, batch_size=2)

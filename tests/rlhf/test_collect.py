@@ -8,7 +8,7 @@ from sqlalchemy.exc import OperationalError
 
 from redraft.feedback.annotators import simulate_annotators
 from redraft.feedback.app import running_server
-from redraft.feedback.config import StoreConfig
+from redraft.feedback.config import StoreSection
 from redraft.feedback.security import add_annotator
 from redraft.feedback.store import Item, Label, make_engine, make_sessionmaker
 from redraft.rlhf.collect import FeedbackAppCollector
@@ -21,7 +21,7 @@ def _candidates(examples):
 
 
 def _count(url, what):
-    engine = make_engine(StoreConfig(url=url))
+    engine = make_engine(StoreSection(url=url))
     try:
         with make_sessionmaker(engine)() as session:
             return session.scalar(select(func.count()).select_from(what))
@@ -73,7 +73,7 @@ def test_waits_for_people_labelling_in_the_app(tmp_path, micro_task):
     time.sleep(0.2)
     assert loop.is_alive()  # nothing labelled yet: the loop is waiting
     # A person signs in to the running app and labels everything (scripted here through the same API).
-    engine = make_engine(StoreConfig(url=url))
+    engine = make_engine(StoreSection(url=url))
     token = add_annotator(make_sessionmaker(engine), "alice")
     engine.dispose()
     with running_server(db_url=url) as base_url:

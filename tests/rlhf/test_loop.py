@@ -5,16 +5,17 @@ import json
 import pytest
 from sqlalchemy import func, select
 
+from redraft.config import load_config
 from redraft.data.preferences import read_pairs
-from redraft.feedback.config import StoreConfig
+from redraft.feedback.config import StoreSection
 from redraft.feedback.store import Label, make_engine, make_sessionmaker
 from redraft.models import save_model
-from redraft.rlhf.config import RLHFConfig, load_rlhf_config
+from redraft.rlhf.config import RLHFConfig
 from redraft.rlhf.loop import run_rlhf
 
 
 def _config(tmp_path, model_dir, method, *extra):
-    return load_rlhf_config(
+    return load_config(
         RLHFConfig,
         None,
         [
@@ -77,7 +78,7 @@ def test_a_round_with_the_feedback_app_in_the_loop(tmp_path, micro_model, tokeni
     cfg = _config(tmp_path, tmp_path / "sft", "dpo", "rlhf.collect=app", "rlhf.app.annotators=4")
     summary = run_rlhf(cfg)
     round_dir = tmp_path / "dpo" / "round-1"
-    engine = make_engine(StoreConfig(url=f"sqlite:///{round_dir / 'feedback.db'}"))
+    engine = make_engine(StoreSection(url=f"sqlite:///{round_dir / 'feedback.db'}"))
     with make_sessionmaker(engine)() as session:
         labels = session.scalar(select(func.count()).select_from(Label))
     engine.dispose()
@@ -90,11 +91,11 @@ def test_a_round_with_the_feedback_app_in_the_loop(tmp_path, micro_model, tokeni
 def test_the_reward_model_can_start_from_a_stronger_checkpoint(tmp_path, micro_model, tokenizer):
     from transformers import AutoConfig
 
-    from redraft.config import ModelConfig
+    from redraft.config import ModelSection
     from redraft.models import build_model
 
     save_model(micro_model, tokenizer, tmp_path / "sft")
-    save_model(build_model(ModelConfig(preset="micro", layers=2), tokenizer), tokenizer, tmp_path / "judge")
+    save_model(build_model(ModelSection(preset="micro", layers=2), tokenizer), tokenizer, tmp_path / "judge")
     cfg = _config(tmp_path, tmp_path / "sft", "ppo", f"rlhf.reward_model.path={tmp_path / 'judge'}")
     round_result = run_rlhf(cfg)["rounds"][0]
     reward_model = AutoConfig.from_pretrained(round_result["reward_model"]["model_dir"])

@@ -1,13 +1,13 @@
 import pytest
 
-from redraft.config import TaskConfig
+from redraft.config import TaskSection
 from redraft.rlhf.simulated import SimulatedLabeller
 from redraft.tasks import build_task
 
 
 @pytest.fixture(scope="module")
 def task():
-    return build_task(TaskConfig(train_size=50, val_size=0, test_size=1, max_digits=2))
+    return build_task(TaskSection(train_size=50, val_size=0, test_size=1, max_digits=2))
 
 
 def test_prefers_correct_then_shorter(task):

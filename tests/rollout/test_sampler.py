@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from redraft.config import ModelConfig, SamplingConfig
+from redraft.config import ModelSection, SamplingSection
 from redraft.models import build_model
 from redraft.models.fast_llama import FastLlamaRunner
 from redraft.rollout.sampler import (
@@ -21,7 +21,7 @@ def _prompts(task, n=12):
 
 
 def test_fast_path_matches_hf_forward_under_left_padding(micro_model, tokenizer, micro_task):
-    model = build_model(ModelConfig(preset="micro", layers=2, heads=4, hidden=64), tokenizer).eval()
+    model = build_model(ModelSection(preset="micro", layers=2, heads=4, hidden=64), tokenizer).eval()
     ids, mask = _left_pad(encode_prompts(tokenizer, _prompts(micro_task) + ["1+1="]), tokenizer.pad_token_id)
     assert (mask == 0).any()  # the batch really is padded
     fast, hf = FastLlamaRunner(model, ids.shape[1] + 3), HFRunner(model)
@@ -34,7 +34,7 @@ def test_fast_path_matches_hf_forward_under_left_padding(micro_model, tokenizer,
 
 def test_greedy_matches_transformers_generate(micro_model, tokenizer, micro_task):
     prompts = _prompts(micro_task)
-    out = generate(micro_model, tokenizer, prompts, SamplingConfig(temperature=0, max_new_tokens=6))
+    out = generate(micro_model, tokenizer, prompts, SamplingSection(temperature=0, max_new_tokens=6))
     ids, mask = _left_pad(encode_prompts(tokenizer, prompts), tokenizer.pad_token_id)
     with torch.no_grad():
         reference = micro_model.generate(
@@ -53,7 +53,7 @@ def test_greedy_matches_transformers_generate(micro_model, tokenizer, micro_task
 def test_logprobs_match_a_full_forward_at_temperature(micro_model, tokenizer, micro_task):
     prompts = _prompts(micro_task, 4)
     temperature = 0.7
-    out = generate(micro_model, tokenizer, prompts, SamplingConfig(temperature=temperature, max_new_tokens=5), seed=3)
+    out = generate(micro_model, tokenizer, prompts, SamplingSection(temperature=temperature, max_new_tokens=5), seed=3)
     for prompt_ids, tokens, logprobs in zip(out.prompt_ids, out.token_ids, out.logprobs):
         full = torch.tensor([prompt_ids + tokens])
         with torch.no_grad():
@@ -63,7 +63,7 @@ def test_logprobs_match_a_full_forward_at_temperature(micro_model, tokenizer, mi
 
 
 def test_seeded_sampling_is_reproducible_and_backends_agree(micro_model, tokenizer, micro_task):
-    params = SamplingConfig(temperature=1.0, max_new_tokens=6, top_k=10, top_p=0.9)
+    params = SamplingSection(temperature=1.0, max_new_tokens=6, top_k=10, top_p=0.9)
     a = generate(micro_model, tokenizer, _prompts(micro_task), params, seed=7)
     b = generate(micro_model, tokenizer, _prompts(micro_task), params, seed=7)
     c = generate(micro_model, tokenizer, _prompts(micro_task), params.model_copy(update={"backend": "hf"}), seed=7)
@@ -102,7 +102,7 @@ def test_stop_strings_and_eos(micro_model, tokenizer):
         return forward
 
     micro_model.forward = biased_forward(micro_model.forward)
-    params = SamplingConfig(temperature=0, max_new_tokens=8, stop=["77"], backend="hf")
+    params = SamplingSection(temperature=0, max_new_tokens=8, stop=["77"], backend="hf")
     out = generate(micro_model, tokenizer, ["1+1=", "2+2="], params)
     assert out.texts == ["", ""] and out.finish_reasons == ["stop", "stop"]
     assert out.token_ids[0] == [seven, seven]
@@ -115,11 +115,11 @@ def test_stop_strings_and_eos(micro_model, tokenizer):
 
 
 def test_gpt2_models_use_the_generic_path(tokenizer, micro_task):
-    model = build_model(ModelConfig(preset="micro", arch="gpt2"), tokenizer)
-    out = generate(model, tokenizer, _prompts(micro_task, 3), SamplingConfig(max_new_tokens=4))
+    model = build_model(ModelSection(preset="micro", arch="gpt2"), tokenizer)
+    out = generate(model, tokenizer, _prompts(micro_task, 3), SamplingSection(max_new_tokens=4))
     assert len(out.texts) == 3 and all(len(t) <= 4 for t in out.token_ids)
     with pytest.raises(Exception, match="plain Llama"):
-        generate(model, tokenizer, ["1="], SamplingConfig(backend="fast"))
+        generate(model, tokenizer, ["1="], SamplingSection(backend="fast"))
 
 
 def test_inverse_cdf_sampling_follows_the_truncated_distribution():
@@ -136,7 +136,7 @@ def test_inverse_cdf_sampling_follows_the_truncated_distribution():
 def test_row_seeds_make_each_completion_independent_of_its_batch(micro_model, tokenizer, micro_task):
     prompts = encode_prompts(tokenizer, _prompts(micro_task, 8))
     seeds = [derive_seed(5, row) for row in range(len(prompts))]
-    params = SamplingConfig(temperature=1.0, max_new_tokens=6)
+    params = SamplingSection(temperature=1.0, max_new_tokens=6)
     whole = generate_ids(micro_model, tokenizer, prompts, params, row_seeds=seeds)
     in_pairs = generate_ids(
         micro_model, tokenizer, prompts, params.model_copy(update={"batch_size": 2}), row_seeds=seeds

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from redraft.config import TaskConfig
+from redraft.config import TaskSection
 from redraft.envs import SingleTurnEnv, task_verifier
 from redraft.errors import ConfigError, DataError, RedraftError
 from redraft.rewards import isolation
@@ -17,14 +17,14 @@ needs_sandbox = pytest.mark.skipif(
 
 
 def test_humaneval_is_built_in_and_split_by_seed():
-    task = build_task(TaskConfig(kind="code"))
+    task = build_task(TaskSection(kind="code"))
     assert task.name == "humaneval" and task.match == "code" and task.template == "{question}"
     assert (len(task.test), len(task.val), len(task.train)) == (82, 16, 66)
     ids = [[ex.fields["task_id"] for ex in split] for split in (task.test, task.val, task.train)]
     assert len(set().union(*map(set, ids))) == 164
-    assert [ex.fields["task_id"] for ex in build_task(TaskConfig(kind="code")).test] == ids[0]
-    assert [ex.fields["task_id"] for ex in build_task(TaskConfig(kind="code", seed=5)).test] != ids[0]
-    small = build_task(TaskConfig(kind="code", test_size=20, val_size=10, train_size=50))
+    assert [ex.fields["task_id"] for ex in build_task(TaskSection(kind="code")).test] == ids[0]
+    assert [ex.fields["task_id"] for ex in build_task(TaskSection(kind="code", seed=5)).test] != ids[0]
+    small = build_task(TaskSection(kind="code", test_size=20, val_size=10, train_size=50))
     assert (len(small.test), len(small.val), len(small.train)) == (20, 10, 50)
     ex = task.train[0]
     assert task.prompt(ex) == ex.question and "def " in ex.question
@@ -33,9 +33,9 @@ def test_humaneval_is_built_in_and_split_by_seed():
 
 def test_continuations_need_the_bare_prompt():
     with pytest.raises(ConfigError, match="continuations"):
-        build_task(TaskConfig(kind="code", template="Complete:\n{question}"))
+        build_task(TaskSection(kind="code", template="Complete:\n{question}"))
     with pytest.raises(ConfigError, match="not 'exact'"):
-        build_task(TaskConfig(kind="code", match="exact"))
+        build_task(TaskSection(kind="code", match="exact"))
 
 
 def test_function_body_stops_where_the_function_ends():
@@ -46,21 +46,21 @@ def test_function_body_stops_where_the_function_ends():
 
 
 def test_the_code_checker_needs_the_sandbox_verifier():
-    task = build_task(TaskConfig(kind="code", test_size=4, val_size=4, train_size=4))
+    task = build_task(TaskSection(kind="code", test_size=4, val_size=4, train_size=4))
     with pytest.raises(RedraftError, match="sandbox"):
         task.check(task.test[0].target, task.test[0])
 
 
 @needs_sandbox
 def test_canonical_solutions_pass_and_wrong_ones_fail():
-    task = build_task(TaskConfig(kind="code", test_size=4, val_size=4, train_size=4))
+    task = build_task(TaskSection(kind="code", test_size=4, val_size=4, train_size=4))
     task_verifier(task)
     problems = task.test[:4]
     replies = [ex.target + "\n\ndef trailing_junk(:\n" for ex in problems] + ["    return None\n"] * 2
     assert task.check_many(replies, problems + problems[:2]) == [True] * 4 + [False] * 2
     # environments reward with the same checker (task.reward checker, or code)
     for reward in ("checker", "code"):
-        task = build_task(TaskConfig(kind="code", test_size=4, val_size=4, train_size=4, reward=reward))
+        task = build_task(TaskSection(kind="code", test_size=4, val_size=4, train_size=4, reward=reward))
         envs = [SingleTurnEnv(task) for _ in range(3)]
         for env, ex in zip(envs, task.test):
             env.reset(ex)
@@ -80,7 +80,7 @@ def test_mbpp_and_generic_files(tmp_path):
              "test_list": [f"assert add_{i}(1) == {i + 1}", f"assert add_{i}(0) == {i}"], "test_setup_code": ""}
             for i in range(20)]  # fmt: skip
     task = build_task(
-        TaskConfig(kind="code", train_path=_write(tmp_path / "mbpp.jsonl", mbpp), test_size=5, val_size=2)
+        TaskSection(kind="code", train_path=_write(tmp_path / "mbpp.jsonl", mbpp), test_size=5, val_size=2)
     )
     assert task.name == "mbpp" and (len(task.test), len(task.val), len(task.train)) == (5, 2, 13)
     ex = task.test[0]
@@ -93,7 +93,7 @@ def test_mbpp_and_generic_files(tmp_path):
                 "tests": "def check(candidate):\n    assert candidate(3) == 6\n",
                 "entry_point": "double", "answer": "    return 2 * x\n"}] * 10  # fmt: skip
     task = build_task(
-        TaskConfig(kind="code", train_path=_write(tmp_path / "generic.jsonl", generic), test_size=2, val_size=1)
+        TaskSection(kind="code", train_path=_write(tmp_path / "generic.jsonl", generic), test_size=2, val_size=1)
     )
     task_verifier(task)
     ex = task.test[0]
@@ -103,9 +103,9 @@ def test_mbpp_and_generic_files(tmp_path):
 def test_a_row_that_is_not_a_code_problem_is_named(tmp_path):
     path = _write(tmp_path / "bad.jsonl", [{"prompt": "def f():\n", "answer": "1"}])
     with pytest.raises(DataError, match=r"bad.jsonl:1: not a code problem"):
-        build_task(TaskConfig(kind="code", train_path=path))
+        build_task(TaskSection(kind="code", train_path=path))
     path = _write(
         tmp_path / "bare.jsonl", [{"prompt": "def f():\n", "tests": "def check(c):\n    pass\n", "entry_point": "f"}]
     )
     with pytest.raises(DataError, match=r"bare.jsonl:1: the prompt of a continuation problem must be valid Python"):
-        build_task(TaskConfig(kind="code", train_path=path))
+        build_task(TaskSection(kind="code", train_path=path))

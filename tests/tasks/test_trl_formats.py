@@ -4,7 +4,7 @@ chat template and never turned into a Python repr."""
 
 import pytest
 
-from redraft.config import TaskConfig
+from redraft.config import TaskSection
 from redraft.errors import ConfigError, DataError, RedraftError
 from redraft.tasks import build_task
 from tests.chat import assistant, chatml_tokenizer, trl_rows, user, write_jsonl
@@ -15,7 +15,7 @@ PLAIN_TEMPLATE = "{question}"
 def _task(tmp_path, rows, **keys):
     path = write_jsonl(tmp_path / "data.jsonl", rows)
     return build_task(
-        TaskConfig(kind="file", train_path=path, template=PLAIN_TEMPLATE, test_size=4, val_size=4, **keys)
+        TaskSection(kind="file", train_path=path, template=PLAIN_TEMPLATE, test_size=4, val_size=4, **keys)
     )
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from redraft.config import TaskConfig
+from redraft.config import TaskSection
 from redraft.tasks import build_task
 from redraft.tasks.base import extract_answer
 from redraft.tasks.math_answers import final_answer, judged_text
@@ -13,9 +13,9 @@ SMALL = {"kind": "math", "train_size": 300, "val_size": 20, "test_size": 40}
 
 
 def test_problems_are_deterministic_disjoint_and_gsm8k_style():
-    task = build_task(TaskConfig(**SMALL))
-    assert task.train == build_task(TaskConfig(**SMALL)).train
-    assert build_task(TaskConfig(**{**SMALL, "seed": 7})).test != task.test
+    task = build_task(TaskSection(**SMALL))
+    assert task.train == build_task(TaskSection(**SMALL)).train
+    assert build_task(TaskSection(**{**SMALL, "seed": 7})).test != task.test
     questions = [[ex.question for ex in split] for split in (task.train, task.val, task.test)]
     assert [len(q) for q in questions] == [300, 20, 40]
     assert len(set().union(*map(set, questions))) == 360  # no repeats, within or across splits
@@ -28,7 +28,7 @@ def test_problems_are_deterministic_disjoint_and_gsm8k_style():
 
 
 def test_demonstrations_pass_the_tasks_own_checker():
-    task = build_task(TaskConfig(**SMALL))
+    task = build_task(TaskSection(**SMALL))
     examples = task.train[:60]
     assert task.check_many([ex.target for ex in examples], examples) == [True] * 60
     # the checker grades the final answer, not the numbers along the way
@@ -37,7 +37,7 @@ def test_demonstrations_pass_the_tasks_own_checker():
 
 
 def test_math_checker_accepts_gsm8k_boxed_and_latex_answers():
-    task = build_task(TaskConfig(**SMALL))
+    task = build_task(TaskSection(**SMALL))
     ex = task.test[0]
     n = ex.answer
     accepted = [
@@ -62,7 +62,7 @@ def test_final_answer_extraction():
 
 
 def test_kind_math_keeps_an_explicit_template_and_exact_match():
-    task = build_task(TaskConfig(**SMALL, template="Q: {question}\nA:", match="exact"))
+    task = build_task(TaskSection(**SMALL, template="Q: {question}\nA:", match="exact"))
     assert task.template == "Q: {question}\nA:" and task.match == "exact"
 
 
@@ -73,7 +73,7 @@ def test_a_gsm8k_file_graded_with_match_math(tmp_path):
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     cfg = dict(kind="file", train_path=str(path), prompt_field="question", answer_field="final",
                completion_field="solution", template="{question}\n", test_size=5, val_size=5)  # fmt: skip
-    numeric, math = build_task(TaskConfig(**cfg)), build_task(TaskConfig(**cfg, match="math"))
+    numeric, math = build_task(TaskSection(**cfg)), build_task(TaskSection(**cfg, match="math"))
     examples = math.train[:10]
     targets = [ex.target for ex in examples]
     assert math.check_many(targets, examples) == [True] * 10

@@ -2,7 +2,7 @@
 
 import pytest
 
-from redraft.config import DPOSection, LoggingConfig
+from redraft.config import DPOSection, LoggingSection
 from redraft.data.preferences import PreferencePair
 from redraft.models import load_model, save_model
 from redraft.training.dpo import completion_lengths, sampled_kl, train_dpo
@@ -47,7 +47,7 @@ def test_dpo_learns_the_preference_and_logs_kl(tmp_path, sft_dir, tokenizer, mic
         out_dir=tmp_path / "dpo",
         seed=0,
         log=log,
-        logging=LoggingConfig(progress=False),
+        logging=LoggingSection(progress=False),
         task=micro_task,
     )
     records = log.read("dpo")
@@ -122,7 +122,7 @@ def test_dpo_trains_with_length_averaged_ipo(tmp_path, sft_dir, tokenizer, micro
         out_dir=tmp_path / "dpo",
         seed=0,
         log=log,
-        logging=LoggingConfig(progress=False),
+        logging=LoggingSection(progress=False),
     )
     first = log.read("dpo")[0]
     # it ran (dpo_loss raises without the lengths); at the start policy = reference, so h = 0 and

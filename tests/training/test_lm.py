@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from redraft.config import LoggingConfig, TrainConfig
+from redraft.config import LoggingSection, TrainSection
 from redraft.data.sequences import collate, micro_batch_rows, pretraining_data, sft_data
 from redraft.errors import TrainingError
 from redraft.training import lm as lm_module
@@ -22,7 +22,7 @@ def _sft(task, tokenizer, split="train"):
 
 
 def _train(tmp_path, model, tokenizer, task, val=True, train=None, anchor=None, resume=False, **overrides):
-    cfg = TrainConfig.model_validate(
+    cfg = TrainSection.model_validate(
         {"max_steps": 6, "batch_size": 16, "log_every": 1, "eval_every": 3, "save_every": 3, **overrides}
     )
     log = MetricsLog(tmp_path / "metrics.jsonl")
@@ -36,7 +36,7 @@ def _train(tmp_path, model, tokenizer, task, val=True, train=None, anchor=None, 
         out_dir=tmp_path,
         seed=0,
         log=log,
-        logging=LoggingConfig(progress=False),
+        logging=LoggingSection(progress=False),
         anchor=anchor,
         resume=resume,
     )
@@ -84,13 +84,13 @@ def test_training_lowers_loss_and_writes_outputs(tmp_path, micro_model, tokenize
 
 
 def test_gradient_accumulation_matches_one_big_batch(tmp_path, tokenizer, micro_task):
-    from redraft.config import ModelConfig
+    from redraft.config import ModelSection
     from redraft.models import build_model
 
     finals = []
     for batch, accum in ((16, 1), (8, 2)):
         torch.manual_seed(0)
-        model = build_model(ModelConfig(preset="micro"), tokenizer)
+        model = build_model(ModelSection(preset="micro"), tokenizer)
         _train(
             tmp_path / f"b{batch}",
             model,
@@ -138,7 +138,7 @@ def test_anchor_holds_marked_tokens_at_the_reference(tmp_path, tokenizer, micro_
     them much closer to the frozen starting model, and its KL is logged."""
     import copy
 
-    from redraft.config import ModelConfig
+    from redraft.config import ModelSection
     from redraft.models import build_model
 
     data = _sft(micro_task, tokenizer)
@@ -147,7 +147,7 @@ def test_anchor_holds_marked_tokens_at_the_reference(tmp_path, tokenizer, micro_
     drift = {}
     for coef in (0.0, 10.0):
         torch.manual_seed(0)
-        model = build_model(ModelConfig(preset="micro"), tokenizer)
+        model = build_model(ModelSection(preset="micro"), tokenizer)
         reference = copy.deepcopy(model)
         _, log = _train(
             tmp_path / str(coef),
@@ -298,7 +298,7 @@ def test_resume_after_kill_reaches_the_same_parameters(tmp_path):
 
 
 def test_tensorboard_logging_writes_event_files(tmp_path, micro_model, tokenizer, micro_task):
-    cfg = TrainConfig(max_steps=2, batch_size=16, log_every=1, save_every=10)
+    cfg = TrainSection(max_steps=2, batch_size=16, log_every=1, save_every=10)
     lm_module.train_lm(
         stage="sft",
         model=micro_model,
@@ -309,6 +309,6 @@ def test_tensorboard_logging_writes_event_files(tmp_path, micro_model, tokenizer
         out_dir=tmp_path,
         seed=0,
         log=MetricsLog(tmp_path / "metrics.jsonl"),
-        logging=LoggingConfig(progress=False, tensorboard=True),
+        logging=LoggingSection(progress=False, tensorboard=True),
     )
     assert list(tmp_path.rglob("events.out.tfevents.*"))

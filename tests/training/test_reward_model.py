@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from redraft.config import LoggingConfig, ModelConfig, RewardModelSection
+from redraft.config import LoggingSection, ModelSection, RewardModelSection
 from redraft.data.preferences import PreferencePair
 from redraft.models import save_model
 from redraft.models.reward import build_reward_model
@@ -36,7 +36,7 @@ def _train(tmp_path, sft_dir, tokenizer, task, head="classifier", **train):
         }
     )
     torch.manual_seed(0)  # the head's initial weights
-    model = build_reward_model(tokenizer, ModelConfig(path=str(sft_dir)), head=head)
+    model = build_reward_model(tokenizer, ModelSection(path=str(sft_dir)), head=head)
     log = MetricsLog(tmp_path / "metrics.jsonl")
     return train_reward_model(
         model=model,
@@ -47,7 +47,7 @@ def _train(tmp_path, sft_dir, tokenizer, task, head="classifier", **train):
         out_dir=tmp_path / "rm",
         seed=0,
         log=log,
-        logging=LoggingConfig(progress=False),
+        logging=LoggingSection(progress=False),
     ), log.read("reward_model")
 
 
@@ -89,7 +89,7 @@ def test_resume_gives_the_same_weights(tmp_path, sft_dir, tokenizer, micro_task)
     )
     torch.manual_seed(0)
     train_reward_model(
-        model=build_reward_model(tokenizer, ModelConfig(path=str(sft_dir))),
+        model=build_reward_model(tokenizer, ModelSection(path=str(sft_dir))),
         tokenizer=tokenizer,
         train_pairs=preference_pairs(micro_task, micro_task.train[:300]),
         val_pairs=preference_pairs(micro_task, micro_task.val),
@@ -97,7 +97,7 @@ def test_resume_gives_the_same_weights(tmp_path, sft_dir, tokenizer, micro_task)
         out_dir=tmp_path / "cut" / "rm",
         seed=0,
         log=MetricsLog(tmp_path / "cut" / "metrics.jsonl"),
-        logging=LoggingConfig(progress=False),
+        logging=LoggingSection(progress=False),
         resume=True,
     )
     # The last checkpoints hold the final weights (model/ holds the best-validated ones).

@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from redraft.config import LoggingConfig, RLSection
+from redraft.config import LoggingSection, RLSection
 from redraft.envs import SingleTurnEnv
 from redraft.errors import TrainingError
 from redraft.models import save_model
@@ -42,7 +42,7 @@ def _run(tmp_path, model, tokenizer, task, algorithm, **overrides):
         out_dir=tmp_path / "rl",
         seed=0,
         log=log,
-        logging=LoggingConfig(progress=False),
+        logging=LoggingSection(progress=False),
         env_factory=lambda: SingleTurnEnv(task, digit_reward),
     )
     return result, log.read("rl")
@@ -134,7 +134,7 @@ def test_resume_replays_the_same_iterations(tmp_path, micro_model, tokenizer, mi
         out_dir=tmp_path / "cut" / "rl",
         seed=0,
         log=MetricsLog(tmp_path / "cut" / "metrics.jsonl"),
-        logging=LoggingConfig(progress=False),
+        logging=LoggingSection(progress=False),
         resume=True,
         env_factory=lambda: SingleTurnEnv(micro_task, digit_reward),
     )
@@ -173,7 +173,7 @@ def test_rewards_that_never_fire_are_reported(tmp_path, micro_model, tokenizer, 
         out_dir=tmp_path / "rl",
         seed=0,
         log=MetricsLog(tmp_path / "metrics.jsonl"),
-        logging=LoggingConfig(progress=False),
+        logging=LoggingSection(progress=False),
         env_factory=lambda: SingleTurnEnv(micro_task, lambda prompts, completions, **fields: [0.0] * len(completions)),
     )
     assert capsys.readouterr().out.count("every reward was 0 for 2 iterations in a row") == 1

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from redraft.algorithms import kl_penalty
-from redraft.config import LoggingConfig, RLSection
+from redraft.config import LoggingSection, RLSection
 from redraft.envs import SingleTurnEnv
 from redraft.envs.self_correction import SelfCorrectionEnv
 from redraft.models import save_model
@@ -74,7 +74,7 @@ def _train(tmp_path, model, tokenizer, task, env_factory, credit=None, **setting
         out_dir=tmp_path / "rl",
         seed=0,
         log=MetricsLog(tmp_path / "metrics.jsonl"),
-        logging=LoggingConfig(progress=False),
+        logging=LoggingSection(progress=False),
         env_factory=env_factory,
         credit=credit,
     )

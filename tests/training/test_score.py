@@ -3,7 +3,7 @@
 import pytest
 
 from redraft.algorithms import stage_credit
-from redraft.config import LoggingConfig, RLSection, SelfCorrectionSection
+from redraft.config import LoggingSection, RLSection, SelfCorrectionSection
 from redraft.envs import Episode, Turn
 from redraft.models import save_model
 from redraft.rollout.episodes import run_episodes
@@ -148,7 +148,7 @@ def _self_correction_rl(tmp_path, model, tokenizer, task, cfg, stage, credit, **
         out_dir=tmp_path / "rl",
         seed=0,
         log=log,
-        logging=LoggingConfig(progress=False),
+        logging=LoggingSection(progress=False),
         stage=stage,
         credit=credit,
         **kwargs,

@@ -52,16 +52,13 @@ def load_named_config(name: str, config: Path | None = None, overrides: list[str
 
     if name in STAGES:
         return load_config(name, config, overrides)
-    if name == "feedback":
-        from redraft.feedback.config import load_feedback_config
+    from redraft.feedback.config import FeedbackConfig
+    from redraft.rlhf.config import DPOConfig, RewardModelConfig, RLHFConfig
 
-        return load_feedback_config(config, overrides)
-    from redraft.rlhf.config import DPOConfig, RewardModelConfig, RLHFConfig, load_rlhf_config
-
-    classes = {"rm": RewardModelConfig, "dpo": DPOConfig, "rlhf": RLHFConfig}
+    classes = {"rm": RewardModelConfig, "dpo": DPOConfig, "rlhf": RLHFConfig, "feedback": FeedbackConfig}
     if name not in classes:
         raise ConfigError(f"unknown stage {name!r}; expected one of {sorted(CONFIGS)}")
-    return load_rlhf_config(classes[name], config, overrides)
+    return load_config(classes[name], config, overrides)
 
 
 def config_reference() -> str:

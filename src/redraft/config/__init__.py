@@ -5,10 +5,15 @@ Every command's config is built the same way (:mod:`redraft.config.loading`): th
 (``redraft/configs/<stage>.yaml``) are the base, the user's YAML file is merged over them, then the ``--set``
 overrides. Unknown keys and wrong types fail with a one-line :class:`~redraft.errors.ConfigError` naming the key.
 Every field carries a ``description`` (``redraft config show --explain``, docs/config-reference.md).
+
+Names: ``<Name>Config`` is what one command reads, a whole YAML file (``SFTConfig``, ``RLConfig``,
+``RLHFConfig``, ``FeedbackConfig``); ``<Name>Section`` is one key of it (``TrainSection`` under ``sft:``,
+``RLSection`` under ``rl:``). Each key has one default, in its field here; the main job's YAML
+(``configs/run.yaml``) holds only its deviations, each with its reason.
 """
 
-from redraft.config.base import LoggingConfig, RunSection, Section
-from redraft.config.data import BUILT_IN_REWARDS, ModelConfig, TaskConfig, TokenizerConfig
+from redraft.config.base import LoggingSection, RunSection, Section
+from redraft.config.data import BUILT_IN_REWARDS, ModelSection, TaskSection, TokenizerSection
 from redraft.config.loading import (
     apply_override,
     build_config,
@@ -45,13 +50,13 @@ from redraft.config.stages import (
     LMStageConfig,
     PipelineConfig,
     PretrainConfig,
-    PretrainStageConfig,
+    PretrainSection,
     RLConfig,
     ScoreConfig,
     SFTConfig,
     StageConfig,
 )
-from redraft.config.training import EvalSettings, FreezeConfig, LoraConfig, OptimConfig, SamplingConfig, TrainConfig
+from redraft.config.training import EvalSection, FreezeSection, LoraSection, OptimSection, SamplingSection, TrainSection
 
 __all__ = [
     "STAGES",
@@ -60,19 +65,19 @@ __all__ = [
     "DPOSection",
     "EVAL",
     "EvalConfig",
-    "EvalSettings",
-    "FreezeConfig",
+    "EvalSection",
+    "FreezeSection",
     "GenerateConfig",
     "LMStageConfig",
     "LOGGING",
-    "LoggingConfig",
-    "LoraConfig",
+    "LoggingSection",
+    "LoraSection",
     "MODEL",
-    "ModelConfig",
-    "OptimConfig",
+    "ModelSection",
+    "OptimSection",
     "PipelineConfig",
     "PretrainConfig",
-    "PretrainStageConfig",
+    "PretrainSection",
     "RL",
     "RLConfig",
     "RLSection",
@@ -81,7 +86,7 @@ __all__ = [
     "RunSection",
     "SCORE_BASELINES",
     "SFTConfig",
-    "SamplingConfig",
+    "SamplingSection",
     "ScoreConfig",
     "ScoreSection",
     "Section",
@@ -90,9 +95,9 @@ __all__ = [
     "TASK",
     "TOKENIZER",
     "TRAIN",
-    "TaskConfig",
-    "TokenizerConfig",
-    "TrainConfig",
+    "TaskSection",
+    "TokenizerSection",
+    "TrainSection",
     "apply_override",
     "build_config",
     "config_changes",

@@ -31,7 +31,7 @@ class RunSection(Section):
         return Path(self.output_dir) / self.name
 
 
-class LoggingConfig(Section):
+class LoggingSection(Section):
     tensorboard: bool = Field(
         False, description="also log metrics to TensorBoard, in the stage's folder (pip install 'redraft[tensorboard]')"
     )

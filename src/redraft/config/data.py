@@ -12,7 +12,7 @@ from redraft.config.base import Section
 BUILT_IN_REWARDS = ("checker", "math", "code")  # task.reward names besides 'module:function' (rewards/named.py)
 
 
-class TaskConfig(Section):
+class TaskSection(Section):
     """A task: the built-in arithmetic family or a custom JSONL/Parquet file."""
 
     kind: Literal["arithmetic", "file", "math", "code"] = Field(
@@ -96,7 +96,7 @@ class TaskConfig(Section):
     few_shot: int = Field(0, ge=0, description="prefix every prompt with this many solved training problems")
 
     @model_validator(mode="after")
-    def _check(self) -> TaskConfig:
+    def _check(self) -> TaskSection:
         if self.min_digits > self.max_digits:
             raise ValueError("min_digits must be <= max_digits")
         if self.kind == "file" and not self.train_path:
@@ -109,7 +109,7 @@ class TaskConfig(Section):
         return self
 
 
-class TokenizerConfig(Section):
+class TokenizerSection(Section):
     path: str | None = Field(
         None, description="an existing tokenizer folder; otherwise one is trained on the task corpus"
     )
@@ -117,7 +117,7 @@ class TokenizerConfig(Section):
     min_frequency: int = Field(2, ge=1, description="a trained tokenizer merges only pairs seen at least this often")
 
 
-class ModelConfig(Section):
+class ModelSection(Section):
     path: str | None = Field(
         None,
         description="a local HF checkpoint folder, or a Hugging Face Hub id (taken from the local HF cache; downloaded "

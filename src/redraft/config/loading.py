@@ -144,14 +144,26 @@ def layered_config(
     return build_config(cls, data, source + (" with --set overrides" if overrides else ""), hints)
 
 
-def load_config(stage: str, path: str | Path | None = None, overrides: list[str] | None = None) -> StageConfig:
-    """Defaults of ``stage`` <- its built-in YAML <- YAML file <- ``--set`` overrides, validated."""
-    if stage not in STAGES:
+def load_config(
+    stage: str | type[C], path: str | Path | None = None, overrides: list[str] | None = None
+) -> StageConfig | C:
+    """The one loader of every command's config: defaults <- the built-in YAML <- YAML file <- ``--set``
+    overrides, validated.
+
+    ``stage`` is a training stage's name (``STAGES``: its packaged ``configs/<stage>.yaml`` is the
+    built-in layer) or a config class of a higher layer (``RLHFConfig``, ``FeedbackConfig``: its
+    field defaults are the built-in layer).
+    """
+    if isinstance(stage, type):
+        cls, source, layers = stage, stage.__name__, []
+    elif stage in STAGES:
+        cls, source = STAGES[stage], f"built-in {stage} config"
+        layers = [(source, packaged_defaults(stage))]
+    else:
         raise ConfigError(f"unknown stage {stage!r}; expected one of {sorted(STAGES)}")
-    layers = [(f"built-in {stage} config", packaged_defaults(stage))]
     if path is not None:
         layers.append((str(path), read_yaml(path)))
-    return layered_config(STAGES[stage], layers, overrides, f"built-in {stage} config")
+    return layered_config(cls, layers, overrides, source)
 
 
 def dump_config(config: BaseModel, path: str | Path) -> None:

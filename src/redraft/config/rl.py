@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from redraft.config.base import Section
-from redraft.config.training import EvalSettings, OptimConfig, TrainConfig
+from redraft.config.training import EvalSection, OptimSection, TrainSection
 
 
 class RLSection(Section):
@@ -101,8 +101,8 @@ class RLSection(Section):
     ray_workers: int | None = Field(
         None, ge=1, description="ray: generation actors (None: one per CPU of the Ray cluster)"
     )
-    optim: OptimConfig = Field(
-        OptimConfig(lr=1e-4, warmup_steps=5, weight_decay=0.0, min_lr_ratio=1.0),
+    optim: OptimSection = Field(
+        OptimSection(lr=1e-4, warmup_steps=5, weight_decay=0.0, min_lr_ratio=1.0),
         description="the policy's AdamW and learning-rate schedule (one step per minibatch)",
     )
 
@@ -179,14 +179,14 @@ class ScoreSection(Section):
         description="Pair-SFT adds this weight × KL(SFT model ‖ model) on every attempt-1 token (0 = off), so "
         "learning attempt 2 does not pull attempt 1 away from the SFT model",
     )
-    pair_sft: TrainConfig = Field(
-        TrainConfig(
+    pair_sft: TrainSection = Field(
+        TrainSection(
             max_steps=300,
             batch_size=128,
             eval_every=100,
             save_every=100,
             eval_accuracy_problems=0,
-            optim=OptimConfig(lr=1e-3, warmup_steps=20),
+            optim=OptimSection(lr=1e-3, warmup_steps=20),
         ),
         description="Pair-SFT: SFT on the model's own drafts followed by the instruction and the right answer",
     )
@@ -218,22 +218,22 @@ class ScoreSection(Section):
         2, ge=1, description="STaR baseline: rounds of sample, keep successful corrections, fine-tune"
     )
     star_problems: int = Field(4096, ge=1, description="STaR baseline: problems sampled per round")
-    star: TrainConfig = Field(
-        TrainConfig(
+    star: TrainSection = Field(
+        TrainSection(
             max_steps=100,
             batch_size=64,
             eval_every=50,
             save_every=50,
             eval_accuracy_problems=0,
-            optim=OptimConfig(lr=5e-4, warmup_steps=10),
+            optim=OptimSection(lr=5e-4, warmup_steps=10),
         ),
         description="STaR baseline: the fine-tuning of each round",
     )
     baselines: list[Literal["prompting", "pair_sft", "star", "single_turn_rl", "multiturn_rl", "control"]] = Field(
         list(SCORE_BASELINES), description="the baselines trained and evaluated next to SCoRe"
     )
-    eval: EvalSettings = Field(
-        EvalSettings(max_new_tokens=8, scaling_budgets=[2, 4, 8, 16]),
+    eval: EvalSection = Field(
+        EvalSection(max_new_tokens=8, scaling_budgets=[2, 4, 8, 16]),
         description="evaluation of every method (split, problems, answer length, inference-scaling budgets)",
     )
 
@@ -273,14 +273,14 @@ class RewardModelSection(Section):
         256, ge=1, description="completions scored per forward pass (reward statistics, PPO rewards)"
     )
     # lr 1e-4: better held-out accuracy than 3e-4 for the likelihood head (experiments/rlhf.md).
-    train: TrainConfig = Field(
-        TrainConfig(
+    train: TrainSection = Field(
+        TrainSection(
             max_steps=1200,
             batch_size=64,
             eval_every=200,
             save_every=200,
             log_every=20,
-            optim=OptimConfig(lr=1e-4, warmup_steps=30, weight_decay=0.0),
+            optim=OptimSection(lr=1e-4, warmup_steps=30, weight_decay=0.0),
         ),
         description="training on the preference pairs (batch_size in pairs; validation = held-out pairs)",
     )
@@ -332,14 +332,14 @@ class DPOSection(Section):
     eval_problems: int = Field(256, ge=0, description="greedy validation accuracy on this many task problems (0 = off)")
     max_new_tokens: int = Field(16, ge=1, description="most tokens per answer in those checks")
     # lr 1e-4 collapses the policy (both log-probs fall); experiments/rlhf.md has the runs behind these values.
-    train: TrainConfig = Field(
-        TrainConfig(
+    train: TrainSection = Field(
+        TrainSection(
             max_steps=600,
             batch_size=64,
             eval_every=50,
             save_every=100,
             log_every=10,
-            optim=OptimConfig(lr=3e-5, warmup_steps=10, weight_decay=0.0, min_lr_ratio=1.0),
+            optim=OptimSection(lr=3e-5, warmup_steps=10, weight_decay=0.0, min_lr_ratio=1.0),
         ),
         description="training on the preference pairs (batch_size in pairs)",
     )

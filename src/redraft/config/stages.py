@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from redraft.config.base import LoggingConfig, RunSection, Section
-from redraft.config.data import ModelConfig, TaskConfig, TokenizerConfig
+from redraft.config.base import LoggingSection, RunSection, Section
+from redraft.config.data import ModelSection, TaskSection, TokenizerSection
 from redraft.config.rl import RLSection, ScoreSection, SelfCorrectionSection
-from redraft.config.training import EvalSettings, SamplingConfig, TrainConfig
+from redraft.config.training import EvalSection, SamplingSection, TrainSection
 
 # What each stage config's sections hold (one description for the section wherever it appears).
 RUN = "the run's name, output folder and seed"
@@ -22,14 +22,14 @@ EVAL = "evaluation: greedy accuracy and pass@k (or self-correction metrics) on a
 
 class StageConfig(Section):
     run: RunSection = Field(RunSection(), description=RUN)
-    logging: LoggingConfig = Field(LoggingConfig(), description=LOGGING)
+    logging: LoggingSection = Field(LoggingSection(), description=LOGGING)
 
 
 class LMStageConfig(StageConfig):
-    task: TaskConfig = Field(TaskConfig(), description=TASK)
-    tokenizer: TokenizerConfig = Field(TokenizerConfig(), description=TOKENIZER)
-    model: ModelConfig = Field(ModelConfig(), description=MODEL)
-    train: TrainConfig = Field(TrainConfig(), description=TRAIN)
+    task: TaskSection = Field(TaskSection(), description=TASK)
+    tokenizer: TokenizerSection = Field(TokenizerSection(), description=TOKENIZER)
+    model: ModelSection = Field(ModelSection(), description=MODEL)
+    train: TrainSection = Field(TrainSection(), description=TRAIN)
 
 
 # A stage run on its own is named after its command, so it never writes into the main job's runs/main.
@@ -47,9 +47,9 @@ class SFTConfig(LMStageConfig):
 
 class EvalConfig(StageConfig):
     run: RunSection = Field(RunSection(name="eval"), description=RUN)
-    task: TaskConfig = Field(TaskConfig(), description=TASK)
-    model: ModelConfig = Field(ModelConfig(), description="the model evaluated (model.path; --model sets it)")
-    eval: EvalSettings = Field(EvalSettings(), description=EVAL)
+    task: TaskSection = Field(TaskSection(), description=TASK)
+    model: ModelSection = Field(ModelSection(), description="the model evaluated (model.path; --model sets it)")
+    eval: EvalSection = Field(EvalSection(), description=EVAL)
     self_correction: SelfCorrectionSection = Field(
         SelfCorrectionSection(), description="the self-correction protocol of --self-correct: attempts and instruction"
     )
@@ -57,8 +57,8 @@ class EvalConfig(StageConfig):
 
 class RLConfig(StageConfig):
     run: RunSection = Field(RunSection(name="rl"), description=RUN)
-    task: TaskConfig = Field(TaskConfig(), description=TASK)
-    model: ModelConfig = Field(ModelConfig(), description="the starting policy (model.path; --model sets it)")
+    task: TaskSection = Field(TaskSection(), description=TASK)
+    model: ModelSection = Field(ModelSection(), description="the starting policy (model.path; --model sets it)")
     rl: RLSection = Field(RLSection(), description=RL)
 
 
@@ -66,20 +66,20 @@ class ScoreConfig(StageConfig):
     """``redraft score``: model.path is the single-attempt SFT model to start from."""
 
     run: RunSection = Field(RunSection(name="score"), description=RUN)
-    task: TaskConfig = Field(TaskConfig(), description=TASK)
-    model: ModelConfig = Field(
-        ModelConfig(), description="the single-attempt SFT model to start from (model.path; --model sets it)"
+    task: TaskSection = Field(TaskSection(), description=TASK)
+    model: ModelSection = Field(
+        ModelSection(), description="the single-attempt SFT model to start from (model.path; --model sets it)"
     )
     score: ScoreSection = Field(ScoreSection(), description="SCoRe (Pair-SFT, Stage I, Stage II) and its baselines")
 
 
 class GenerateConfig(StageConfig):
     run: RunSection = Field(RunSection(name="generate"), description=RUN)
-    model: ModelConfig = Field(ModelConfig(), description="not used: the checkpoint is --model")
-    sampling: SamplingConfig = Field(SamplingConfig(), description="how completions are sampled")
+    model: ModelSection = Field(ModelSection(), description="not used: the checkpoint is --model")
+    sampling: SamplingSection = Field(SamplingSection(), description="how completions are sampled")
 
 
-class PretrainStageConfig(TrainConfig):
+class PretrainSection(TrainSection):
     max_steps: int = Field(
         500, ge=0, description="optimizer steps; 0 skips pretraining, so SFT starts from freshly initialised weights"
     )
@@ -88,20 +88,20 @@ class PretrainStageConfig(TrainConfig):
 class PipelineConfig(StageConfig):
     """The main job: tokenizer -> pretraining -> SFT -> RL -> evaluation -> report."""
 
-    task: TaskConfig = Field(TaskConfig(), description=TASK)
-    tokenizer: TokenizerConfig = Field(TokenizerConfig(), description=TOKENIZER)
-    model: ModelConfig = Field(ModelConfig(), description="the model pretraining (or SFT) starts from")
-    pretrain: PretrainStageConfig = Field(PretrainStageConfig(), description="causal-LM pretraining on the task corpus")
-    sft: TrainConfig = Field(TrainConfig(), description="SFT on the demonstrations, loss on completions only")
+    task: TaskSection = Field(TaskSection(), description=TASK)
+    tokenizer: TokenizerSection = Field(TokenizerSection(), description=TOKENIZER)
+    model: ModelSection = Field(ModelSection(), description="the model pretraining (or SFT) starts from")
+    pretrain: PretrainSection = Field(PretrainSection(), description="causal-LM pretraining on the task corpus")
+    sft: TrainSection = Field(TrainSection(), description="SFT on the demonstrations, loss on completions only")
     rl: RLSection = Field(RLSection(), description=RL)
     sft_same_time: bool = Field(
         True,
         description="also continue SFT from the SFT model for the RL stage's wall-clock time and evaluate it, "
         "so the report shows what RL adds over more SFT at equal cost",
     )
-    eval: EvalSettings = Field(EvalSettings(), description="evaluation of the SFT, RL and equal-time SFT models")
+    eval: EvalSection = Field(EvalSection(), description="evaluation of the SFT, RL and equal-time SFT models")
     score: ScoreSection = Field(
-        ScoreSection(enabled=False), description="SCoRe self-correction and its baselines, from the SFT model"
+        ScoreSection(), description="SCoRe self-correction and its baselines, from the SFT model"
     )
 
 

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from redraft.config.base import Section
 
 
-class OptimConfig(Section):
+class OptimSection(Section):
     lr: float = Field(1e-3, gt=0, description="AdamW peak learning rate")
     weight_decay: float = Field(
         0.1, ge=0, description="AdamW weight decay (not applied to 1-D parameters: norms, biases)"
@@ -24,12 +24,12 @@ class OptimConfig(Section):
     grad_clip: float = Field(1.0, gt=0, description="clip the global gradient norm to this before each step")
 
 
-class FreezeConfig(Section):
+class FreezeSection(Section):
     embeddings: bool = Field(False, description="do not train the input embeddings")
     layers: int = Field(0, ge=0, description="freeze the first N transformer blocks")
 
 
-class LoraConfig(Section):
+class LoraSection(Section):
     enabled: bool = Field(
         False, description="train LoRA adapters instead of all weights (the exported model has them merged)"
     )
@@ -41,7 +41,7 @@ class LoraConfig(Section):
     )
 
 
-class TrainConfig(Section):
+class TrainSection(Section):
     max_steps: int = Field(500, ge=1, description="optimizer steps")
     batch_size: int = Field(
         64,
@@ -77,12 +77,12 @@ class TrainConfig(Section):
     max_seconds: float | None = Field(
         None, gt=0, description="wall-clock budget: stop after the step that reaches it (None: max_steps alone)"
     )
-    optim: OptimConfig = Field(OptimConfig(), description="AdamW and its warm-up + cosine learning-rate schedule")
-    freeze: FreezeConfig = Field(FreezeConfig(), description="parts of the model kept fixed")
-    lora: LoraConfig = Field(LoraConfig(), description="LoRA adapters (peft)")
+    optim: OptimSection = Field(OptimSection(), description="AdamW and its warm-up + cosine learning-rate schedule")
+    freeze: FreezeSection = Field(FreezeSection(), description="parts of the model kept fixed")
+    lora: LoraSection = Field(LoraSection(), description="LoRA adapters (peft)")
 
 
-class SamplingConfig(Section):
+class SamplingSection(Section):
     temperature: float = Field(0.0, ge=0, description="sampling temperature; 0 = greedy")
     top_p: float = Field(
         1.0,
@@ -105,7 +105,7 @@ class SamplingConfig(Section):
     )
 
 
-class EvalSettings(Section):
+class EvalSection(Section):
     split: Literal["val", "test"] = Field("test", description="the split evaluated")
     num_problems: int | None = Field(
         None, ge=1, description="evaluate the first N problems of the split (None: the whole split)"
@@ -138,7 +138,7 @@ class EvalSettings(Section):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> EvalSettings:
+    def _check(self) -> EvalSection:
         if any(b < 2 or b % 2 for b in self.scaling_budgets):
             raise ValueError(f"scaling_budgets must be even numbers >= 2 (got {self.scaling_budgets})")
         return self

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from transformers import PreTrainedModel
 
-from redraft.config import EvalSettings, SamplingConfig
+from redraft.config import EvalSection, SamplingSection
 from redraft.envs.base import task_verifier
 from redraft.evaluation.metrics import mean_ci95, pass_at_k
 from redraft.rollout.sampler import generate
@@ -48,7 +48,7 @@ def greedy_answers(
     """Greedy completions (each ended by EOS, a ``stop`` string or ``max_new_tokens``) and a 0/1 verdict for each
     example."""
     task.use_tokenizer(tokenizer)  # chat prompts are rendered by its chat template
-    params = SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens, batch_size=batch_size, stop=list(stop))
+    params = SamplingSection(temperature=0.0, max_new_tokens=max_new_tokens, batch_size=batch_size, stop=list(stop))
     out = generate(model, tokenizer, [task.prompt(ex) for ex in examples], params)
     return out, [float(correct) for correct in check(task, out.texts, examples)]
 
@@ -76,7 +76,7 @@ def evaluate(
     model: PreTrainedModel,
     tokenizer,
     task: Task,
-    settings: EvalSettings,
+    settings: EvalSection,
     seed: int = 0,
     samples_path: str | Path | None = None,
 ) -> EvalResult:
@@ -91,7 +91,7 @@ def evaluate(
         model,
         tokenizer,
         [p for p in prompts for _ in range(settings.k)],
-        SamplingConfig(
+        SamplingSection(
             temperature=settings.temperature,
             max_new_tokens=settings.max_new_tokens,
             batch_size=settings.batch_size,

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from redraft.config import EvalConfig, SamplingConfig, SelfCorrectionSection
+from redraft.config import EvalConfig, SamplingSection, SelfCorrectionSection
 from redraft.envs import SelfCorrectionEnv
 from redraft.envs.base import Episode
 from redraft.errors import RedraftError
@@ -97,12 +97,12 @@ class _Attempts:
 
 def _attempt_settings(
     first_temperature: float, later_temperature: float, max_new_tokens: int, batch_size: int, stop: Sequence[str] = ()
-) -> list[SamplingConfig]:
+) -> list[SamplingSection]:
     return [
-        SamplingConfig(
+        SamplingSection(
             temperature=first_temperature, max_new_tokens=max_new_tokens, batch_size=batch_size, stop=list(stop)
         ),
-        SamplingConfig(
+        SamplingSection(
             temperature=later_temperature, max_new_tokens=max_new_tokens, batch_size=batch_size, stop=list(stop)
         ),
     ]
@@ -115,7 +115,7 @@ def _run_attempts(
     examples: Sequence[Example],
     protocol: SelfCorrectionSection,
     attempts: int,
-    params: list[SamplingConfig],
+    params: list[SamplingSection],
     seed: int,
 ) -> _Attempts:
     envs = [SelfCorrectionEnv(task, attempts=attempts, instruction=protocol.instruction) for _ in examples]

@@ -31,10 +31,10 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from redraft.config import dump_config
+from redraft.config import dump_config, load_config
 from redraft.errors import RedraftError
 from redraft.feedback import api, pages
-from redraft.feedback.config import FeedbackConfig, load_feedback_config
+from redraft.feedback.config import FeedbackConfig
 from redraft.feedback.migrations import upgrade
 from redraft.feedback.queue import QueueError
 from redraft.feedback.store import make_engine, make_sessionmaker
@@ -171,7 +171,7 @@ CONFIG_ENV, SECRET_ENV = "REDRAFT_FEEDBACK_CONFIG", "REDRAFT_FEEDBACK_SECRET"
 def app_from_environment() -> FastAPI:
     """The app of one of :func:`serve`'s worker processes: config file and CSRF secret come from
     the environment, so that every worker signs and checks forms alike."""
-    return create_app(load_feedback_config(os.environ[CONFIG_ENV]), bytes.fromhex(os.environ[SECRET_ENV]))
+    return create_app(load_config(FeedbackConfig, os.environ[CONFIG_ENV]), bytes.fromhex(os.environ[SECRET_ENV]))
 
 
 def serve(config: FeedbackConfig, log_level: str = "info") -> None:

@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from redraft.feedback.config import FeedbackConfig, load_feedback_config
+from redraft.config import load_config
+from redraft.feedback.config import FeedbackConfig
 
 feedback_app = typer.Typer(
     help="Human feedback: a labelling web app (compare, rank, rate, correct), simulated annotators, "
@@ -36,7 +37,7 @@ def _config(config: Path | None, overrides: list[str] | None, db: str | None, **
     if db is not None:
         sets.append(f"store.url={json.dumps(db)}")
     sets += [f"{key}={json.dumps(value)}" for key, value in extra.items() if value is not None]
-    return load_feedback_config(config, sets)
+    return load_config(FeedbackConfig, config, sets)
 
 
 def _sessions(cfg: FeedbackConfig):

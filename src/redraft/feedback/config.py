@@ -6,17 +6,16 @@ in this package: the feedback app is not a training stage.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
-from redraft.config import Section, TaskConfig, layered_config, read_yaml
+from redraft.config import Section, TaskSection
 
 ItemKind = Literal["compare", "rank", "rate", "correct"]
 
 
-class StoreConfig(Section):
+class StoreSection(Section):
     url: str = Field(
         "sqlite:///feedback.db",
         description="the store's SQLAlchemy URL: a SQLite file by default (nothing to start), or e.g. "
@@ -30,7 +29,7 @@ class StoreConfig(Section):
     )
 
 
-class QueueConfig(Section):
+class QueueSection(Section):
     labels_per_item: int = Field(
         1, ge=1, le=50, description="distinct annotators per item; 2 or more gives inter-annotator agreement"
     )
@@ -39,7 +38,7 @@ class QueueConfig(Section):
     )
 
 
-class ServerConfig(Section):
+class ServerSection(Section):
     host: str = Field(
         "127.0.0.1", description="address the app binds (the default is reachable from this machine only)"
     )
@@ -53,7 +52,7 @@ class ServerConfig(Section):
     )
 
 
-class SampleSettings(Section):
+class SampleSection(Section):
     """`redraft feedback sample`: completions of a local model for task prompts, queued as items."""
 
     model: str | None = Field(None, description="the HF checkpoint folder whose completions are queued (--model)")
@@ -73,17 +72,12 @@ class SampleSettings(Section):
 class FeedbackConfig(Section):
     """`redraft feedback ...`: every subcommand reads this one config."""
 
-    store: StoreConfig = Field(StoreConfig(), description="the database that holds prompts, outputs, items and labels")
-    queue: QueueConfig = Field(QueueConfig(), description="how items are handed to annotators")
-    server: ServerConfig = Field(ServerConfig(), description="the web app (`redraft feedback serve`)")
-    task: TaskConfig = Field(
-        TaskConfig(), description="the task `feedback sample` takes prompts (and reference answers) from"
+    store: StoreSection = Field(
+        StoreSection(), description="the database that holds prompts, outputs, items and labels"
     )
-    sample: SampleSettings = Field(
-        SampleSettings(), description="`redraft feedback sample`: what is sampled and queued"
+    queue: QueueSection = Field(QueueSection(), description="how items are handed to annotators")
+    server: ServerSection = Field(ServerSection(), description="the web app (`redraft feedback serve`)")
+    task: TaskSection = Field(
+        TaskSection(), description="the task `feedback sample` takes prompts (and reference answers) from"
     )
-
-
-def load_feedback_config(path: str | Path | None = None, overrides: list[str] | None = None) -> FeedbackConfig:
-    layers = [(str(path), read_yaml(path))] if path is not None else []
-    return layered_config(FeedbackConfig, layers, overrides, "feedback config")
+    sample: SampleSection = Field(SampleSection(), description="`redraft feedback sample`: what is sampled and queued")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from redraft.feedback.annotators import SimulationReport, simulate_annotators
 from redraft.feedback.app import server_process
-from redraft.feedback.config import FeedbackConfig, QueueConfig, ServerConfig, StoreConfig
+from redraft.feedback.config import FeedbackConfig, QueueSection, ServerSection, StoreSection
 from redraft.feedback.migrations import upgrade
 from redraft.feedback.queue import add_prompt, enqueue
 from redraft.feedback.security import add_annotator
@@ -65,9 +65,9 @@ def run_load(
     """Seed enough items, let the annotators label concurrently; return the client-side report
     and the store counts."""
     config = FeedbackConfig(
-        store=StoreConfig(url=db_url),
-        queue=QueueConfig(labels_per_item=labels_per_item),
-        server=ServerConfig(access_log=False, workers=workers),
+        store=StoreSection(url=db_url),
+        queue=QueueSection(labels_per_item=labels_per_item),
+        server=ServerSection(access_log=False, workers=workers),
     )
     engine = make_engine(config.store)
     upgrade(engine)

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import sessionmaker
 
-from redraft.config import SamplingConfig
+from redraft.config import SamplingSection
 from redraft.errors import RedraftError
 from redraft.feedback.config import FeedbackConfig
 from redraft.feedback.queue import add_prompt, enqueue
@@ -36,7 +36,7 @@ def sample_into_store(sessions: sessionmaker, cfg: FeedbackConfig) -> dict[str, 
         raise RedraftError(f"the task's {settings.split} split is empty")
     prompts = [task.prompt(example) for example in examples]
     per_prompt = settings.samples_per_prompt
-    sampling = SamplingConfig(temperature=settings.temperature, max_new_tokens=settings.max_new_tokens)
+    sampling = SamplingSection(temperature=settings.temperature, max_new_tokens=settings.max_new_tokens)
     generation = generate(
         load_model(model_dir),
         load_tokenizer(model_dir),

@@ -43,7 +43,7 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 
-from redraft.feedback.config import StoreConfig
+from redraft.feedback.config import StoreSection
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -262,7 +262,7 @@ def use_wal(cursor, timeout_s: float, retry_s: float = 0.02) -> None:
             time.sleep(retry_s)
 
 
-def make_engine(cfg: StoreConfig) -> Engine:
+def make_engine(cfg: StoreSection) -> Engine:
     url = normalize_url(cfg.url)
     if make_url(url).get_backend_name() != "sqlite":
         return create_engine(url, pool_size=cfg.pool_size, max_overflow=2 * cfg.pool_size, pool_pre_ping=True)

@@ -7,7 +7,7 @@ import copy
 from torch import nn
 from transformers import PreTrainedModel
 
-from redraft.config import FreezeConfig, LoraConfig
+from redraft.config import FreezeSection, LoraSection
 from redraft.errors import ConfigError
 
 
@@ -20,7 +20,7 @@ def transformer_blocks(model: PreTrainedModel) -> nn.ModuleList:
     raise ConfigError(f"cannot find the {count} transformer blocks of {type(model).__name__}")
 
 
-def apply_freeze(model: PreTrainedModel, freeze: FreezeConfig) -> None:
+def apply_freeze(model: PreTrainedModel, freeze: FreezeSection) -> None:
     if freeze.embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     if freeze.layers:
@@ -31,7 +31,7 @@ def apply_freeze(model: PreTrainedModel, freeze: FreezeConfig) -> None:
             block.requires_grad_(False)
 
 
-def apply_lora(model: PreTrainedModel, lora: LoraConfig):
+def apply_lora(model: PreTrainedModel, lora: LoraSection):
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 

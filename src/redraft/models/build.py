@@ -14,7 +14,7 @@ from transformers import (
     PreTrainedModel,
 )
 
-from redraft.config import ModelConfig
+from redraft.config import ModelSection
 from redraft.errors import ConfigError, RedraftError
 from redraft.fsutil import atomic_directory
 from redraft.text.hub import resolve_pretrained
@@ -48,14 +48,14 @@ def torch_dtype(name: str | torch.dtype | None) -> torch.dtype:
     return DTYPES[aliases.get(name, name)]
 
 
-def build_model(cfg: ModelConfig, tokenizer) -> PreTrainedModel:
+def build_model(cfg: ModelSection, tokenizer) -> PreTrainedModel:
     """A fresh model from a preset, or ``cfg.path`` loaded when set (weights in ``cfg.dtype``)."""
     if cfg.path:
         return load_model(cfg.path, cfg.dtype)
     return _fresh_model(cfg, tokenizer).to(torch_dtype(cfg.dtype))
 
 
-def _fresh_model(cfg: ModelConfig, tokenizer) -> PreTrainedModel:
+def _fresh_model(cfg: ModelSection, tokenizer) -> PreTrainedModel:
     if cfg.preset not in PRESETS:
         raise ConfigError(f"model.preset: unknown preset {cfg.preset!r}; choose one of {sorted(PRESETS)}")
     layers, hidden, heads = PRESETS[cfg.preset]

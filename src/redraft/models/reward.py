@@ -34,7 +34,7 @@ from transformers import (
 )
 
 from redraft.algorithms import logprobs_from_logits
-from redraft.config import ModelConfig
+from redraft.config import ModelSection
 from redraft.data.sequences import TokenizedData, collate, sft_data
 from redraft.errors import RedraftError
 from redraft.fsutil import atomic_directory
@@ -61,7 +61,7 @@ class RewardStats:
 
 
 def build_reward_model(
-    tokenizer, model_cfg: ModelConfig, fresh: bool = False, head: RewardHead = "classifier"
+    tokenizer, model_cfg: ModelSection, fresh: bool = False, head: RewardHead = "classifier"
 ) -> PreTrainedModel:
     """A reward model from ``model_cfg.path`` or a fresh preset.
 
@@ -87,7 +87,7 @@ def build_reward_model(
     return model
 
 
-def _require_checkpoint(model_cfg: ModelConfig) -> None:
+def _require_checkpoint(model_cfg: ModelSection) -> None:
     if not model_cfg.path or not (Path(model_cfg.path) / "config.json").is_file():
         raise RedraftError(f"reward model: no HF checkpoint at {model_cfg.path!r} (set model.path)")
 

@@ -58,13 +58,13 @@ OverwriteOption = Annotated[
 
 
 def _load(cls, config: Path | None, overrides: list[str] | None, name: str | None, **keys: str | None):
-    from redraft.rlhf.config import load_rlhf_config
+    from redraft.config import load_config
 
     sets = list(overrides or [])
     if name:
         sets.append(f"run.name={name}")
     sets += [f"{key}={value}" for key, value in keys.items() if value is not None]
-    return load_rlhf_config(cls, config, sets)
+    return load_config(cls, config, sets)
 
 
 def _prepare(cfg, resume: bool, overwrite: bool):

@@ -27,7 +27,7 @@ from sqlalchemy.orm import sessionmaker
 from redraft.data.preferences import PreferencePair
 from redraft.feedback.annotators import simulate_annotators
 from redraft.feedback.app import running_server
-from redraft.feedback.config import FeedbackConfig, QueueConfig, StoreConfig
+from redraft.feedback.config import FeedbackConfig, QueueSection, StoreSection
 from redraft.feedback.exchange import preference_pairs
 from redraft.feedback.migrations import upgrade
 from redraft.feedback.queue import add_prompt, enqueue
@@ -60,7 +60,7 @@ class FeedbackAppCollector:
         if len(examples) != len(completions):
             raise ValueError(f"{len(examples)} examples but {len(completions)} lists of completions")
         config = FeedbackConfig(
-            store=StoreConfig(url=self.store_url), queue=QueueConfig(labels_per_item=self.settings.labels_per_item)
+            store=StoreSection(url=self.store_url), queue=QueueSection(labels_per_item=self.settings.labels_per_item)
         )
         engine = make_engine(config.store)
         try:

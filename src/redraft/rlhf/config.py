@@ -9,24 +9,21 @@ unknown keys and wrong types reported as one-line ConfigErrors.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from redraft.config import (
     RUN,
     DPOSection,
-    ModelConfig,
-    OptimConfig,
+    ModelSection,
+    OptimSection,
     RewardModelSection,
     RLSection,
     RunSection,
     Section,
     StageConfig,
-    TaskConfig,
-    layered_config,
-    read_yaml,
+    TaskSection,
 )
 
 PAIRS = "the preference data: training pairs, ratings, held-out pairs"
@@ -102,7 +99,7 @@ def _default_ppo() -> RLSection:
         epochs=1,
         minibatch_size=128,
         eval_every=10,
-        optim=OptimConfig(lr=1e-5, warmup_steps=5, weight_decay=0.0, min_lr_ratio=1.0),
+        optim=OptimSection(lr=1e-5, warmup_steps=5, weight_decay=0.0, min_lr_ratio=1.0),
     )
 
 
@@ -148,8 +145,8 @@ class RewardModelConfig(StageConfig):
     """`redraft rm train`: a reward model from preference pairs."""
 
     run: RunSection = Field(RunSection(name="reward_model"), description=RUN)
-    model: ModelConfig = Field(
-        ModelConfig(), description="the model the reward model starts from (--model sets model.path)"
+    model: ModelSection = Field(
+        ModelSection(), description="the model the reward model starts from (--model sets model.path)"
     )
     pairs: PairsSection = Field(PairsSection(), description=PAIRS)
     reward_model: RewardModelSection = Field(RewardModelSection(), description="the reward model and its training")
@@ -159,14 +156,14 @@ class DPOConfig(StageConfig):
     """`redraft dpo train`: DPO of model.path on preference pairs."""
 
     run: RunSection = Field(RunSection(name="dpo"), description=RUN)
-    task: TaskConfig | None = Field(
+    task: TaskSection | None = Field(
         None,
         description="optional: a task (the keys of `redraft sft`'s task section) whose validation problems add greedy "
         "accuracy to each validation, and choose the kept policy (dpo.select_by auto or accuracy); None: the pairs "
         "alone judge the policy (held-out implicit-reward accuracy)",
     )
-    model: ModelConfig = Field(
-        ModelConfig(), description="the policy, also the frozen reference (--model sets model.path)"
+    model: ModelSection = Field(
+        ModelSection(), description="the policy, also the frozen reference (--model sets model.path)"
     )
     pairs: PairsSection = Field(PairsSection(), description=PAIRS)
     dpo: DPOSection = Field(DPOSection(), description="DPO and its training")
@@ -185,17 +182,10 @@ class RLHFConfig(StageConfig):
     """`redraft rlhf`: rounds of sample -> collect preferences -> reward model + PPO, or DPO -> evaluate."""
 
     run: RunSection = Field(RunSection(name="rlhf"), description=RUN)
-    task: TaskConfig = Field(TaskConfig(), description="the task whose prompts are sampled and whose checker evaluates")
-    model: ModelConfig = Field(
-        ModelConfig(), description="the starting policy, usually an SFT model (--model sets model.path)"
+    task: TaskSection = Field(
+        TaskSection(), description="the task whose prompts are sampled and whose checker evaluates"
+    )
+    model: ModelSection = Field(
+        ModelSection(), description="the starting policy, usually an SFT model (--model sets model.path)"
     )
     rlhf: RLHFSection = Field(RLHFSection(), description="the loop: collection, reward model, PPO or DPO")
-
-
-C = TypeVar("C", bound=StageConfig)
-
-
-def load_rlhf_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
-    """The defaults above <- YAML file <- ``--set`` overrides, validated."""
-    layers = [(str(path), read_yaml(path))] if path is not None else []
-    return layered_config(cls, layers, overrides, cls.__name__)

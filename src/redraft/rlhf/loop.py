@@ -21,7 +21,7 @@ from typing import Any
 
 from accelerate.utils import set_seed
 
-from redraft.config import LoggingConfig, ModelConfig, RewardModelSection, SamplingConfig, dump_config
+from redraft.config import LoggingSection, ModelSection, RewardModelSection, SamplingSection, dump_config
 from redraft.data.preferences import PreferencePair, read_pairs, write_pairs
 from redraft.envs.base import SingleTurnEnv
 from redraft.errors import RedraftError
@@ -89,7 +89,7 @@ def sample_completions(
     """``settings.samples_per_prompt`` completions per example, sampled at ``settings.temperature``."""
     k = settings.samples_per_prompt
     prompts = [task.prompt(ex) for ex in examples for _ in range(k)]
-    sampling = SamplingConfig(temperature=settings.temperature, max_new_tokens=settings.max_new_tokens)
+    sampling = SamplingSection(temperature=settings.temperature, max_new_tokens=settings.max_new_tokens)
     texts = generate(model, tokenizer, prompts, sampling, seed=seed).texts
     return [texts[i * k : (i + 1) * k] for i in range(len(examples))]
 
@@ -126,8 +126,8 @@ def train_reward_model_from(
     out_dir: Path,
     seed: int,
     log: MetricsLog,
-    logging: LoggingConfig,
-    model_cfg: ModelConfig | None = None,
+    logging: LoggingSection,
+    model_cfg: ModelSection | None = None,
     resume: bool = False,
 ) -> dict[str, Any]:
     """A reward model started from ``model_dir`` (or a fresh ``model_cfg`` preset with its tokenizer)."""
@@ -135,7 +135,7 @@ def train_reward_model_from(
     from redraft.training.reward_model import train_reward_model
 
     tokenizer = load_tokenizer(model_dir)
-    model_cfg = (model_cfg or ModelConfig()).model_copy(update={"path": str(model_dir)})
+    model_cfg = (model_cfg or ModelSection()).model_copy(update={"path": str(model_dir)})
     set_seed(seed)  # the head's (or a fresh model's) initial weights
     model = build_reward_model(tokenizer, model_cfg, fresh=cfg.init == "fresh", head=cfg.head)
     return train_reward_model(
@@ -162,7 +162,7 @@ def run_rlhf_round(
     out_dir: str | Path,
     seed: int,
     log: MetricsLog,
-    logging: LoggingConfig,
+    logging: LoggingSection,
     resume: bool = False,
 ) -> dict[str, Any]:
     """Reward model + PPO (``cfg.method == "ppo"``) or DPO on the pairs; returns every stage's metrics.

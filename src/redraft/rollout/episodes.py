@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 from transformers import PreTrainedModel
 
-from redraft.config import SamplingConfig
+from redraft.config import SamplingSection
 from redraft.envs.base import Environment, Episode, Turn
 from redraft.rollout.sampler import Generation, derive_seed, generate_ids
 from redraft.tasks.base import Example
@@ -15,14 +15,17 @@ from redraft.text.tokenizer import encode_prompts
 
 # One turn of a rollout: (prompt token ids, sampling settings, the rollout's random stream, one seed
 # per prompt or None) -> one completion per prompt. With row seeds, the stream is not used.
-TurnGenerator = Callable[[list[list[int]], SamplingConfig, torch.Generator | None, list[int] | None], Generation]
+TurnGenerator = Callable[[list[list[int]], SamplingSection, torch.Generator | None, list[int] | None], Generation]
 
 
 def local_turns(model: PreTrainedModel, tokenizer) -> TurnGenerator:
     """Turns sampled in this process with ``generate_ids``."""
 
     def turn(
-        prompts: list[list[int]], params: SamplingConfig, generator: torch.Generator | None, row_seeds: list[int] | None
+        prompts: list[list[int]],
+        params: SamplingSection,
+        generator: torch.Generator | None,
+        row_seeds: list[int] | None,
     ) -> Generation:
         return generate_ids(model, tokenizer, prompts, params, generator=generator, row_seeds=row_seeds)
 
@@ -34,7 +37,7 @@ def run_episodes(
     tokenizer,
     envs: Sequence[Environment],
     examples: Sequence[Example],
-    params: SamplingConfig | Sequence[SamplingConfig],
+    params: SamplingSection | Sequence[SamplingSection],
     generator: torch.Generator | None = None,
     generate_turn: TurnGenerator | None = None,
     row_seeds: Sequence[int] | None = None,
@@ -63,7 +66,7 @@ def run_episodes(
     episodes = [Episode(example) for example in examples]
     open_rows = list(range(len(envs)))
     env_type = type(envs[0]) if envs else Environment
-    per_turn = [params] if isinstance(params, SamplingConfig) else list(params)
+    per_turn = [params] if isinstance(params, SamplingSection) else list(params)
     for turn in range(max((env.max_turns for env in envs), default=0)):
         if not open_rows:
             break

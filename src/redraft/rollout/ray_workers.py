@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
-from redraft.config import SamplingConfig
+from redraft.config import SamplingSection
 from redraft.errors import ConfigError
 from redraft.ray_pool import RayActor, RayActorPool, import_ray
 from redraft.rollout.episodes import TurnGenerator
@@ -57,7 +57,7 @@ class _GenerationWorker(RayActor):
         self.version: int | None = None  # no weights yet: a fresh or restarted actor loads before sampling
 
     def generate(
-        self, weights: _Weights, prompt_ids: list[list[int]], params: SamplingConfig, row_seeds: list[int]
+        self, weights: _Weights, prompt_ids: list[list[int]], params: SamplingSection, row_seeds: list[int]
     ) -> Generation:
         if weights.version != self.version:
             self.model.load_state_dict(import_ray().get(weights.ref))
@@ -89,7 +89,7 @@ class RayGenerationPool(RayActorPool):
         self._weights = _Weights(version, import_ray().put(tensors))
 
     def generate(
-        self, prompt_ids: list[list[int]], params: SamplingConfig, row_seeds: list[int], shard_size: int
+        self, prompt_ids: list[list[int]], params: SamplingSection, row_seeds: list[int], shard_size: int
     ) -> Generation:
         """Exactly ``generate_ids(model, tokenizer, prompt_ids, params, row_seeds=row_seeds)`` with the loaded weights.
 
@@ -120,7 +120,7 @@ class RayGenerationPool(RayActorPool):
 
         def turn(
             prompts: list[list[int]],
-            params: SamplingConfig,
+            params: SamplingSection,
             generator: torch.Generator | None,
             row_seeds: list[int] | None,
         ) -> Generation:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
-from redraft.config import SamplingConfig
+from redraft.config import SamplingSection
 from redraft.errors import ConfigError
 from redraft.models.fast_llama import FastLlamaRunner, supports_fast_path
 from redraft.text.tokenizer import encode_prompts
@@ -197,7 +197,7 @@ def _text_before_stop(tokenizer, tokens: list[int], text: str, stops: list[str])
 
 @torch.inference_mode()
 def _generate_batch(
-    model, tokenizer, prompt_ids, params: SamplingConfig, generator, backend, row_seeds: Sequence[int] | None = None
+    model, tokenizer, prompt_ids, params: SamplingSection, generator, backend, row_seeds: Sequence[int] | None = None
 ) -> Generation:
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos_id = tokenizer.eos_token_id
@@ -268,7 +268,7 @@ def generate(
     model: PreTrainedModel,
     tokenizer,
     prompts: list[str],
-    params: SamplingConfig | None = None,
+    params: SamplingSection | None = None,
     seed: int | None = None,
 ) -> Generation:
     """Sample one completion per prompt in batches of ``params.batch_size``."""
@@ -279,7 +279,7 @@ def generate_ids(
     model: PreTrainedModel,
     tokenizer,
     prompt_ids: list[list[int]],
-    params: SamplingConfig | None = None,
+    params: SamplingSection | None = None,
     seed: int | None = None,
     generator: torch.Generator | None = None,
     row_seeds: Sequence[int] | None = None,
@@ -290,7 +290,7 @@ def generate_ids(
     it is the same whatever the batch size, the other prompts in the batch or the process that
     samples it (what data-parallel RL needs to match a single process).
     """
-    params = params or SamplingConfig()
+    params = params or SamplingSection()
     if row_seeds is not None and len(row_seeds) != len(prompt_ids):
         raise ConfigError(f"{len(row_seeds)} row seeds for {len(prompt_ids)} prompts")
     if generator is None and seed is not None:

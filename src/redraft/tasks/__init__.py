@@ -1,15 +1,15 @@
 """Tasks: the built-in arithmetic family, GSM8K-style math word problems, code problems (HumanEval
 built in, or HumanEval/MBPP-format files) and custom JSONL/Parquet files."""
 
-from redraft.config import TaskConfig
+from redraft.config import TaskSection
 from redraft.tasks.base import Example, Task
 
 
 def _default(name: str):
-    return TaskConfig.model_fields[name].default
+    return TaskSection.model_fields[name].default
 
 
-def build_task(cfg: TaskConfig) -> Task:
+def build_task(cfg: TaskSection) -> Task:
     # The arithmetic defaults of template ('{question}=') and match ('numeric') stand for each
     # kind's own: 'Question: {question}\nAnswer:' and math-verify for math, '{question}' and the
     # sandbox for code.

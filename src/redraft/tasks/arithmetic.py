@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from redraft.config import TaskConfig
+from redraft.config import TaskSection
 from redraft.errors import ConfigError
 from redraft.tasks.base import Example, Task
 
@@ -15,21 +15,21 @@ def _operand(rng: random.Random, min_digits: int, max_digits: int) -> int:
     return rng.randint(low, 10**digits - 1)
 
 
-def _answer_width(cfg: TaskConfig) -> int:
+def _answer_width(cfg: TaskSection) -> int:
     """Digits of the largest result a problem can have (for zero-padded answers)."""
     largest = 10**cfg.max_digits - 1
     products = largest**cfg.num_operands if "*" in cfg.ops else 0
     return len(str(max(cfg.num_operands * largest, products)))
 
 
-def _write_answer(value: int, cfg: TaskConfig) -> str:
+def _write_answer(value: int, cfg: TaskSection) -> str:
     text = str(value).zfill(_answer_width(cfg)) if cfg.pad_digits else str(value)
     # Reverse order (least significant digit first) is far easier for tiny models; the
     # expected output is then the reversed digit string.
     return text[::-1] if cfg.reverse_answer else text
 
 
-def _problem(rng: random.Random, cfg: TaskConfig) -> Example:
+def _problem(rng: random.Random, cfg: TaskSection) -> Example:
     operands = [_operand(rng, cfg.min_digits, cfg.max_digits) for _ in range(cfg.num_operands)]
     ops = [rng.choice(cfg.ops) for _ in range(cfg.num_operands - 1)]
     expression = str(operands[0]) + "".join(f"{op}{value}" for op, value in zip(ops, operands[1:]))
@@ -47,7 +47,7 @@ def carry_free_sum(operands: list[int]) -> int:
     return sum(d * 10**place for place, d in enumerate(digits))
 
 
-def _with_teacher_slips(examples: list[Example], cfg: TaskConfig) -> list[Example]:
+def _with_teacher_slips(examples: list[Example], cfg: TaskSection) -> list[Example]:
     """Demonstrations as an imperfect teacher writes them: on ``teacher_slip_rate`` of the problems
     whose sum needs a carry, the completion is the carry-free sum. ``answer`` stays the true sum,
     so checkers (and everything graded) use the truth."""
@@ -67,7 +67,7 @@ def _with_teacher_slips(examples: list[Example], cfg: TaskConfig) -> list[Exampl
     return slipped
 
 
-def _draw_unique(rng: random.Random, cfg: TaskConfig, count: int, taken: set[str], what: str) -> list[Example]:
+def _draw_unique(rng: random.Random, cfg: TaskSection, count: int, taken: set[str], what: str) -> list[Example]:
     examples: list[Example] = []
     attempts = 0
     while len(examples) < count:
@@ -84,7 +84,7 @@ def _draw_unique(rng: random.Random, cfg: TaskConfig, count: int, taken: set[str
     return examples
 
 
-def arithmetic_task(cfg: TaskConfig) -> Task:
+def arithmetic_task(cfg: TaskSection) -> Task:
     """Test, then val, then train are drawn without repeats, so the splits never overlap."""
     for knob in ("reverse_answer", "pad_digits"):
         if getattr(cfg, knob) and "-" in cfg.ops:

@@ -32,7 +32,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from redraft.config import TaskConfig
+from redraft.config import TaskSection
 from redraft.errors import ConfigError, DataError
 from redraft.tasks.base import Example, Task, carve_splits
 
@@ -156,7 +156,7 @@ def read_code_examples(path: str | Path) -> list[Example]:
     return [_example(row, where) for where, row in numbered]
 
 
-def code_task(cfg: TaskConfig, template: str = CODE_TEMPLATE) -> Task:
+def code_task(cfg: TaskSection, template: str = CODE_TEMPLATE) -> Task:
     if cfg.train_path:
         examples, name = read_code_examples(cfg.train_path), Path(cfg.train_path).stem
     else:

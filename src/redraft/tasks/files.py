@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from redraft.config import TaskConfig
+from redraft.config import TaskSection
 from redraft.errors import DataError, warn
 from redraft.tasks.base import Example, Task, carve_splits
 
@@ -63,7 +63,7 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
 class _Format:
     """How a file's rows read, decided once from its columns (the union over all rows)."""
 
-    def __init__(self, columns: set[str], cfg: TaskConfig, where: str):
+    def __init__(self, columns: set[str], cfg: TaskSection, where: str):
         self.prompt, self.answer = cfg.prompt_field, cfg.answer_field
         self.has_answers = self.answer in columns
         if self.prompt in columns:
@@ -187,7 +187,7 @@ def _check_record(record: dict[str, Any], required: list[str], where: str) -> No
             raise DataError(f"{where}: missing or empty field '{name}'")
 
 
-def _jsonl_format(path: Path, cfg: TaskConfig) -> _Format:
+def _jsonl_format(path: Path, cfg: TaskSection) -> _Format:
     """Check every line before `datasets` sees the file, so errors name the line."""
     columns: set[str] = set()
     for _, record in iter_jsonl(path):
@@ -200,11 +200,11 @@ def _jsonl_format(path: Path, cfg: TaskConfig) -> _Format:
     return form
 
 
-def read_examples(path: str | Path, cfg: TaskConfig) -> list[Example]:
+def read_examples(path: str | Path, cfg: TaskSection) -> list[Example]:
     return read_task_file(path, cfg)[0]
 
 
-def read_task_file(path: str | Path, cfg: TaskConfig) -> tuple[list[Example], bool]:
+def read_task_file(path: str | Path, cfg: TaskSection) -> tuple[list[Example], bool]:
     """The file's examples, and whether they carry answers (a checker can grade them)."""
     from datasets import load_dataset
 
@@ -235,7 +235,7 @@ def read_task_file(path: str | Path, cfg: TaskConfig) -> tuple[list[Example], bo
     return examples, form.has_answers
 
 
-def file_task(cfg: TaskConfig) -> Task:
+def file_task(cfg: TaskSection) -> Task:
     examples, has_answers = read_task_file(cfg.train_path, cfg)
     random.Random(cfg.seed).shuffle(examples)
     test = None

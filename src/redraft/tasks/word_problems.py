@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from redraft.config import TaskConfig
+from redraft.config import TaskSection
 from redraft.errors import ConfigError
 from redraft.tasks.base import Example, Task
 
@@ -240,7 +240,7 @@ def word_problem(rng: random.Random) -> Example:
     )
 
 
-def word_problem_task(cfg: TaskConfig, template: str = MATH_TEMPLATE, match: str = "math") -> Task:
+def word_problem_task(cfg: TaskSection, template: str = MATH_TEMPLATE, match: str = "math") -> Task:
     taken: set[str] = set()
     splits = {}
     for offset, (split, size) in enumerate((("test", cfg.test_size), ("val", cfg.val_size), ("train", cfg.train_size))):

@@ -20,13 +20,13 @@ import torch
 from redraft.algorithms import stage_credit
 from redraft.config import (
     DPOSection,
-    LoggingConfig,
-    ModelConfig,
+    LoggingSection,
+    ModelSection,
     RewardModelSection,
     RLSection,
     SelfCorrectionSection,
-    TaskConfig,
-    TrainConfig,
+    TaskSection,
+    TrainSection,
 )
 from redraft.data.preferences import PreferencePair
 from redraft.data.sequences import sft_data
@@ -51,8 +51,8 @@ def digit_reward(prompts, completions, **fields):
     return [1.0 if c[:1].isdigit() else 0.0 for c in completions]
 
 
-def _train_config(steps: int, **extra) -> TrainConfig:
-    return TrainConfig.model_validate({
+def _train_config(steps: int, **extra) -> TrainSection:
+    return TrainSection.model_validate({
         "max_steps": steps, "batch_size": 16, "grad_accum_steps": 2, "log_every": 1, "eval_every": 2,
         "save_every": 2, **extra,
     })  # fmt: skip
@@ -86,12 +86,12 @@ def main(trainer: str, out_dir: Path, steps: int, resume: bool) -> None:
     if trainer not in TRAINERS:
         raise SystemExit(f"unknown trainer {trainer!r}; choose one of {', '.join(TRAINERS)}")
     state = processes()  # the process group the trainers' Accelerator will use
-    task = build_task(TaskConfig(train_size=200, val_size=16, test_size=16, max_digits=2))
+    task = build_task(TaskSection(train_size=200, val_size=16, test_size=16, max_digits=2))
     tokenizer = train_tokenizer(task.corpus(), vocab_size=280)
     torch.manual_seed(0)
-    model = build_model(ModelConfig(preset="micro"), tokenizer)
+    model = build_model(ModelSection(preset="micro"), tokenizer)
     log = MetricsLog(out_dir / "metrics.jsonl")
-    quiet = LoggingConfig(progress=False)
+    quiet = LoggingSection(progress=False)
     start = out_dir / "start"
     with state.main_process_first():
         if not start.exists():
@@ -119,7 +119,7 @@ def main(trainer: str, out_dir: Path, steps: int, resume: bool) -> None:
         )
     elif trainer == "reward_model":
         torch.manual_seed(0)
-        reward_model = build_reward_model(tokenizer, ModelConfig(preset="micro"), fresh=True, head="classifier")
+        reward_model = build_reward_model(tokenizer, ModelSection(preset="micro"), fresh=True, head="classifier")
         cfg = RewardModelSection(head="classifier", train=_train_config(steps, optim={"lr": 1e-3, "warmup_steps": 1}))
         train_reward_model(
             model=reward_model,

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from redraft.algorithms import dpo_loss
-from redraft.config import DPOSection, LoggingConfig, SamplingConfig
+from redraft.config import DPOSection, LoggingSection, SamplingSection
 from redraft.data.preferences import PreferencePair
 from redraft.errors import RedraftError
 from redraft.evaluation.evaluate import greedy_accuracy
@@ -78,7 +78,7 @@ def sampled_kl(
     if not prompts:
         return {}
     samples = generate(
-        policy, tokenizer, prompts, SamplingConfig(temperature=1.0, max_new_tokens=max_new_tokens), seed=seed
+        policy, tokenizer, prompts, SamplingSection(temperature=1.0, max_new_tokens=max_new_tokens), seed=seed
     )
     sequences = [p + t for p, t in zip(samples.prompt_ids, samples.token_ids)]
     width = max(len(s) for s in sequences)
@@ -110,7 +110,7 @@ def train_dpo(
     out_dir: str | Path,
     seed: int,
     log: MetricsLog,
-    logging: LoggingConfig,
+    logging: LoggingSection,
     task: Task | None = None,
     resume: bool = False,
     dtype: str = "fp32",

@@ -19,7 +19,7 @@ import torch
 from accelerate.utils import set_seed
 from transformers import PreTrainedModel
 
-from redraft.config import LoggingConfig, TrainConfig
+from redraft.config import LoggingSection, TrainSection
 from redraft.data.sequences import TokenizedData, collate, micro_batch_rows
 from redraft.distributed import global_sum, require_divisible
 from redraft.errors import TrainingError
@@ -79,11 +79,11 @@ def train_lm(
     tokenizer,
     train: TokenizedData,
     val: TokenizedData | None,
-    cfg: TrainConfig,
+    cfg: TrainSection,
     out_dir: str | Path,
     seed: int,
     log: MetricsLog,
-    logging: LoggingConfig,
+    logging: LoggingSection,
     resume: bool = False,
     val_metrics: ValMetricsFn | None = None,
     anchor: Anchor | None = None,

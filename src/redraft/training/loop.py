@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from accelerate.utils import broadcast_object_list
 
-from redraft.config import LoggingConfig
+from redraft.config import LoggingSection
 from redraft.errors import TrainingError
 from redraft.training.checkpoint import latest_checkpoint, require_finite_weights, save_checkpoint, start_or_resume
 from redraft.training.logging import MetricsLog, finish_trackers, make_accelerator, progress_bar
@@ -74,7 +74,7 @@ class TrainingLoop:
         stage: str,
         out_dir: Path,
         log: MetricsLog,
-        logging: LoggingConfig,
+        logging: LoggingSection,
         config: dict[str, Any],
         hint: str,
         unit: str = "step",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
-from redraft.config import OptimConfig
+from redraft.config import OptimSection
 from redraft.errors import TrainingError
 
 
-def build_optimizer(model: torch.nn.Module, optim: OptimConfig, lr: float | None = None) -> torch.optim.Optimizer:
+def build_optimizer(model: torch.nn.Module, optim: OptimSection, lr: float | None = None) -> torch.optim.Optimizer:
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not trainable:
         raise TrainingError("nothing to train: every parameter is frozen")
@@ -21,7 +21,7 @@ def build_optimizer(model: torch.nn.Module, optim: OptimConfig, lr: float | None
     return torch.optim.AdamW(groups, lr=lr or optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, optim: OptimConfig, total_steps: int):
+def build_scheduler(optimizer: torch.optim.Optimizer, optim: OptimSection, total_steps: int):
     return get_cosine_with_min_lr_schedule_with_warmup(
         optimizer, optim.warmup_steps, max(total_steps, 1), min_lr_rate=optim.min_lr_ratio
     )

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from accelerate.utils import set_seed
 
-from redraft.config import LoggingConfig, TrainConfig
+from redraft.config import LoggingSection, TrainSection
 from redraft.data.preferences import PreferencePair
 from redraft.data.sequences import (
     TokenizedData,
@@ -153,13 +153,13 @@ def train_pairwise(
     stage: str,
     model: torch.nn.Module,
     train: PairData,
-    cfg: TrainConfig,
+    cfg: TrainSection,
     loss_fn: PairLoss,
     export: Export,
     out_dir: str | Path,
     seed: int,
     log: MetricsLog,
-    logging: LoggingConfig,
+    logging: LoggingSection,
     validate: Validate | None = None,
     monitor: Monitor = LOWEST_VAL_LOSS,
     resume: bool = False,

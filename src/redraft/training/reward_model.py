@@ -19,7 +19,7 @@ import torch
 from accelerate import PartialState
 
 from redraft.algorithms import bradley_terry_loss
-from redraft.config import LoggingConfig, RewardModelSection
+from redraft.config import LoggingSection, RewardModelSection
 from redraft.data.preferences import PreferencePair, as_text_pair
 from redraft.models.adapters import apply_freeze
 from redraft.models.reward import (
@@ -75,7 +75,7 @@ def train_reward_model(
     out_dir: str | Path,
     seed: int,
     log: MetricsLog,
-    logging: LoggingConfig,
+    logging: LoggingSection,
     resume: bool = False,
 ) -> dict[str, Any]:
     """Train ``model`` (a one-output sequence classifier); the kept model + stats go to ``out_dir/model``."""

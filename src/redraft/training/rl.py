@@ -49,7 +49,7 @@ from redraft.algorithms import (
     uniform_group_share,
     value_loss,
 )
-from redraft.config import LoggingConfig, RLSection, SamplingConfig
+from redraft.config import LoggingSection, RLSection, SamplingSection
 from redraft.data.sequences import micro_batch_rows
 from redraft.distributed import gather_all, global_sum, mean_across_ranks, rank_share, require_divisible
 from redraft.envs.base import Environment, SingleTurnEnv
@@ -339,7 +339,7 @@ def train_rl(
     out_dir: str | Path,
     seed: int,
     log: MetricsLog,
-    logging: LoggingConfig,
+    logging: LoggingSection,
     resume: bool = False,
     env_factory: EnvFactory | None = None,
     credit: TurnCredit | None = None,
@@ -411,7 +411,7 @@ def train_rl(
         seed=seed,
         max_action_tokens=cfg.max_new_tokens * env_factory().max_turns,
     )
-    sampling = SamplingConfig(
+    sampling = SamplingSection(
         temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, batch_size=learner.local_rollouts, stop=cfg.stop
     )
     if first_turn_temperature is not None:

@@ -27,9 +27,9 @@ import torch
 
 from redraft.algorithms import TurnCredit
 from redraft.config import (
-    LoggingConfig,
+    LoggingSection,
     RLSection,
-    SamplingConfig,
+    SamplingSection,
     SelfCorrectionSection,
 )
 from redraft.data.sequences import TokenizedData, pack_sequences
@@ -86,7 +86,7 @@ def pair_sft_episodes(
         model,
         tokenizer,
         prompts,
-        SamplingConfig(temperature=draft_temperature, max_new_tokens=max_new_tokens),
+        SamplingSection(temperature=draft_temperature, max_new_tokens=max_new_tokens),
         seed=seed,
     )
     envs = [SelfCorrectionEnv(task, protocol.attempts, protocol.instruction) for _ in examples]
@@ -179,7 +179,7 @@ def star_episodes(
 ) -> list[Episode]:
     """The model's own two-attempt samples that turned a wrong attempt 1 into a right attempt 2."""
     envs = [SelfCorrectionEnv(task, protocol.attempts, protocol.instruction) for _ in examples]
-    params = SamplingConfig(temperature=temperature, max_new_tokens=max_new_tokens)
+    params = SamplingSection(temperature=temperature, max_new_tokens=max_new_tokens)
     episodes = run_episodes(model, tokenizer, envs, examples, params, torch.Generator().manual_seed(seed))
     return [episode for episode in episodes if successful_corrections(episode)]
 
@@ -195,7 +195,7 @@ def train_self_correction_rl(
     out_dir: str | Path,
     seed: int,
     log: MetricsLog,
-    logging: LoggingConfig,
+    logging: LoggingSection,
     stage: str,
     credit: TurnCredit | None,
     reward_turns: str = "all",
