@@ -9,6 +9,7 @@ from redraft.envs import SingleTurnEnv
 from redraft.errors import TrainingError
 from redraft.models import save_model
 from redraft.training import rl as rl_module
+from redraft.training import rl_metrics
 from redraft.training.logging import MetricsLog
 
 
@@ -161,7 +162,7 @@ def test_non_finite_loss_stops_with_the_last_checkpoint_named(
 
 
 def test_rewards_that_never_fire_are_reported(tmp_path, micro_model, tokenizer, micro_task, capsys, monkeypatch):
-    monkeypatch.setattr(rl_module, "ZERO_REWARD_WARNING_ITERATIONS", 2)
+    monkeypatch.setattr(rl_metrics, "ZERO_REWARD_WARNING_ITERATIONS", 2)
     save_model(micro_model, tokenizer, tmp_path / "start")
     cfg = RLSection.model_validate({"iterations": 3, "prompts_per_iteration": 4, "samples_per_prompt": 2,
                                     "max_new_tokens": 2, "eval_problems": 0, "save_every": 10})  # fmt: skip

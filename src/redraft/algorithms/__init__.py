@@ -23,7 +23,7 @@ from redraft.algorithms.losses import (
     value_loss,
 )
 from redraft.algorithms.masked import masked_mean, masked_sum, masked_var, masked_whiten
-from redraft.algorithms.self_correction import TurnCredit, stage_credit
+from redraft.algorithms.self_correction import TurnCredit, per_turn_metrics, stage_credit
 
 __all__ = [
     "AdaptiveKLController",
@@ -46,6 +46,7 @@ __all__ = [
     "masked_whiten",
     "pairwise_accuracy",
     "per_turn_advantages",
+    "per_turn_metrics",
     "ppo_policy_loss",
     "reinforce_pp_advantages",
     "rloo_advantages",

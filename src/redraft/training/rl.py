@@ -34,24 +34,16 @@ from redraft.algorithms import (
     TurnCredit,
     aggregate_loss,
     aggregation_units,
-    broadcast_to_tokens,
     entropy_from_logits,
-    gae,
-    group_advantages,
     kl_penalty,
     masked_mean,
-    masked_whiten,
-    per_turn_advantages,
     ppo_policy_loss,
-    reinforce_pp_advantages,
-    rloo_advantages,
     turns_to_tokens,
-    uniform_group_share,
     value_loss,
 )
 from redraft.config import LoggingSection, RLSection, SamplingSection
 from redraft.data.sequences import micro_batch_rows
-from redraft.distributed import gather_all, global_sum, mean_across_ranks, rank_share, require_divisible
+from redraft.distributed import global_sum, rank_share, require_divisible
 from redraft.envs.base import Environment, SingleTurnEnv
 from redraft.evaluation.evaluate import greedy_accuracy
 from redraft.models.build import load_model, save_model
@@ -63,63 +55,10 @@ from redraft.tasks.base import Task
 from redraft.training.logging import MetricsLog
 from redraft.training.loop import Schedule, TrainingLoop
 from redraft.training.optim import build_optimizer, build_scheduler
+from redraft.training.rl_advantages import compute_advantages
+from redraft.training.rl_metrics import iteration_metrics
 
 EnvFactory = Callable[[], Environment]
-
-
-def compute_advantages(
-    cfg: RLSection,
-    batch: RolloutBatch,
-    kl_tokens: torch.Tensor,
-    kl_coef: float,
-    values: torch.Tensor | None,
-    credit: TurnCredit | None = None,
-    all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(advantages per token, returns per token for the critic or None).
-
-    Group advantages (GRPO, RLOO, per-turn credit) need only their group, which sits on one
-    process; batch-wide whitening (REINFORCE++, PPO) sums over every process with ``all_reduce``.
-    """
-    mask, group = batch.action_mask, cfg.samples_per_prompt
-    if credit is not None:
-        per_turn = per_turn_advantages(batch.turn_rewards, group, credit.reward_weights, credit.shaping_alpha)
-        return turns_to_tokens(per_turn, batch.turn_ids, mask), None
-    if cfg.algorithm == "grpo":
-        return broadcast_to_tokens(
-            group_advantages(batch.scores, group, cfg.scale_rewards, all_reduce=all_reduce), mask
-        ), None
-    if cfg.algorithm == "rloo":
-        penalised = batch.scores - kl_coef * (kl_tokens * mask).sum(dim=1)
-        return broadcast_to_tokens(rloo_advantages(penalised, group), mask), None
-    token_rewards = batch.token_rewards - kl_coef * kl_tokens * mask
-    if cfg.algorithm == "reinforce_pp":
-        return reinforce_pp_advantages(token_rewards, mask, cfg.gamma, all_reduce=all_reduce), None
-    advantages, returns = gae(token_rewards, values, mask, cfg.gamma, cfg.lam)
-    return masked_whiten(advantages, mask, all_reduce=all_reduce), returns
-
-
-# All-zero rewards give every advantage 0 and the policy never moves: say so rather than train on silently.
-ZERO_REWARD_WARNING_ITERATIONS = 5
-
-
-def per_turn_metrics(batch: RolloutBatch, kl_tokens: torch.Tensor | None, group_size: int) -> dict[str, float]:
-    """Each attempt's mean reward, checker accuracy, summed KL (when measured) and (with groups) share
-    of groups whose rewards for it are all equal; ``delta`` = last − first accuracy."""
-    turns = batch.turn_rewards.shape[1]
-    if turns < 2:
-        return {}
-    metrics: dict[str, float] = {}
-    for k in range(turns):
-        on_turn = (batch.turn_ids == k).float() * batch.action_mask
-        metrics[f"reward_t{k + 1}"] = float(batch.turn_rewards[:, k].mean())
-        metrics[f"accuracy_t{k + 1}"] = float(batch.turn_correct[:, k].mean())
-        if kl_tokens is not None:
-            metrics[f"kl_t{k + 1}"] = float((kl_tokens * on_turn).sum(dim=1).mean())
-        if group_size > 1:
-            metrics[f"frac_reward_zero_std_t{k + 1}"] = uniform_group_share(batch.turn_rewards[:, k], group_size)
-    metrics["delta"] = metrics[f"accuracy_t{turns}"] - metrics["accuracy_t1"]
-    return metrics
 
 
 @dataclass
@@ -284,50 +223,6 @@ def update(
                 learner.critic_optimizer.zero_grad(set_to_none=True)
                 record({"value_loss": v_loss, **v_stats})
     return stats
-
-
-def iteration_metrics(
-    learner: Learner,
-    batch: RolloutBatch,
-    kl_tokens: torch.Tensor,
-    stats: dict[str, list[float]],
-    seconds: dict[str, float],
-) -> dict[str, float]:
-    """The iteration's logged numbers over the whole global batch; steps the adaptive KL controller."""
-    cfg, loop, controller = learner.cfg, learner.loop, learner.controller
-    group, mask = cfg.samples_per_prompt, batch.action_mask
-    measure_kl = learner.reference is not None
-    # Per-sequence numbers of the whole global batch (every rank's share, in rank order).
-    columns = [batch.scores, batch.correct, batch.truncated.float(), (kl_tokens * mask).sum(dim=1), mask.sum(dim=1)]
-    scores, correct, truncated, kl_sums, lengths = gather_all(loop.accelerator, torch.stack(columns, dim=1)).unbind(1)
-    kl_per_sequence = float(kl_sums.mean())
-    controller.update(kl_per_sequence, cfg.prompts_per_iteration * group)
-    learner.zero_reward_iterations = learner.zero_reward_iterations + 1 if not bool(scores.any()) else 0
-    if learner.zero_reward_iterations == ZERO_REWARD_WARNING_ITERATIONS:
-        loop.accelerator.print(
-            f"{loop.stage}: warning: every reward was 0 for {learner.zero_reward_iterations} iterations in a row, so "
-            "nothing is learned; check task.reward and that a reply can match the answers "
-            "(format, max_new_tokens)"
-        )
-    return {
-        "reward": float(scores.mean()),
-        "reward_std": float(scores.std()),
-        # Every rank's share is whole groups, so the gathered scores keep each group together.
-        **({"frac_reward_zero_std": uniform_group_share(scores, group)} if group > 1 else {}),
-        "accuracy": float(correct.mean()),
-        **({"kl": kl_per_sequence} if measure_kl else {}),
-        "kl_coef": float(controller.value),
-        "response_length": float(lengths.mean()),
-        "truncated_fraction": float(truncated.mean()),
-        **mean_across_ranks(
-            loop.accelerator,
-            {
-                **per_turn_metrics(batch, kl_tokens if measure_kl else None, group),
-                **{key: sum(values) / len(values) for key, values in stats.items()},
-                **seconds,
-            },
-        ),
-    }
 
 
 def train_rl(
