@@ -28,7 +28,6 @@ from redraft.models.build import save_model
 from redraft.training.logging import MetricsLog
 from redraft.training.loop import Monitor, Schedule, TrainingLoop, Validation
 from redraft.training.losses import masked_kl_to_reference_sum, masked_lm_loss_sum
-from redraft.training.optim import build_optimizer, build_scheduler
 
 ValMetricsFn = Callable[[PreTrainedModel], dict[str, float]]
 
@@ -113,9 +112,7 @@ def train_lm(
         started=started,
     )
     accelerator, rank, world = loop.accelerator, loop.rank, loop.world
-    optimizer = build_optimizer(model, cfg.optim)
-    scheduler = build_scheduler(optimizer, cfg.optim, cfg.max_steps)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    model, optimizer, scheduler = loop.prepare(model, cfg.optim, cfg.max_steps)
     trainable = [p for p in model.parameters() if p.requires_grad]
     if anchor is not None:
         reference = anchor.reference.to(accelerator.device).eval().requires_grad_(False)

@@ -19,10 +19,11 @@ from typing import Any
 import torch
 from accelerate.utils import broadcast_object_list
 
-from redraft.config import LoggingSection
+from redraft.config import LoggingSection, OptimSection
 from redraft.errors import TrainingError
 from redraft.training.checkpoint import latest_checkpoint, require_finite_weights, save_checkpoint, start_or_resume
 from redraft.training.logging import MetricsLog, finish_trackers, make_accelerator, progress_bar
+from redraft.training.optim import build_optimizer, build_scheduler
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,13 @@ class TrainingLoop:
         self.checkpoints, self.model_dir = out_dir / "checkpoints", out_dir / "model"
         self.last_step = 0
         self.stopped_early = False
+
+    def prepare(self, model: torch.nn.Module, optim: OptimSection, total_updates: int):
+        """``(model, optimizer, scheduler)``: AdamW with its warm-up/decay schedule over ``total_updates``
+        optimizer steps, placed (and wrapped under several processes) by accelerate."""
+        optimizer = build_optimizer(model, optim)
+        scheduler = build_scheduler(optimizer, optim, total_updates)
+        return self.accelerator.prepare(model, optimizer, scheduler)
 
     def resume(self, resume: bool, state: dict[str, Any]) -> int:
         """With ``resume``, replace ``state`` by the newest readable checkpoint's loop state; the first step to run."""

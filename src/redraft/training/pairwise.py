@@ -42,7 +42,6 @@ from redraft.distributed import global_sum, mean_across_ranks, require_divisible
 from redraft.errors import TrainingError
 from redraft.training.logging import MetricsLog
 from redraft.training.loop import Monitor, Schedule, TrainingLoop, Validation
-from redraft.training.optim import build_optimizer, build_scheduler
 
 Batch = dict[str, torch.Tensor]
 PairLoss = Callable[[torch.nn.Module, Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -183,9 +182,7 @@ def train_pairwise(
     )
     accelerator, rank, world = loop.accelerator, loop.rank, loop.world
     require_divisible("train.batch_size", cfg.batch_size, world)
-    optimizer = build_optimizer(model, cfg.optim)
-    scheduler = build_scheduler(optimizer, cfg.optim, cfg.max_steps)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    model, optimizer, scheduler = loop.prepare(model, cfg.optim, cfg.max_steps)
     trainable = [p for p in model.parameters() if p.requires_grad]
     state = {"best_monitored": None, "evals_without_improvement": 0, "train_loss": math.nan}
     first_step = loop.resume(resume, state)

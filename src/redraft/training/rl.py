@@ -54,7 +54,7 @@ from redraft.rollout.sampler import derive_seed
 from redraft.tasks.base import Task
 from redraft.training.logging import MetricsLog
 from redraft.training.loop import Schedule, TrainingLoop
-from redraft.training.optim import build_optimizer, build_scheduler
+from redraft.training.optim import build_optimizer
 from redraft.training.rl_advantages import compute_advantages
 from redraft.training.rl_metrics import iteration_metrics
 
@@ -279,9 +279,7 @@ def train_rl(
     require_divisible("rl.prompts_per_iteration", cfg.prompts_per_iteration, loop.world)
     require_divisible("rl.minibatch_size", cfg.minibatch_size, loop.world)
     all_reduce = (lambda t: global_sum(accelerator, t).to(t.dtype)) if loop.world > 1 else None
-    optimizer = build_optimizer(policy, cfg.optim)
-    scheduler = build_scheduler(optimizer, cfg.optim, cfg.iterations * updates_per_iteration)
-    policy, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
+    policy, optimizer, scheduler = loop.prepare(policy, cfg.optim, cfg.iterations * updates_per_iteration)
     critic = critic_optimizer = None
     if cfg.algorithm == "ppo":
         critic = ValueModel.from_pretrained(model_path)
