@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -35,7 +37,7 @@ from redraft.envs import SelfCorrectionEnv, SingleTurnEnv
 from redraft.fsutil import write_json_atomic
 from redraft.models import build_model, save_model
 from redraft.models.reward import build_reward_model
-from redraft.tasks import build_task
+from redraft.tasks import Task, build_task
 from redraft.text.tokenizer import train_tokenizer
 from redraft.training.dpo import train_dpo
 from redraft.training.lm import train_lm
@@ -82,6 +84,95 @@ def launch_command(
     return launch_argv(args, processes), env
 
 
+@dataclass
+class _Micro:
+    """What every micro training run shares: the task, tokenizer, starting model and run settings."""
+
+    task: Task
+    tokenizer: Any
+    model: torch.nn.Module
+    start: Path  # the starting model, saved
+    out_dir: Path
+    steps: int
+    resume: bool
+    log: MetricsLog
+    quiet: LoggingSection = field(default_factory=lambda: LoggingSection(progress=False))
+
+    def common(self) -> dict[str, Any]:
+        return {"out_dir": self.out_dir, "seed": 0, "log": self.log, "logging": self.quiet, "resume": self.resume}
+
+
+def _sft(run: _Micro) -> None:
+    def data(split):
+        examples = run.task.split(split)
+        return sft_data(run.tokenizer, [run.task.prompt(e) for e in examples], [e.target for e in examples], 64)
+
+    cfg = _train_config(run.steps, optim={"lr": 3e-3, "warmup_steps": 1})
+    train_lm(
+        stage="sft",
+        model=run.model,
+        tokenizer=run.tokenizer,
+        train=data("train"),
+        val=data("val"),
+        cfg=cfg,
+        **run.common(),
+    )
+
+
+def _reward_model(run: _Micro) -> None:
+    torch.manual_seed(0)
+    reward_model = build_reward_model(run.tokenizer, ModelSection(preset="micro"), fresh=True, head="classifier")
+    cfg = RewardModelSection(head="classifier", train=_train_config(run.steps, optim={"lr": 1e-3, "warmup_steps": 1}))
+    train_reward_model(
+        model=reward_model,
+        tokenizer=run.tokenizer,
+        train_pairs=_pairs(run.task, "train"),
+        val_pairs=_pairs(run.task, "val"),
+        cfg=cfg,
+        **run.common(),
+    )
+
+
+def _dpo(run: _Micro) -> None:
+    train = _train_config(run.steps, optim={"lr": 1e-3, "warmup_steps": 1})
+    cfg = DPOSection(select_by="loss", eval_problems=0, kl_prompts=0, train=train)
+    train_dpo(
+        model_path=run.start,
+        tokenizer=run.tokenizer,
+        train_pairs=_pairs(run.task, "train"),
+        val_pairs=_pairs(run.task, "val"),
+        cfg=cfg,
+        **run.common(),
+    )
+
+
+def _rl(run: _Micro, trainer: str) -> None:
+    cfg = RLSection.model_validate({
+        "algorithm": "rloo" if trainer == "score" else trainer, "iterations": run.steps, "prompts_per_iteration": 8,
+        "samples_per_prompt": 4, "max_new_tokens": 2, "minibatch_size": 32, "eval_problems": 0,
+        "save_every": 2, "kl_coef": 0.01, "optim": {"lr": 1e-2, "warmup_steps": 0},
+    })  # fmt: skip
+    protocol, task = SelfCorrectionSection(), run.task
+    if trainer == "score":
+
+        def env_factory():
+            return SelfCorrectionEnv(task, protocol.attempts, protocol.instruction, reward_fn=digit_reward)
+
+        credit = stage_credit(1, protocol.attempts, alpha=10.0, beta1=0.01, beta2=0.1)
+    else:
+        env_factory, credit = (lambda: SingleTurnEnv(task, digit_reward)), None
+    common = {**run.common(), "out_dir": run.out_dir / "rl"}
+    train_rl(
+        model_path=run.start,
+        tokenizer=run.tokenizer,
+        task=task,
+        cfg=cfg,
+        env_factory=env_factory,
+        credit=credit,
+        **common,
+    )
+
+
 def main(trainer: str, out_dir: Path, steps: int, resume: bool) -> None:
     if trainer not in TRAINERS:
         raise SystemExit(f"unknown trainer {trainer!r}; choose one of {', '.join(TRAINERS)}")
@@ -91,95 +182,11 @@ def main(trainer: str, out_dir: Path, steps: int, resume: bool) -> None:
     torch.manual_seed(0)
     model = build_model(ModelSection(preset="micro"), tokenizer)
     log = MetricsLog(out_dir / "metrics.jsonl")
-    quiet = LoggingSection(progress=False)
-    start = out_dir / "start"
+    run = _Micro(task, tokenizer, model, start=out_dir / "start", out_dir=out_dir, steps=steps, resume=resume, log=log)
     with state.main_process_first():
-        if not start.exists():
-            save_model(model, tokenizer, start)
-
-    if trainer == "sft":
-
-        def sft(split):
-            examples = task.split(split)
-            return sft_data(tokenizer, [task.prompt(e) for e in examples], [e.target for e in examples], 64)
-
-        cfg = _train_config(steps, optim={"lr": 3e-3, "warmup_steps": 1})
-        train_lm(
-            stage="sft",
-            model=model,
-            tokenizer=tokenizer,
-            train=sft("train"),
-            val=sft("val"),
-            cfg=cfg,
-            out_dir=out_dir,
-            seed=0,
-            log=log,
-            logging=quiet,
-            resume=resume,
-        )
-    elif trainer == "reward_model":
-        torch.manual_seed(0)
-        reward_model = build_reward_model(tokenizer, ModelSection(preset="micro"), fresh=True, head="classifier")
-        cfg = RewardModelSection(head="classifier", train=_train_config(steps, optim={"lr": 1e-3, "warmup_steps": 1}))
-        train_reward_model(
-            model=reward_model,
-            tokenizer=tokenizer,
-            train_pairs=_pairs(task, "train"),
-            val_pairs=_pairs(task, "val"),
-            cfg=cfg,
-            out_dir=out_dir,
-            seed=0,
-            log=log,
-            logging=quiet,
-            resume=resume,
-        )
-    elif trainer == "dpo":
-        cfg = DPOSection(
-            select_by="loss",
-            eval_problems=0,
-            kl_prompts=0,
-            train=_train_config(steps, optim={"lr": 1e-3, "warmup_steps": 1}),
-        )
-        train_dpo(
-            model_path=start,
-            tokenizer=tokenizer,
-            train_pairs=_pairs(task, "train"),
-            val_pairs=_pairs(task, "val"),
-            cfg=cfg,
-            out_dir=out_dir,
-            seed=0,
-            log=log,
-            logging=quiet,
-            resume=resume,
-        )
-    else:
-        cfg = RLSection.model_validate({
-            "algorithm": "rloo" if trainer == "score" else trainer, "iterations": steps, "prompts_per_iteration": 8,
-            "samples_per_prompt": 4, "max_new_tokens": 2, "minibatch_size": 32, "eval_problems": 0,
-            "save_every": 2, "kl_coef": 0.01, "optim": {"lr": 1e-2, "warmup_steps": 0},
-        })  # fmt: skip
-        protocol = SelfCorrectionSection()
-        if trainer == "score":
-
-            def env_factory():
-                return SelfCorrectionEnv(task, protocol.attempts, protocol.instruction, reward_fn=digit_reward)
-
-            credit = stage_credit(1, protocol.attempts, alpha=10.0, beta1=0.01, beta2=0.1)
-        else:
-            env_factory, credit = (lambda: SingleTurnEnv(task, digit_reward)), None
-        train_rl(
-            model_path=start,
-            tokenizer=tokenizer,
-            task=task,
-            cfg=cfg,
-            out_dir=out_dir / "rl",
-            seed=0,
-            log=log,
-            logging=quiet,
-            resume=resume,
-            env_factory=env_factory,
-            credit=credit,
-        )
+        if not run.start.exists():
+            save_model(model, tokenizer, run.start)
+    {"sft": _sft, "reward_model": _reward_model, "dpo": _dpo}.get(trainer, lambda run: _rl(run, trainer))(run)
     if state.is_main_process:  # lets the caller check that the launch really ran N processes
         write_json_atomic(
             out_dir / "launch.json", {"processes": state.num_processes, "mode": str(state.distributed_type)}
