@@ -81,7 +81,7 @@ def _sft_stage(
     set_seed(cfg.run.seed)
     result = train_lm(
         stage=name,
-        model=load_model(model_path),
+        model=load_model(model_path, cfg.model.dtype),
         tokenizer=tokenizer,
         train=data,
         val=val,
@@ -107,7 +107,7 @@ def _pair_sft(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     s = cfg.score
-    base = load_model(cfg.model.path).to(default_device())
+    base = load_model(cfg.model.path, cfg.model.dtype).to(default_device())
     max_new = s.rl.max_new_tokens
 
     def drafts(examples, seed, drafts_per_problem):
@@ -180,7 +180,7 @@ def _star(
             start = (iteration - 1) * s.star_problems
             problems = [task.train[(start + i) % len(task.train)] for i in range(s.star_problems)]
             episodes = star_episodes(
-                load_model(sampler).to(default_device()),
+                load_model(sampler, cfg.model.dtype).to(default_device()),
                 tokenizer,
                 task,
                 problems,
@@ -255,6 +255,7 @@ def _rl(
         "log": log,
         "logging": cfg.logging,
         "resume": resume,
+        "dtype": cfg.model.dtype,
     }
     if not multi_turn:
         return train_rl(**common, stage=stage)

@@ -49,3 +49,32 @@ def test_model_dtype(tmp_path, micro_model, tokenizer):
     assert build_model(ModelSection(preset="micro"), tokenizer).dtype == torch.float32
     with pytest.raises(ConfigError, match="unknown dtype"):
         load_model(tmp_path / "m", "fp8")
+
+
+def test_generate_loads_the_weights_in_model_dtype(tmp_path, micro_model, tokenizer, monkeypatch):
+    from typer.testing import CliRunner
+
+    import redraft.models
+    from redraft.cli import app
+
+    seen = []
+    monkeypatch.setattr(
+        redraft.models, "load_model", lambda path, dtype=None: seen.append(dtype) or load_model(path, dtype)
+    )
+    save_model(micro_model, tokenizer, tmp_path / "m")
+    out = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "--model",
+            str(tmp_path / "m"),
+            "-p",
+            "1+2=",
+            "--max-new-tokens",
+            "3",
+            "--set",
+            "model.dtype=bf16",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert seen == ["bf16"]

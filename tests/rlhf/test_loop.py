@@ -101,3 +101,29 @@ def test_the_reward_model_can_start_from_a_stronger_checkpoint(tmp_path, micro_m
     reward_model = AutoConfig.from_pretrained(round_result["reward_model"]["model_dir"])
     policy = AutoConfig.from_pretrained(round_result["policy_dir"])
     assert (reward_model.num_hidden_layers, policy.num_hidden_layers) == (2, micro_model.config.num_hidden_layers)
+
+
+def test_model_dtype_reaches_the_reward_model_critic_and_policy(tmp_path, micro_model, tokenizer, monkeypatch):
+    import torch
+    from safetensors import safe_open
+
+    from redraft.models import value
+
+    critics = []
+    load_critic = value.ValueModel.from_pretrained.__func__
+    monkeypatch.setattr(
+        value.ValueModel,
+        "from_pretrained",
+        classmethod(lambda cls, path, dtype=None: critics.append(load_critic(cls, path, dtype)) or critics[-1]),
+    )
+    save_model(micro_model, tokenizer, tmp_path / "sft")
+    round_result = run_rlhf(_config(tmp_path, tmp_path / "sft", "ppo", "model.dtype=bf16"))["rounds"][0]
+
+    def saved_dtypes(model_dir):
+        with safe_open(f"{model_dir}/model.safetensors", "pt") as weights:
+            return {weights.get_tensor(name).dtype for name in weights.keys()}
+
+    assert saved_dtypes(round_result["reward_model"]["model_dir"]) == {torch.bfloat16}
+    assert saved_dtypes(round_result["policy_dir"]) == {torch.bfloat16}
+    assert {p.dtype for critic in critics for p in critic.parameters()} == {torch.bfloat16}
+    assert 0.0 <= round_result["eval"]["test_accuracy"] <= 1.0

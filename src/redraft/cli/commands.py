@@ -282,7 +282,7 @@ def generate(
             "sampling.max_new_tokens": max_new_tokens,
         },
     )
-    out = sample(load_model(model), load_tokenizer(model), prompts, cfg.sampling, seed=seed)
+    out = sample(load_model(model, cfg.model.dtype), load_tokenizer(model), prompts, cfg.sampling, seed=seed)
     for i, text in enumerate(out.texts):
         if as_json:
             row = {

@@ -75,7 +75,9 @@ class ScoreConfig(StageConfig):
 
 class GenerateConfig(StageConfig):
     run: RunSection = Field(RunSection(name="generate"), description=RUN)
-    model: ModelSection = Field(ModelSection(), description="not used: the checkpoint is --model")
+    model: ModelSection = Field(
+        ModelSection(), description="model.dtype: the dtype --model's weights load in (the other keys are not used)"
+    )
     sampling: SamplingSection = Field(SamplingSection(), description="how completions are sampled")
 
 

@@ -64,7 +64,7 @@ def evaluate_method(cfg: ScoreConfig, task: Task, model_dir: str, out_dir: Path,
     """One method's entry in ``score.json``: self-correction results on the test split (greedy attempt 1, and
     sampled at T = 1), on the validation split, and (``scaling``) inference-time scaling; samples in ``out_dir``."""
     s = cfg.score
-    model, tokenizer = load_model(model_dir).to(default_device()), load_tokenizer(model_dir)
+    model, tokenizer = load_model(model_dir, cfg.model.dtype).to(default_device()), load_tokenizer(model_dir)
     common = {
         "max_new_tokens": s.eval.max_new_tokens,
         "batch_size": s.eval.batch_size,

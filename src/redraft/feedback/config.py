@@ -56,6 +56,7 @@ class SampleSection(Section):
     """`redraft feedback sample`: completions of a local model for task prompts, queued as items."""
 
     model: str | None = Field(None, description="the HF checkpoint folder whose completions are queued (--model)")
+    dtype: Literal["fp32", "bf16"] = Field("fp32", description="the dtype the model's weights load in")
     run_id: str | None = Field(None, description="recorded with every output (None: the model folder's name)")
     split: Literal["train", "val", "test"] = Field("val", description="the task split the prompts come from")
     prompts: int = Field(16, ge=1, description="prompts taken from the split")

@@ -38,7 +38,7 @@ def sample_into_store(sessions: sessionmaker, cfg: FeedbackConfig) -> dict[str, 
     per_prompt = settings.samples_per_prompt
     sampling = SamplingSection(temperature=settings.temperature, max_new_tokens=settings.max_new_tokens)
     generation = generate(
-        load_model(model_dir),
+        load_model(model_dir, settings.dtype),
         load_tokenizer(model_dir),
         [p for p in prompts for _ in range(per_prompt)],
         sampling,

@@ -38,7 +38,7 @@ from redraft.config import ModelSection
 from redraft.data.sequences import TokenizedData, collate, sft_data
 from redraft.errors import RedraftError
 from redraft.fsutil import atomic_directory
-from redraft.models.build import build_model
+from redraft.models.build import build_model, torch_dtype
 
 STATS_FILE = "reward_stats.json"
 HEAD_KEY = "redraft_reward_head"
@@ -75,13 +75,14 @@ def build_reward_model(
         model = build_model(model_cfg if not fresh else model_cfg.model_copy(update={"path": None}), tokenizer)
         setattr(model.config, HEAD_KEY, "likelihood")
         return model
+    dtype = torch_dtype(model_cfg.dtype)
     if fresh:
         body_config = build_model(model_cfg.model_copy(update={"path": None}), tokenizer).config
-        model = AutoModelForSequenceClassification.from_config(_scalar_head(body_config, tokenizer))
+        model = AutoModelForSequenceClassification.from_config(_scalar_head(body_config, tokenizer)).to(dtype)
     else:
         _require_checkpoint(model_cfg)
         config = _scalar_head(AutoConfig.from_pretrained(model_cfg.path), tokenizer)
-        model = AutoModelForSequenceClassification.from_pretrained(model_cfg.path, config=config, dtype=torch.float32)
+        model = AutoModelForSequenceClassification.from_pretrained(model_cfg.path, config=config, dtype=dtype)
     head = model.score
     nn.init.normal_(head.weight, std=1.0 / math.sqrt(head.in_features + 1))
     return model
@@ -124,13 +125,13 @@ def reward_inputs(tokenizer, prompts: list[str], completions: list[str], max_len
 
 @torch.no_grad()
 def raw_scores(model: PreTrainedModel, data: TokenizedData, batch_size: int = 256) -> torch.Tensor:
-    """(N,) unnormalised scores, in eval mode, batch by batch."""
+    """(N,) unnormalised fp32 scores, in eval mode, batch by batch."""
     was_training = model.training
     model.eval()
     scores = []
     for start in range(0, len(data), batch_size):
         batch = collate(data, list(range(start, min(start + batch_size, len(data)))))
-        scores.append(sequence_scores(model, batch))
+        scores.append(sequence_scores(model, batch).float())
     model.train(was_training)
     return torch.cat(scores) if scores else torch.zeros(0)
 
@@ -142,18 +143,19 @@ def save_reward_model(model: PreTrainedModel, tokenizer, stats: RewardStats, pat
         (staging / STATS_FILE).write_text(json.dumps(asdict(stats), indent=2))
 
 
-def load_reward_model(path: str | Path) -> tuple[PreTrainedModel, RewardStats]:
-    path = Path(path)
+def load_reward_model(path: str | Path, dtype: str | torch.dtype | None = None) -> tuple[PreTrainedModel, RewardStats]:
+    """The reward model saved at ``path`` in ``dtype`` (fp32 when None), in eval mode, with its score statistics."""
+    path, dtype = Path(path), torch_dtype(dtype)
     if not (path / "config.json").is_file():
         raise RedraftError(f"no reward model at {path} (config.json missing)")
     stats_path = path / STATS_FILE
     if not stats_path.is_file():
         raise RedraftError(f"{path} has no {STATS_FILE}: train it with `redraft rm train`")
     if getattr(AutoConfig.from_pretrained(str(path)), HEAD_KEY, "classifier") == "likelihood":
-        return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval(), RewardStats(
+        return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).eval(), RewardStats(
             **json.loads(stats_path.read_text())
         )
-    model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32)
+    model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=dtype)
     if model.config.num_labels != 1:
         raise RedraftError(f"{path} is not a reward model (num_labels is {model.config.num_labels}, expected 1)")
     return model.eval(), RewardStats(**json.loads(stats_path.read_text()))

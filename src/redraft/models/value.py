@@ -10,6 +10,8 @@ from torch import nn
 from transformers import AutoModel
 
 from redraft.fsutil import atomic_directory
+from redraft.models.build import torch_dtype
+from redraft.text.hub import resolve_pretrained
 
 HEAD_FILE = "value_head.safetensors"
 
@@ -26,11 +28,11 @@ class ValueModel(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path) -> ValueModel:
-        """Body from any causal-LM checkpoint (its LM head is dropped); head restored if saved."""
-        from redraft.text.hub import resolve_pretrained
-
-        model = cls(AutoModel.from_pretrained(str(resolve_pretrained(path)), dtype=torch.float32))
+    def from_pretrained(cls, path: str | Path, dtype: str | torch.dtype | None = None) -> ValueModel:
+        """Body from any causal-LM checkpoint (its LM head is dropped) in ``dtype`` (fp32 when None); head restored
+        if saved."""
+        body = AutoModel.from_pretrained(str(resolve_pretrained(path)), dtype=torch_dtype(dtype))
+        model = cls(body).to(body.dtype)
         head = Path(path) / HEAD_FILE
         if head.is_file():
             model.head.load_state_dict(load_file(str(head)))

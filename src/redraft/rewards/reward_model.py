@@ -22,8 +22,15 @@ class RewardModelScorer:
         train_rl(..., env_factory=lambda: SingleTurnEnv(task, reward_fn=scorer))
     """
 
-    def __init__(self, path: str | Path, batch_size: int = 256, normalise: bool = True, max_length: int = 256):
-        self.model, self.stats = load_reward_model(path)
+    def __init__(
+        self,
+        path: str | Path,
+        batch_size: int = 256,
+        normalise: bool = True,
+        max_length: int = 256,
+        dtype: str | torch.dtype | None = None,
+    ):
+        self.model, self.stats = load_reward_model(path, dtype)
         self.model.requires_grad_(False)
         self.tokenizer = load_tokenizer(path)
         self.batch_size, self.normalise, self.max_length = batch_size, normalise, max_length

@@ -101,11 +101,13 @@ def evaluate_policy(
     test_problems: int | None,
     max_new_tokens: int,
     seed: int = 0,
+    dtype: str = "fp32",
 ) -> dict[str, float]:
-    """Greedy test accuracy (95% CI), greedy validation accuracy and sampled KL(π ‖ π_ref) on test prompts."""
+    """Greedy test accuracy (95% CI), greedy validation accuracy and sampled KL(π ‖ π_ref) on test prompts, with
+    the weights in ``dtype``."""
     from redraft.training.dpo import sampled_kl
 
-    policy, tokenizer = load_model(policy_dir), load_tokenizer(policy_dir)
+    policy, tokenizer = load_model(policy_dir, dtype), load_tokenizer(policy_dir)
     test = task.test[:test_problems]
     _, correct = greedy_answers(policy, tokenizer, task, test, max_new_tokens)
     accuracy, ci95 = mean_ci95(correct)
@@ -114,7 +116,8 @@ def evaluate_policy(
         metrics["val_accuracy"] = greedy_accuracy(policy, tokenizer, task, task.val, max_new_tokens)
     if Path(policy_dir).resolve() != Path(reference_dir).resolve():
         kl_prompts = [task.prompt(ex) for ex in test[:512]]
-        metrics.update(sampled_kl(policy, load_model(reference_dir), tokenizer, kl_prompts, max_new_tokens, seed))
+        reference = load_model(reference_dir, dtype)
+        metrics.update(sampled_kl(policy, reference, tokenizer, kl_prompts, max_new_tokens, seed))
     return metrics
 
 
@@ -164,6 +167,7 @@ def run_rlhf_round(
     log: MetricsLog,
     logging: LoggingSection,
     resume: bool = False,
+    dtype: str = "fp32",
 ) -> dict[str, Any]:
     """Reward model + PPO (``cfg.method == "ppo"``) or DPO on the pairs; returns every stage's metrics.
 
@@ -188,11 +192,14 @@ def run_rlhf_round(
                 seed,
                 log,
                 logging,
+                model_cfg=ModelSection(dtype=dtype),
                 resume=resume,
             ),
         )
         scorer = CheckerWatch(
-            RewardModelScorer(result["reward_model"]["model_dir"], batch_size=cfg.reward_model.score_batch_size),
+            RewardModelScorer(
+                result["reward_model"]["model_dir"], batch_size=cfg.reward_model.score_batch_size, dtype=dtype
+            ),
             task,
             log,
         )
@@ -209,6 +216,7 @@ def run_rlhf_round(
                 logging=logging,
                 resume=resume,
                 env_factory=lambda: SingleTurnEnv(task, reward_fn=scorer),
+                dtype=dtype,
             ),
         )
         policy_dir = result["ppo"]["model_dir"]
@@ -227,13 +235,14 @@ def run_rlhf_round(
                 logging=logging,
                 task=task,
                 resume=resume,
+                dtype=dtype,
             ),
         )
         policy_dir = result["dpo"]["model_dir"]
     result["policy_dir"] = policy_dir
     result["eval"] = _once(
         out_dir / "eval",
-        lambda: evaluate_policy(policy_dir, model_dir, task, cfg.test_problems, cfg.eval_max_new_tokens, seed),
+        lambda: evaluate_policy(policy_dir, model_dir, task, cfg.test_problems, cfg.eval_max_new_tokens, seed, dtype),
     )
     return result
 
@@ -245,9 +254,11 @@ def collect_pairs(
     out_dir: Path,
     seed: int,
     jobs: list[tuple[Sequence[Example], Collect, str]],
+    dtype: str = "fp32",
 ) -> dict[str, int]:
-    """For each (examples, collect, file name): sample completions from the policy, label them, write the pairs."""
-    policy, tokenizer = load_model(policy_dir), load_tokenizer(policy_dir)
+    """For each (examples, collect, file name): sample completions from the policy (weights in ``dtype``), label
+    them, write the pairs."""
+    policy, tokenizer = load_model(policy_dir, dtype), load_tokenizer(policy_dir)
     counts = {}
     for offset, (examples, collect, name) in enumerate(jobs):
         pairs = collect(examples, sample_completions(policy, tokenizer, task, examples, settings, seed + offset))
@@ -298,14 +309,14 @@ def run_rlhf(
     dump_config(cfg, run_dir / "config.yaml")
     log = MetricsLog(run_dir / "metrics.jsonl")
     task = build_task(cfg.task).use_tokenizer(load_tokenizer(cfg.model.path))  # chat prompts: its chat template
-    seed = cfg.run.seed
+    seed, dtype = cfg.run.seed, cfg.model.dtype
 
     policy_dir = str(cfg.model.path)
     summary: dict[str, Any] = {
         "start": _once(
             run_dir / "eval-start",
             lambda: evaluate_policy(
-                policy_dir, policy_dir, task, settings.test_problems, settings.eval_max_new_tokens, seed
+                policy_dir, policy_dir, task, settings.test_problems, settings.eval_max_new_tokens, seed, dtype
             ),
         ),
         "rounds": [],
@@ -321,7 +332,16 @@ def run_rlhf(
         ]
         _once(
             round_dir / "collect",
-            partial(collect_pairs, policy_dir, task, settings.simulated, round_dir, seed * 1000 + 2 * index, jobs),
+            partial(
+                collect_pairs,
+                policy_dir,
+                task,
+                settings.simulated,
+                round_dir,
+                seed * 1000 + 2 * index,
+                jobs,
+                dtype,
+            ),
         )
         result = run_rlhf_round(
             model_dir=policy_dir,
@@ -334,6 +354,7 @@ def run_rlhf(
             log=log,
             logging=cfg.logging,
             resume=resume,
+            dtype=dtype,
         )
         summary["rounds"].append(result)
         policy_dir = result["policy_dir"]

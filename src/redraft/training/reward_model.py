@@ -120,7 +120,7 @@ def train_reward_model(
         monitor=Monitor("val_accuracy", maximize=True) if cfg.select_by == "accuracy" else Monitor(),
         resume=resume,
     )
-    kept, _ = load_reward_model(result.model_dir)
+    kept, _ = load_reward_model(result.model_dir, model.dtype)
     completions = {(p.prompt, text) for p in train_pairs for text in (p.chosen, p.rejected)}
     prompts, texts = zip(*sorted(completions))
     stats = RewardStats.of(

@@ -282,7 +282,7 @@ def train_rl(
     policy, optimizer, scheduler = loop.prepare(policy, cfg.optim, cfg.iterations * updates_per_iteration)
     critic = critic_optimizer = None
     if cfg.algorithm == "ppo":
-        critic = ValueModel.from_pretrained(model_path)
+        critic = ValueModel.from_pretrained(model_path, dtype)
         critic_optimizer = build_optimizer(critic, cfg.optim, lr=cfg.critic_lr)
         critic, critic_optimizer = accelerator.prepare(critic, critic_optimizer)
     learner = Learner(

@@ -202,6 +202,7 @@ def train_self_correction_rl(
     reward_fn=None,
     resume: bool = False,
     first_turn_temperature: float | None = None,
+    dtype: str = "fp32",
 ) -> dict[str, Any]:
     """RL on two-attempt episodes: SCoRe stages (with ``credit``) or naive multi-turn RL (``reward_turns="last"``).
 
@@ -220,6 +221,7 @@ def train_self_correction_rl(
         reference_path=reference_path,
         stage=stage,
         first_turn_temperature=first_turn_temperature,
+        dtype=dtype,
         env_factory=lambda: SelfCorrectionEnv(
             task,
             protocol.attempts,
