@@ -29,12 +29,12 @@ def test_setting_one_key_keeps_the_rest_of_a_customised_default_section(tmp_path
     # one of their keys must not reset the others to the generic class defaults.
     defaults = load_config("score").score
     path = tmp_path / "c.yaml"
-    path.write_text("score:\n  rl:\n    max_new_tokens: 9\n")
+    path.write_text("score:\n  rl:\n    samples_per_prompt: 9\n")
     cfg = load_config("score", path, ["score.star.optim.lr=1e-4", "score.rl.optim.lr=1e-5"]).score
     assert cfg.star.optim.lr == 1e-4
     assert cfg.star.max_steps == defaults.star.max_steps == 100
     assert cfg.star.optim.warmup_steps == defaults.star.optim.warmup_steps
-    assert cfg.rl.max_new_tokens == 9
+    assert cfg.rl.samples_per_prompt == 9
     assert (cfg.rl.algorithm, cfg.rl.save_every) == (defaults.rl.algorithm, defaults.rl.save_every)
     assert cfg.rl.optim.lr == 1e-5
     assert cfg.rl.optim.min_lr_ratio == defaults.rl.optim.min_lr_ratio == 1.0

@@ -70,7 +70,7 @@ MICRO = [
     "--set",
     "score.rl.samples_per_prompt=2",
     "--set",
-    "score.rl.max_new_tokens=3",
+    "score.max_new_tokens=3",
     "--set",
     "score.star_problems=64",
     "--set",
@@ -81,8 +81,6 @@ MICRO = [
     "score.star.batch_size=2",
     "--set",
     "score.eval.num_problems=16",
-    "--set",
-    "score.eval.max_new_tokens=3",
     "--set",
     "score.eval.scaling_budgets=[2,4]",
 ]

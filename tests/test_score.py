@@ -103,7 +103,7 @@ def test_star_samples_with_the_last_round_but_fine_tunes_the_starting_model(tmp_
         def to(self, device):
             return self
 
-    monkeypatch.setattr(score, "load_model", FakeModel)
+    monkeypatch.setattr(score, "load_model", lambda path, dtype=None: FakeModel(path))
     monkeypatch.setattr(score, "star_episodes", fake_star_episodes)
     monkeypatch.setattr(score, "episodes_to_sft", lambda *args: None)
     monkeypatch.setattr(score, "_sft_stage", fake_sft_stage)

@@ -28,13 +28,16 @@ def yaml_value(value: Any) -> str:
     return text.removesuffix("\n").removesuffix("\n...")
 
 
-def explain_config(config: BaseModel, indent: int = 0) -> str:
+def explain_config(config: BaseModel, indent: int = 0, values: dict[str, Any] | None = None) -> str:
     """The config as YAML (the values of ``redraft config show``) with each key's description as a
-    comment above it. It loads back to the same values."""
+    comment above it. It loads back to the same values. ``values`` is the section as its parent dumps
+    it: a key the parent leaves out (one it sets itself) is not shown."""
     lines: list[str] = []
     pad = " " * indent
-    values = config.model_dump(mode="json")
+    values = config.model_dump(mode="json") if values is None else values
     for name, field in type(config).model_fields.items():
+        if name not in values:
+            continue
         value = getattr(config, name)
         if indent == 0 and isinstance(value, BaseModel) and lines:
             lines.append("")
@@ -42,7 +45,7 @@ def explain_config(config: BaseModel, indent: int = 0) -> str:
             lines.append(f"{pad}# {line}")
         if isinstance(value, BaseModel):
             lines.append(f"{pad}{name}:")
-            lines.append(explain_config(value, indent + 2).rstrip("\n"))
+            lines.append(explain_config(value, indent + 2, values[name]).rstrip("\n"))
         else:
             lines.append(f"{pad}{name}: {yaml_value(values[name])}")
     return "\n".join(lines) + "\n"
@@ -57,10 +60,13 @@ class Table:
     rows: tuple[tuple[str, Any, str], ...]
 
 
-def section_tables(config: BaseModel, key: str = "", description: str = "") -> Iterator[Table]:
-    """One table per section, depth first: a section's own keys, then its subsections."""
-    values = config.model_dump(mode="json")
-    fields = type(config).model_fields
+def section_tables(
+    config: BaseModel, key: str = "", description: str = "", values: dict[str, Any] | None = None
+) -> Iterator[Table]:
+    """One table per section, depth first: a section's own keys, then its subsections. ``values`` is the
+    section as its parent dumps it: a key the parent leaves out (one it sets itself) gets no row."""
+    values = config.model_dump(mode="json") if values is None else values
+    fields = {name: field for name, field in type(config).model_fields.items() if name in values}
     prefix = f"{key}." if key else ""
     rows = tuple(
         (prefix + name, values[name], field.description or "")
@@ -72,7 +78,7 @@ def section_tables(config: BaseModel, key: str = "", description: str = "") -> I
     for name, field in fields.items():
         value = getattr(config, name)
         if isinstance(value, BaseModel):
-            yield from section_tables(value, prefix + name, field.description or "")
+            yield from section_tables(value, prefix + name, field.description or "", values[name])
 
 
 def _cell(text: str) -> str:

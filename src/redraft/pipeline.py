@@ -145,7 +145,12 @@ def run_sft(
             return {}
         return {
             "val_accuracy": greedy_accuracy(
-                current_model, tokenizer, task, accuracy_problems, max_new_tokens=cfg.train.max_new_tokens
+                current_model,
+                tokenizer,
+                task,
+                accuracy_problems,
+                max_new_tokens=cfg.train.max_new_tokens,
+                stop=cfg.train.stop,
             )
         }
 

@@ -108,7 +108,6 @@ def _pair_sft(
     started = time.perf_counter()
     s = cfg.score
     base = load_model(cfg.model.path, cfg.model.dtype).to(default_device())
-    max_new = s.rl.max_new_tokens
 
     def drafts(examples, seed, drafts_per_problem):
         return pair_sft_episodes(
@@ -118,9 +117,10 @@ def _pair_sft(
             examples,
             s.protocol,
             s.draft_temperature,
-            max_new,
+            s.max_new_tokens,
             seed,
             drafts_per_problem,
+            s.stop,
         )
 
     anchored = s.pair_sft_anchor > 0
@@ -186,8 +186,9 @@ def _star(
                 problems,
                 s.protocol,
                 s.rl.temperature,
-                s.rl.max_new_tokens,
+                s.max_new_tokens,
                 cfg.run.seed + iteration,
+                s.stop,
             )
             if len(episodes) < s.star.batch_size:
                 done = {

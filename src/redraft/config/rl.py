@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_serializer, field_validator, model_validator
 
 from redraft.config.base import Section
 from redraft.config.training import EvalSection, OptimSection, TrainSection
@@ -142,6 +142,10 @@ class SelfCorrectionSection(Section):
 
 
 SCORE_BASELINES = ("prompting", "pair_sft", "star", "single_turn_rl", "multiturn_rl", "control")
+# The score stage's subsections that sample: their answer length and stop strings are the stage's own
+# score.max_new_tokens and score.stop (they have no keys of their own).
+SAMPLING_SECTIONS = ("pair_sft", "rl", "star", "eval")
+SHARED_SAMPLING_KEYS = ("max_new_tokens", "stop")
 
 
 class ScoreSection(Section):
@@ -154,6 +158,17 @@ class ScoreSection(Section):
     """
 
     enabled: bool = Field(True, description="run the self-correction stage (in the main job: after evaluation)")
+    max_new_tokens: int = Field(
+        8,
+        ge=1,
+        description="most tokens per attempt wherever the stage samples: Pair-SFT's drafts and checks, STaR, every "
+        "RL run and the evaluation (one length, so no method is judged on replies longer than it trained on)",
+    )
+    stop: list[str] = Field(
+        [],
+        description="strings that end an attempt wherever the stage samples, cut from its text before it is checked "
+        "(special tokens such as <|im_end|> too)",
+    )
     protocol: SelfCorrectionSection = Field(
         SelfCorrectionSection(),
         description="the attempts and the instruction between them, for training and evaluation",
@@ -191,7 +206,7 @@ class ScoreSection(Section):
         description="Pair-SFT: SFT on the model's own drafts followed by the instruction and the right answer",
     )
     rl: RLSection = Field(
-        RLSection(algorithm="rloo", max_new_tokens=8, eval_problems=0, save_every=50),
+        RLSection(algorithm="rloo", eval_problems=0, save_every=50),
         description="settings of every RL run here (Stage I, Stage II, the RL baselines); iterations is set per run",
     )
     stage1_iterations: int = Field(
@@ -233,9 +248,37 @@ class ScoreSection(Section):
         list(SCORE_BASELINES), description="the baselines trained and evaluated next to SCoRe"
     )
     eval: EvalSection = Field(
-        EvalSection(max_new_tokens=8, scaling_budgets=[2, 4, 8, 16]),
+        EvalSection(scaling_budgets=[2, 4, 8, 16]),
         description="evaluation of every method (split, problems, answer length, inference-scaling budgets)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_answer_length(cls, data: Any) -> Any:
+        """Gives every sampling subsection the stage's ``max_new_tokens`` and ``stop``; setting either on one of
+        them is an error."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        shared = {key: data.get(key, cls.model_fields[key].default) for key in SHARED_SAMPLING_KEYS}
+        for name in SAMPLING_SECTIONS:
+            section = data.get(name, cls.model_fields[name].default)
+            given = section if isinstance(section, dict) else section.model_dump(include=section.model_fields_set)
+            for key in SHARED_SAMPLING_KEYS:
+                if key in given:
+                    raise ValueError(
+                        f"score.{name}.{key}: set score.{key} instead, the one {key} of every attempt the score "
+                        "stage samples"
+                    )
+            if isinstance(section, dict):
+                data[name] = {**section, **shared}
+            else:
+                data[name] = section.model_copy(update=shared)
+        return data
+
+    @field_serializer(*SAMPLING_SECTIONS, mode="wrap")
+    def _without_shared_keys(self, section: Section, handler) -> dict[str, Any]:
+        return {key: value for key, value in handler(section).items() if key not in SHARED_SAMPLING_KEYS}
 
 
 class RewardModelSection(Section):
@@ -331,6 +374,9 @@ class DPOSection(Section):
     kl_prompts: int = Field(128, ge=0, description="validation prompts sampled at T = 1 to estimate KL(π ‖ π_ref)")
     eval_problems: int = Field(256, ge=0, description="greedy validation accuracy on this many task problems (0 = off)")
     max_new_tokens: int = Field(16, ge=1, description="most tokens per answer in those checks")
+    stop: list[str] = Field(
+        [], description="strings that end an answer in those checks (special tokens such as <|im_end|> too)"
+    )
     # lr 1e-4 collapses the policy (both log-probs fall); experiments/rlhf.md has the runs behind these values.
     train: TrainSection = Field(
         TrainSection(

@@ -71,6 +71,11 @@ class TrainSection(Section):
         ge=1,
         description="SFT: most tokens per greedy answer in that validation-accuracy check (the stage's answer length)",
     )
+    stop: list[str] = Field(
+        [],
+        description="SFT: strings that end a greedy answer in that check, cut from its text before it is checked "
+        "(special tokens such as <|im_end|> too)",
+    )
     save_every: int = Field(100, ge=1, description="write a resumable checkpoint every N steps")
     keep_checkpoints: int = Field(2, ge=1, description="keep only the newest N checkpoints")
     patience: int = Field(0, ge=0, description="early stopping after N validations without improvement; 0 = off")

@@ -51,7 +51,8 @@ def self_correction_check(
             task,
             problems,
             cfg.score.protocol,
-            max_new_tokens=cfg.score.eval.max_new_tokens,
+            max_new_tokens=cfg.score.max_new_tokens,
+            stop=cfg.score.stop,
             seed=cfg.run.seed,
         )
         # "@" would be a poor TensorBoard tag: acc@t1 is logged as val_acc_t1
@@ -66,7 +67,8 @@ def evaluate_method(cfg: ScoreConfig, task: Task, model_dir: str, out_dir: Path,
     s = cfg.score
     model, tokenizer = load_model(model_dir, cfg.model.dtype).to(default_device()), load_tokenizer(model_dir)
     common = {
-        "max_new_tokens": s.eval.max_new_tokens,
+        "max_new_tokens": s.max_new_tokens,
+        "stop": s.stop,
         "batch_size": s.eval.batch_size,
         "seed": cfg.run.seed,
     }

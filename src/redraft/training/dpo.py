@@ -12,6 +12,7 @@ KL(π ‖ π_ref) estimated on the policy's own samples.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,10 @@ def add_reference_logprobs(reference, data: PairData, batch_size: int) -> None:
 
 @torch.no_grad()
 def sampled_kl(
-    policy, reference, tokenizer, prompts: list[str], max_new_tokens: int, seed: int = 0
+    policy, reference, tokenizer, prompts: list[str], max_new_tokens: int, seed: int = 0, stop: Sequence[str] = ()
 ) -> dict[str, float]:
-    """KL(π ‖ π_ref) per completion, estimated on completions sampled from π at T = 1.
+    """KL(π ‖ π_ref) per completion, estimated on completions sampled from π at T = 1 (each ended by EOS, a
+    ``stop`` string or ``max_new_tokens``).
 
     ``kl`` is the mean over samples of Σ_t (log π − log π_ref) (k1: unbiased for the sequence KL);
     ``kl_k3`` sums the low-variance k3 estimator per token instead.
@@ -78,7 +80,11 @@ def sampled_kl(
     if not prompts:
         return {}
     samples = generate(
-        policy, tokenizer, prompts, SamplingSection(temperature=1.0, max_new_tokens=max_new_tokens), seed=seed
+        policy,
+        tokenizer,
+        prompts,
+        SamplingSection(temperature=1.0, max_new_tokens=max_new_tokens, stop=list(stop)),
+        seed=seed,
     )
     sequences = [p + t for p, t in zip(samples.prompt_ids, samples.token_ids)]
     width = max(len(s) for s in sequences)
@@ -188,12 +194,14 @@ def train_dpo(
         plain = plain_model(current)
         if problems:
             metrics["val_accuracy"] = greedy_accuracy(
-                plain, tokenizer, task, problems, max_new_tokens=cfg.max_new_tokens
+                plain, tokenizer, task, problems, max_new_tokens=cfg.max_new_tokens, stop=cfg.stop
             )
         metrics.update(
             {
                 f"val_{k}": v
-                for k, v in sampled_kl(plain, reference, tokenizer, kl_prompts, cfg.max_new_tokens, seed).items()
+                for k, v in sampled_kl(
+                    plain, reference, tokenizer, kl_prompts, cfg.max_new_tokens, seed, cfg.stop
+                ).items()
             }
         )
         return metrics

@@ -19,7 +19,7 @@ decodes from.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,16 +77,17 @@ def pair_sft_episodes(
     max_new_tokens: int,
     seed: int,
     drafts_per_problem: int = 1,
+    stop: Sequence[str] = (),
 ) -> list[Episode]:
-    """On-policy drafts as attempt 1 (``drafts_per_problem`` samples of each problem, in a row),
-    each followed by the instruction and the correct answer."""
+    """On-policy drafts as attempt 1 (``drafts_per_problem`` samples of each problem, in a row, each ended by EOS, a
+    ``stop`` string or ``max_new_tokens``), each followed by the instruction and the correct answer."""
     examples = [example for example in examples for _ in range(drafts_per_problem)]
     prompts = encode_prompts(tokenizer, [task.prompt(ex) for ex in examples])
     drafts = generate_ids(
         model,
         tokenizer,
         prompts,
-        SamplingSection(temperature=draft_temperature, max_new_tokens=max_new_tokens),
+        SamplingSection(temperature=draft_temperature, max_new_tokens=max_new_tokens, stop=list(stop)),
         seed=seed,
     )
     envs = [SelfCorrectionEnv(task, protocol.attempts, protocol.instruction) for _ in examples]
@@ -176,10 +177,11 @@ def star_episodes(
     temperature: float,
     max_new_tokens: int,
     seed: int,
+    stop: Sequence[str] = (),
 ) -> list[Episode]:
     """The model's own two-attempt samples that turned a wrong attempt 1 into a right attempt 2."""
     envs = [SelfCorrectionEnv(task, protocol.attempts, protocol.instruction) for _ in examples]
-    params = SamplingSection(temperature=temperature, max_new_tokens=max_new_tokens)
+    params = SamplingSection(temperature=temperature, max_new_tokens=max_new_tokens, stop=list(stop))
     episodes = run_episodes(model, tokenizer, envs, examples, params, torch.Generator().manual_seed(seed))
     return [episode for episode in episodes if successful_corrections(episode)]
 
