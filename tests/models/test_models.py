@@ -57,3 +57,17 @@ def test_atomic_save_keeps_old_checkpoint_on_failure(tokenizer, tmp_path, monkey
         save_model(model, tokenizer, tmp_path / "m")
     assert (tmp_path / "m" / "model.safetensors").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_lora_default_targets_fit_the_architecture(arch, tokenizer):
+    from redraft.config import LoraSection
+    from redraft.models.adapters import apply_lora
+
+    model = apply_lora(build_model(ModelSection(preset="micro", arch=arch), tokenizer), LoraSection(enabled=True))
+    adapted = {name.split(".lora_A")[0].rsplit(".", 1)[-1] for name, _ in model.named_parameters() if "lora_A" in name}
+    assert adapted == ({"q_proj", "v_proj"} if arch == "llama" else {"c_attn"})
+    with pytest.raises(ConfigError, match=r"lora.target_modules: \['nope'\] not found"):
+        apply_lora(
+            build_model(ModelSection(preset="micro", arch=arch), tokenizer), LoraSection(target_modules=["nope"])
+        )

@@ -105,3 +105,15 @@ def test_resume_gives_the_same_weights(tmp_path, sft_dir, tokenizer, micro_task)
     resumed = load_file(str(tmp_path / "cut" / "rm" / "checkpoints" / "step-0000004" / "model.safetensors"))
     for name in full:
         torch.testing.assert_close(resumed[name], full[name], atol=0, rtol=0, msg=name)
+
+
+@pytest.mark.parametrize("head", ["classifier", "likelihood"])
+def test_lora_reward_model_learns_and_saves_the_adapter_alone(tmp_path, sft_dir, tokenizer, micro_task, head):
+    from redraft.models.reward import load_reward_model
+
+    lora = {"enabled": True, "r": 8, "target_modules": ["all-linear"]}
+    result, _ = _train(tmp_path, sft_dir, tokenizer, micro_task, head=head, lora=lora, optim={"lr": 1e-2})
+    assert result["val_accuracy"] >= 0.9
+    kept, _ = load_reward_model(result["model_dir"])
+    assert not any("lora" in name for name in kept.state_dict())
+    assert (tmp_path / "rm" / "model" / "adapter" / "adapter_config.json").is_file()

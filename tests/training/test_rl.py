@@ -178,3 +178,29 @@ def test_rewards_that_never_fire_are_reported(tmp_path, micro_model, tokenizer, 
         env_factory=lambda: SingleTurnEnv(micro_task, lambda prompts, completions, **fields: [0.0] * len(completions)),
     )
     assert capsys.readouterr().out.count("every reward was 0 for 2 iterations in a row") == 1
+
+
+def test_lora_policy_learns_and_saves_merged_weights_and_the_adapter_alone(
+    tmp_path, micro_model, tokenizer, micro_task
+):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    # A fresh micro model's logits span too little for adapters alone to make digits likely (its final norm and
+    # tied embeddings are frozen under LoRA); a wider norm gives it the range a trained model has.
+    with torch.no_grad():
+        micro_model.model.norm.weight.mul_(4)
+    before = {name: p.detach().clone() for name, p in micro_model.named_parameters()}
+    lora = {"enabled": True, "r": 4, "target_modules": ["all-linear"]}
+    _, records = _run(tmp_path, micro_model, tokenizer, micro_task, "grpo", lora=lora, optim={"lr": 3e-2})
+    rewards = [r["reward"] for r in records]
+    assert sum(rewards[-3:]) / 3 > sum(rewards[:3]) / 3 + 0.2, rewards
+    exported = tmp_path / "rl" / "model"
+    merged = AutoModelForCausalLM.from_pretrained(str(exported))  # plain HF weights, adapters merged
+    assert not any("lora" in name for name in merged.state_dict())
+    assert torch.equal(merged.model.embed_tokens.weight, before["model.embed_tokens.weight"])  # only adapters train
+    adapted = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(str(tmp_path / "start")), exported / "adapter"
+    )
+    ids = torch.tensor([tokenizer("12+7=")["input_ids"]])
+    torch.testing.assert_close(adapted(ids).logits, merged(ids).logits, rtol=1e-4, atol=1e-4)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_serializer, field_validator, model_validator
 
 from redraft.config.base import Section
-from redraft.config.training import EvalSection, OptimSection, TrainSection
+from redraft.config.training import EvalSection, LoraSection, OptimSection, TrainSection
 
 
 class RLSection(Section):
@@ -105,6 +105,9 @@ class RLSection(Section):
         OptimSection(lr=1e-4, warmup_steps=5, weight_decay=0.0, min_lr_ratio=1.0),
         description="the policy's AdamW and learning-rate schedule (one step per minibatch)",
     )
+    lora: LoraSection = Field(
+        LoraSection(), description="LoRA adapters (peft) on the policy; the PPO critic trains all its weights"
+    )
 
     @field_validator("scale_rewards", mode="before")
     @classmethod
@@ -118,6 +121,8 @@ class RLSection(Section):
     def _check(self) -> RLSection:
         if self.algorithm in ("grpo", "rloo") and self.samples_per_prompt < 2:
             raise ValueError(f"{self.algorithm} needs samples_per_prompt >= 2 (it compares samples of a prompt)")
+        if self.lora.enabled and self.generation_backend == "ray":
+            raise ValueError("rl.lora needs rl.generation_backend=local (Ray workers load full weights)")
         return self
 
 
@@ -330,8 +335,6 @@ class RewardModelSection(Section):
 
     @model_validator(mode="after")
     def _check(self) -> RewardModelSection:
-        if self.train.lora.enabled:
-            raise ValueError("reward_model.train.lora is not supported (use train.freeze to train part of the model)")
         if self.sft_coef and self.head != "likelihood":
             raise ValueError("reward_model.sft_coef needs reward_model.head=likelihood (the score is then a log-prob)")
         return self

@@ -31,13 +31,18 @@ class FreezeSection(Section):
 
 class LoraSection(Section):
     enabled: bool = Field(
-        False, description="train LoRA adapters instead of all weights (the exported model has them merged)"
+        False,
+        description="train LoRA adapters instead of all weights; the exported model has them merged, and the "
+        "adapters alone are saved in its adapter/ folder (peft's PeftModel.from_pretrained(base, path))",
     )
     r: int = Field(8, ge=1, description="LoRA rank")
     alpha: float = Field(16.0, description="LoRA scaling numerator: the update is scaled by alpha / r")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input")
-    target_modules: list[str] = Field(
-        ["q_proj", "k_proj", "v_proj", "o_proj"], description="names of the linear layers that get adapters"
+    target_modules: list[str] | None = Field(
+        None,
+        description="names of the linear layers that get adapters, or ['all-linear'] for every linear layer but "
+        "the output head; None = peft's choice for the architecture (q_proj and v_proj on Llama, Qwen and "
+        "Mistral; c_attn on GPT-2)",
     )
 
 

@@ -31,26 +31,34 @@ def apply_freeze(model: PreTrainedModel, freeze: FreezeSection) -> None:
             block.requires_grad_(False)
 
 
-def apply_lora(model: PreTrainedModel, lora: LoraSection):
+def is_lora(model) -> bool:
+    return hasattr(model, "merge_and_unload")
+
+
+def apply_lora(model: PreTrainedModel, lora: LoraSection, task_type: str = "CAUSAL_LM"):
+    """``model`` wrapped by peft with trainable LoRA adapters (``task_type`` SEQ_CLS for a classifier head)."""
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
-    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    missing = [m for m in lora.target_modules if m not in names]
-    if missing:
-        raise ConfigError(f"train.lora.target_modules: {missing} not found in {type(model).__name__}")
+    targets = lora.target_modules
+    if targets == ["all-linear"]:
+        targets = "all-linear"
+    elif targets is not None:
+        names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+        missing = [m for m in targets if m not in names]
+        if missing:
+            raise ConfigError(f"lora.target_modules: {missing} not found in {type(model).__name__}")
     config = PeftLoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=lora.target_modules,
-        task_type="CAUSAL_LM",
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets, task_type=task_type
     )
-    return get_peft_model(model, config)
+    try:
+        return get_peft_model(model, config)
+    except ValueError as error:  # peft knows no default targets for this architecture
+        raise ConfigError(f"lora.target_modules: {error}") from None
 
 
 def plain_model(model) -> PreTrainedModel:
     """A standalone HF model: LoRA weights merged into a copy (the training model is untouched)."""
-    if hasattr(model, "merge_and_unload"):
+    if is_lora(model):
         return copy.deepcopy(model).merge_and_unload()
     return model

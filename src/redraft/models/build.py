@@ -17,6 +17,7 @@ from transformers import (
 from redraft.config import ModelSection
 from redraft.errors import ConfigError, RedraftError
 from redraft.fsutil import atomic_directory
+from redraft.models.adapters import is_lora, plain_model
 from redraft.text.hub import resolve_pretrained
 
 # layers, hidden size, attention heads. Sized for a 2-core CPU.
@@ -109,9 +110,15 @@ def load_model(path: str | Path, dtype: str | torch.dtype | None = None) -> PreT
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype(dtype))
 
 
+ADAPTER_DIR = "adapter"
+
+
 def save_model(model: PreTrainedModel, tokenizer, path: str | Path) -> None:
-    """Write model (safetensors) and tokenizer as one HF checkpoint folder, atomically."""
+    """Write model (safetensors) and tokenizer as one HF checkpoint folder, atomically. A LoRA model is written
+    with its adapters merged, and its adapters alone in ``adapter/`` (for ``PeftModel.from_pretrained(base, …)``)."""
     with atomic_directory(path) as staging:
-        model.save_pretrained(staging, safe_serialization=True)
+        plain_model(model).save_pretrained(staging, safe_serialization=True)
+        if is_lora(model):
+            model.save_pretrained(staging / ADAPTER_DIR)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)

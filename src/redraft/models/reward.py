@@ -38,7 +38,8 @@ from redraft.config import ModelSection
 from redraft.data.sequences import TokenizedData, collate, sft_data
 from redraft.errors import RedraftError
 from redraft.fsutil import atomic_directory
-from redraft.models.build import build_model, torch_dtype
+from redraft.models.adapters import is_lora, plain_model
+from redraft.models.build import ADAPTER_DIR, build_model, torch_dtype
 
 STATS_FILE = "reward_stats.json"
 HEAD_KEY = "redraft_reward_head"
@@ -138,7 +139,9 @@ def raw_scores(model: PreTrainedModel, data: TokenizedData, batch_size: int = 25
 
 def save_reward_model(model: PreTrainedModel, tokenizer, stats: RewardStats, path: str | Path) -> None:
     with atomic_directory(path) as staging:
-        model.save_pretrained(staging, safe_serialization=True)
+        plain_model(model).save_pretrained(staging, safe_serialization=True)
+        if is_lora(model):
+            model.save_pretrained(staging / ADAPTER_DIR)
         tokenizer.save_pretrained(staging)
         (staging / STATS_FILE).write_text(json.dumps(asdict(stats), indent=2))
 

@@ -212,7 +212,7 @@ def train_dpo(
         train=train,
         cfg=cfg.train,
         loss_fn=loss_fn,
-        export=lambda current, path: save_model(plain_model(current), tokenizer, path),
+        export=lambda current, path: save_model(current, tokenizer, path),
         out_dir=out_dir,
         seed=seed,
         log=log,

@@ -187,7 +187,7 @@ def train_lm(
         return metrics
 
     def export() -> None:
-        save_model(plain_model(accelerator.unwrap_model(model)), tokenizer, loop.model_dir)
+        save_model(accelerator.unwrap_model(model), tokenizer, loop.model_dir)
 
     model.train()
     loop.run(

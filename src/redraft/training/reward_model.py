@@ -21,8 +21,10 @@ from accelerate import PartialState
 from redraft.algorithms import bradley_terry_loss
 from redraft.config import LoggingSection, RewardModelSection
 from redraft.data.preferences import PreferencePair, as_text_pair
-from redraft.models.adapters import apply_freeze
+from redraft.fsutil import write_json_atomic
+from redraft.models.adapters import apply_freeze, apply_lora
 from redraft.models.reward import (
+    STATS_FILE,
     RewardHead,
     RewardStats,
     load_reward_model,
@@ -81,6 +83,8 @@ def train_reward_model(
     """Train ``model`` (a one-output sequence classifier); the kept model + stats go to ``out_dir/model``."""
     started = time.perf_counter()
     apply_freeze(model, cfg.train.freeze)
+    if cfg.train.lora.enabled:
+        model = apply_lora(model, cfg.train.lora, "CAUSAL_LM" if reward_head(model) == "likelihood" else "SEQ_CLS")
     length = cfg.train.max_length
     # A reward model scores prompt text and reply text, as PPO gives them: conversational pairs become text.
     train_pairs = [as_text_pair(tokenizer, p) for p in train_pairs]
@@ -128,7 +132,7 @@ def train_reward_model(
     )
     processes = PartialState()  # the trainer's process group: every rank computed the same stats
     if processes.is_main_process:
-        save_reward_model(kept, tokenizer, stats, result.model_dir)
+        write_json_atomic(result.model_dir / STATS_FILE, asdict(stats))  # the weights (and adapter) stay
     processes.wait_for_everyone()
     summary = {**asdict(result), "model_dir": str(result.model_dir), "reward_stats": asdict(stats)}
     if val is not None:

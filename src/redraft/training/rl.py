@@ -46,6 +46,7 @@ from redraft.data.sequences import micro_batch_rows
 from redraft.distributed import global_sum, rank_share, require_divisible
 from redraft.envs.base import Environment, SingleTurnEnv
 from redraft.evaluation.evaluate import greedy_accuracy
+from redraft.models.adapters import apply_lora
 from redraft.models.build import load_model, save_model
 from redraft.models.value import ValueModel
 from redraft.rollout.batch import RolloutBatch, collate_episodes, sequence_logprobs
@@ -256,6 +257,8 @@ def train_rl(
     task.use_tokenizer(tokenizer)  # chat prompts are rendered by its chat template
     env_factory = env_factory or (lambda: SingleTurnEnv(task))
     policy = load_model(model_path, dtype)
+    if cfg.lora.enabled:
+        policy = apply_lora(policy, cfg.lora)
     # Scoring the reference costs a forward pass over every rollout, so it is loaded only when something
     # uses it (a KL penalty, the adaptive controller, SCoRe's per-attempt β) or the KL is asked for.
     measure_kl = cfg.kl_coef > 0 or cfg.adaptive_kl or credit is not None or cfg.log_reference_kl
