@@ -19,7 +19,9 @@ import redraft
 SOURCE = Path(redraft.__file__).parent
 
 LAYERS = (
-    ("__init__", "errors", "fsutil"),  # the root package (it imports nothing), exceptions, file writes
+    # the root package (it imports nothing; it hands the trainer classes out of `trainers` on first use),
+    # exceptions, file writes
+    ("__init__", "errors", "fsutil"),
     ("config", "config_docs"),  # every stage's settings; their descriptions as commented YAML and Markdown
     ("algorithms", "distributed", "ray_pool", "text"),  # tensor math; processes; Ray actors; tokenizers, prompts
     ("tasks",),  # examples, prompts and answer checks
@@ -33,6 +35,7 @@ LAYERS = (
     ("run_folder",),  # a job's run folder and stage bookkeeping
     ("rlhf", "score"),  # the RLHF job; the SCoRe self-correction job
     ("pipeline",),  # the main job
+    ("trainers",),  # TRL-shaped trainer classes over the stages
     ("__main__", "cli", "testing"),  # entry points; runners that check redraft itself
 )
 LAYER_OF = {package: index for index, names in enumerate(LAYERS) for package in names}

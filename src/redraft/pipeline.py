@@ -173,6 +173,14 @@ def run_sft(
     )
 
 
+def run_in_folder(runner, cfg, resume: bool = False, overwrite: bool = False, **kwargs: Any) -> dict[str, Any]:
+    """One stage on its own, as its command runs it: ``runner(cfg, out_dir, log, resume, **kwargs)`` with outputs,
+    config and metrics in ``<run.output_dir>/<run.name>/``."""
+    out = cfg.run.directory
+    start_run_dir(out, cfg, resume, overwrite)
+    return runner(cfg, out, MetricsLog(out / "metrics.jsonl"), resume, **kwargs)
+
+
 def _generated(task: TaskSection) -> bool:
     """Whether the task draws its problems, so that task.train_size can give more of them."""
     return task.kind in ("arithmetic", "math")

@@ -42,7 +42,7 @@ from redraft.evaluation.score import (
 )
 from redraft.fsutil import write_json_atomic
 from redraft.models import default_device, load_model
-from redraft.run_folder import finish_stage, main_process_stage, stage_result
+from redraft.run_folder import finish_stage, main_process_stage, stage_result, start_run_dir
 from redraft.tasks import Task, build_task
 from redraft.text.tokenizer import load_tokenizer
 from redraft.training.lm import Anchor, ValMetricsFn, train_lm
@@ -61,7 +61,7 @@ from redraft.training.score import (
 
 # The job and its report: the report lives with the other evaluation code (redraft.evaluation.score), but
 # the job's callers (the CLI, the main job, bench) import it from here.
-__all__ = ["SINGLE_ATTEMPT", "results_of", "run_score", "score_report", "seeds_table"]
+__all__ = ["SINGLE_ATTEMPT", "results_of", "run_score", "run_score_job", "score_report", "seeds_table"]
 
 
 def _sft_stage(
@@ -363,8 +363,8 @@ def run_score(
 ) -> dict[str, Any]:
     """Train SCoRe and the configured baselines from ``cfg.model.path``; evaluate all of them.
 
-    Returns ``{"stages": {name: result}, "evaluations": {method: {...}}}`` and writes it to
-    ``out_dir/score.json``.
+    Returns ``{"stages": {name: result}, "models": {method: checkpoint folder}, "evaluations": {method: {...}}}``
+    and writes it to ``out_dir/score.json``.
     """
     if not cfg.model.path:
         raise RedraftError("score needs model.path (a single-attempt SFT checkpoint; use --model PATH)")
@@ -387,8 +387,25 @@ def run_score(
     models = {**_train_baselines(job, stage, base, score_seconds), "score": score_model}
     summary = {
         "stages": stages,
+        "models": models,
         "evaluations": _evaluate_methods(cfg, task, models, out_dir),
         "score_pipeline_seconds": score_seconds,
     }
     on_main_process(lambda: write_json_atomic(out_dir / "score.json", summary))
     return summary
+
+
+def run_score_job(
+    cfg: ScoreConfig, resume: bool = False, overwrite: bool = False, task: Task | None = None
+) -> tuple[dict[str, Any], Path]:
+    """`redraft score`: :func:`run_score` in the run folder ``cfg.run.directory``, then its report.md; returns
+    the summary and the report's path."""
+    out = cfg.run.directory
+    start_run_dir(out, cfg, resume, overwrite)
+    log = MetricsLog(out / "metrics.jsonl")
+    summary = run_score(cfg, out, log, resume, task)
+    report = out / "report.md"
+    on_main_process(lambda: report.write_text(
+        f"# redraft score run `{cfg.run.name}`\n\n" + score_report(summary, log.read(), out, heading="## Results")
+    ))  # fmt: skip
+    return summary, report

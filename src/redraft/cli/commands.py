@@ -46,13 +46,9 @@ def _load(stage: str, config: Path | None, overrides: list[str] | None, name: st
 
 def _train_stage(runner, cfg, resume: bool, overwrite: bool) -> None:
     """Run one training stage on its own: outputs, config and metrics in <output_dir>/<name>/."""
-    from redraft.run_folder import start_run_dir
-    from redraft.training.logging import MetricsLog
+    from redraft.pipeline import run_in_folder
 
-    out = cfg.run.directory
-    start_run_dir(out, cfg, resume, overwrite)
-    result = runner(cfg, out, MetricsLog(out / "metrics.jsonl"), resume)
-    say(f"[green]done[/green]: model at {result['model_dir']}")
+    say(f"[green]done[/green]: model at {run_in_folder(runner, cfg, resume, overwrite)['model_dir']}")
 
 
 def run(
@@ -152,19 +148,9 @@ def score(
     Example: redraft score --model runs/sft/model --set score.stage1_iterations=30 (outputs in runs/score/)
     """
     cfg = _load("score", config, set_, name, **{"model.path": model})
-    from redraft.distributed import on_main_process
-    from redraft.run_folder import start_run_dir
-    from redraft.score import run_score, score_report
-    from redraft.training.logging import MetricsLog
+    from redraft.score import run_score_job
 
-    out = cfg.run.directory
-    start_run_dir(out, cfg, resume, overwrite)
-    log = MetricsLog(out / "metrics.jsonl")
-    summary = run_score(cfg, out, log, resume)
-    report = out / "report.md"
-    on_main_process(lambda: report.write_text(
-        f"# redraft score run `{cfg.run.name}`\n\n" + score_report(summary, log.read(), out, heading="## Results")
-    ))  # fmt: skip
+    _, report = run_score_job(cfg, resume, overwrite)
     say(f"[green]done[/green]: report at {report}")
 
 

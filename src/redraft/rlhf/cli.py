@@ -67,42 +67,6 @@ def _load(cls, config: Path | None, overrides: list[str] | None, name: str | Non
     return load_config(cls, config, sets)
 
 
-def _prepare(cfg, resume: bool, overwrite: bool):
-    from redraft.data.preferences import load_pair_splits
-    from redraft.errors import RedraftError
-    from redraft.run_folder import start_run_dir
-    from redraft.training.logging import MetricsLog
-
-    if not cfg.model.path:
-        raise RedraftError("set the starting model with --model PATH (model.path)")
-    out = cfg.run.directory
-    start_run_dir(out, cfg, resume, overwrite)
-    p = cfg.pairs
-    train, val = load_pair_splits(p.train_path, p.ratings_path, p.val_path, p.val_fraction, cfg.run.seed)
-    return out, MetricsLog(out / "metrics.jsonl"), train, val
-
-
-def _warn_epochs(section: str, pairs: int, train, resume: bool) -> None:
-    """Warn when the section's steps pass over the training pairs too often (a small file)."""
-    from redraft.training.logging import warn_epochs
-
-    if not resume:
-        warn_epochs(
-            section,
-            pairs,
-            train.max_steps,
-            train.batch_size * train.grad_accum_steps,
-            "pairs",
-            f"{section}.train.max_steps",
-        )
-
-
-def _finish(out: Path, result: dict) -> None:
-    from redraft.run_folder import finish_stage
-
-    finish_stage(out, result)
-
-
 def _say(message: str) -> None:
     from redraft.training.logging import print_once
 
@@ -125,26 +89,14 @@ def rm_train(
 (outputs in runs/reward_model/)
     """
     from redraft.rlhf.config import RewardModelConfig
-    from redraft.rlhf.loop import train_reward_model_from
+    from redraft.rlhf.stages import run_reward_model
 
     cfg = _load(RewardModelConfig, config, set_, name, **{"model.path": model, "pairs.train_path": pairs})
-    out, log, train, val = _prepare(cfg, resume, overwrite)
-    _warn_epochs("reward_model", len(train), cfg.reward_model.train, resume)
-    result = train_reward_model_from(
-        cfg.model.path,
-        train,
-        val,
-        cfg.reward_model,
-        out,
-        cfg.run.seed,
-        log,
-        cfg.logging,
-        model_cfg=cfg.model,
-        resume=resume,
-    )
-    _finish(out, result)
+    result = run_reward_model(cfg, resume, overwrite)
     accuracy = f", held-out pairwise accuracy {100 * result['val_accuracy']:.1f}%" if "val_accuracy" in result else ""
-    _say(f"[green]done[/green]: reward model at {result['model_dir']} ({len(train)} training pairs{accuracy})")
+    _say(
+        f"[green]done[/green]: reward model at {result['model_dir']} ({result['train_pairs']} training pairs{accuracy})"
+    )
 
 
 @dpo_app.command("train")
@@ -162,28 +114,10 @@ def dpo_train(
     Example: redraft dpo train --model runs/sft/model --pairs pairs.jsonl --set dpo.beta=0.1 (outputs in runs/dpo/)
     """
     from redraft.rlhf.config import DPOConfig
-    from redraft.tasks import build_task
-    from redraft.text.tokenizer import load_tokenizer
-    from redraft.training.dpo import train_dpo
+    from redraft.rlhf.stages import run_dpo
 
     cfg = _load(DPOConfig, config, set_, name, **{"model.path": model, "pairs.train_path": pairs})
-    out, log, train, val = _prepare(cfg, resume, overwrite)
-    _warn_epochs("dpo", len(train), cfg.dpo.train, resume)
-    result = train_dpo(
-        model_path=cfg.model.path,
-        tokenizer=load_tokenizer(cfg.model.path),
-        train_pairs=train,
-        val_pairs=val,
-        cfg=cfg.dpo,
-        out_dir=out,
-        seed=cfg.run.seed,
-        log=log,
-        logging=cfg.logging,
-        task=build_task(cfg.task) if cfg.task is not None else None,
-        resume=resume,
-        dtype=cfg.model.dtype,
-    )
-    _finish(out, result)
+    result = run_dpo(cfg, resume, overwrite)
     _say(f"[green]done[/green]: policy at {result['model_dir']}")
 
 
