@@ -333,3 +333,18 @@ def test_help_explains_commands(tmp_path):
         assert command in out.stdout
     shown = redraft("config", "show", "run", "--set", "sft.max_steps=5", cwd=tmp_path)
     assert "max_steps: 5" in shown.stdout
+
+
+def test_sft_of_a_fresh_model_trains_its_own_tokenizer(tmp_path, micro_task):
+    from redraft.config import load_config
+    from redraft.pipeline import run_in_folder, run_sft
+
+    cfg = load_config(
+        "sft",
+        None,
+        [f"run.output_dir={tmp_path}", "model.preset=micro", "train.max_steps=2", "train.eval_every=2",
+         "train.batch_size=8", "train.eval_accuracy_problems=2", "logging.progress=false"],
+    )  # fmt: skip
+    result = run_in_folder(run_sft, cfg, task=micro_task)
+    assert result["steps"] == 2 and (tmp_path / "sft" / "tokenizer" / "tokenizer.json").is_file()
+    assert (tmp_path / "sft" / "model" / "tokenizer.json").is_file()

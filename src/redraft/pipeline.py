@@ -54,7 +54,7 @@ from redraft.training.logging import MetricsLog, warn_epochs
 SFT_SAME_TIME = "sft_same_time"  # stage and model name of the equal-wall-clock SFT control
 
 
-def tokenizer_for(cfg: PretrainConfig, task: Task, out_dir: Path):
+def tokenizer_for(cfg: PretrainConfig | SFTConfig, task: Task, out_dir: Path):
     """The configured tokenizer, or one trained on the task corpus and saved to ``out_dir``."""
     if cfg.tokenizer.path:
         return load_tokenizer(cfg.tokenizer.path)
@@ -111,8 +111,6 @@ def run_sft(
     warning when those steps pass over the demonstrations too often; None: no warning)."""
     if done := stage_result(out_dir):
         return done
-    if not cfg.model.path and not cfg.tokenizer.path:
-        raise RedraftError("sft needs model.path (a pretrained checkpoint) or tokenizer.path with a model preset")
     task = task or build_task(cfg.task)
     if steps_key and not resume:
         warn_epochs(
@@ -124,7 +122,8 @@ def run_sft(
             steps_key,
             _generated(cfg.task),
         )
-    tokenizer = load_tokenizer(cfg.tokenizer.path or cfg.model.path)
+    # A fresh model (no model.path) without tokenizer.path gets a tokenizer trained on the task corpus.
+    tokenizer = tokenizer_for(cfg, task, out_dir / "tokenizer")
     task.use_tokenizer(tokenizer)
     set_seed(cfg.run.seed)
     model = build_model(cfg.model, tokenizer)
