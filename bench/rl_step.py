@@ -161,40 +161,17 @@ class _StepTimer:
         return Timer()
 
 
-def trl_common(args, out: str) -> dict:
-    steps = args.warmup + args.steps
-    return dict(
-        output_dir=out,
-        per_device_train_batch_size=args.prompts * args.samples,
-        gradient_accumulation_steps=1,
-        learning_rate=1e-4,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        weight_decay=0.0,
-        adam_beta2=0.95,
-        max_grad_norm=1.0,
-        temperature=1.0,
-        logging_steps=10 * steps,
-        save_strategy="no",
-        eval_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        bf16=False,
-        fp16=False,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        seed=0,
-        # TRL defaults to True (recomputing the forward in the backward to save memory); redraft does not
-        # checkpoint, so the equivalent config turns it off. --trl-default-gc also runs TRL's default.
-        gradient_checkpointing=bool(args.gc),
-    )
+def trl_common(args) -> dict:
+    # TRL defaults gradient checkpointing on (recomputing the forward in the backward to save memory); redraft
+    # does not checkpoint, so the equivalent config turns it off. --trl-default-gc also runs TRL's default.
+    return dict(batch_rows=args.prompts * args.samples, lr=1e-4, seed=0, gradient_checkpointing=bool(args.gc))
 
 
 def worker_trl_grpo(args) -> dict:
     import trl
+    from common import train_trl_grpo
     from datasets import Dataset
     from transformers import AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer
 
     from redraft.tasks.base import answers_match, extract_answer
 
@@ -213,27 +190,18 @@ def worker_trl_grpo(args) -> dict:
             lengths.append(sum(len(ids) for ids in completion_ids) / len(completion_ids))
         return scores
 
-    steps = args.warmup + args.steps
     timer = _StepTimer.make()
-    with tempfile.TemporaryDirectory() as out:
-        config = GRPOConfig(
-            **trl_common(args, out),
-            max_steps=steps,
-            num_generations=args.samples,
-            max_completion_length=args.new_tokens,
-            beta=0.0,
-            num_iterations=1,
-            log_completions=False,
-        )
-        trainer = GRPOTrainer(
-            model=args.model_dir,
-            reward_funcs=checker,
-            args=config,
-            train_dataset=data,
-            processing_class=tokenizer,
-            callbacks=[timer],
-        )
-        trainer.train()
+    train_trl_grpo(
+        args.model_dir,
+        checker,
+        data,
+        tokenizer,
+        timer,
+        trl_common(args),
+        max_steps=args.warmup + args.steps,
+        num_generations=args.samples,
+        max_completion_length=args.new_tokens,
+    )
     prompt_tokens = statistics.fmean(len(ids) for ids in answer_lookup(task, tokenizer))
     return {
         "trl_version": trl.__version__,
@@ -246,6 +214,7 @@ def worker_trl_grpo(args) -> dict:
 
 def worker_trl_ppo(args) -> dict:
     import trl
+    from common import trl_settings
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -305,7 +274,7 @@ def worker_trl_ppo(args) -> dict:
     value = AutoModelForSequenceClassification.from_pretrained(args.model_dir, num_labels=1, **load)
     with tempfile.TemporaryDirectory() as out:
         config = PPOConfig(
-            **trl_common(args, out),
+            **trl_settings(out, **trl_common(args)),
             total_episodes=rollouts * steps,
             num_mini_batches=1,
             num_ppo_epochs=1,

@@ -103,9 +103,9 @@ def worker_redraft(args) -> list[tuple[float, float]]:
 
 def worker_trl(args) -> list[tuple[float, float]]:
     """TRL's GRPOTrainer; a callback pauses the clock to evaluate every eval_every steps."""
+    from common import train_trl_grpo
     from datasets import Dataset
     from transformers import TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer
 
     from redraft.tasks.base import answers_match, extract_answer
 
@@ -133,45 +133,18 @@ def worker_trl(args) -> list[tuple[float, float]]:
 
     clock = Clock()
     clock.curve.append((0.0, accuracy(load_model(args.model))))
-    with tempfile.TemporaryDirectory() as out:
-        config = GRPOConfig(
-            output_dir=out,
-            max_steps=args.steps,
-            per_device_train_batch_size=args.prompts * args.samples,
-            gradient_accumulation_steps=1,
-            num_generations=args.samples,
-            max_completion_length=args.new_tokens,
-            temperature=1.0,
-            beta=0.0,
-            num_iterations=1,
-            learning_rate=LR,
-            lr_scheduler_type="constant",
-            warmup_steps=0,
-            weight_decay=0.0,
-            adam_beta2=0.95,
-            max_grad_norm=1.0,
-            logging_steps=10**6,
-            save_strategy="no",
-            eval_strategy="no",
-            report_to="none",
-            use_cpu=True,
-            bf16=False,
-            fp16=False,
-            disable_tqdm=True,
-            dataloader_num_workers=0,
-            seed=args.seed,
-            gradient_checkpointing=False,
-            log_completions=False,
-        )
-        trainer = GRPOTrainer(
-            model=args.model,
-            reward_funcs=checker,
-            args=config,
-            train_dataset=data,
-            processing_class=tokenizer,
-            callbacks=[clock],
-        )
-        trainer.train()
+    settings = dict(batch_rows=args.prompts * args.samples, lr=LR, seed=args.seed, gradient_checkpointing=False)
+    train_trl_grpo(
+        args.model,
+        checker,
+        data,
+        tokenizer,
+        clock,
+        settings,
+        max_steps=args.steps,
+        num_generations=args.samples,
+        max_completion_length=args.new_tokens,
+    )
     return clock.curve
 
 

@@ -9,6 +9,7 @@ import pytest
 from redraft import DPOTrainer, GRPOConfig, GRPOTrainer, RewardConfig, RewardTrainer, SFTConfig, SFTTrainer
 from redraft.errors import ConfigError
 from redraft.models import load_model, save_model
+from tests.training.test_rl import MICRO_RL
 
 
 @pytest.fixture()
@@ -31,15 +32,7 @@ def test_the_grpo_quickstart_raises_the_reward_and_hands_columns_to_rewards(tmp_
         {
             "run": {"output_dir": str(tmp_path), "name": "grpo"},
             "logging": {"progress": False},
-            "rl": {
-                "iterations": 12,
-                "prompts_per_iteration": 16,
-                "samples_per_prompt": 8,
-                "max_new_tokens": 2,
-                "minibatch_size": 64,
-                "eval_problems": 0,
-                "optim": {"lr": 1e-2, "warmup_steps": 0},
-            },
+            "rl": MICRO_RL,
         }
     )
     trainer = GRPOTrainer(model=start, reward_funcs=starts_with_a_digit, args=args, train_dataset=dataset)

@@ -18,22 +18,23 @@ def digit_reward(prompts, completions, **fields):
     return [1.0 if c[:1].isdigit() else 0.0 for c in completions]
 
 
+# 12 iterations in which a micro model learns digit_reward (at lr 1e-2) in a few seconds.
+MICRO_RL = {
+    "iterations": 12,
+    "prompts_per_iteration": 16,
+    "samples_per_prompt": 8,
+    "max_new_tokens": 2,
+    "minibatch_size": 64,
+    "eval_problems": 0,
+    "save_every": 4,
+    "optim": {"lr": 1e-2, "warmup_steps": 0},
+    "critic_lr": 1e-2,
+}
+
+
 def _run(tmp_path, model, tokenizer, task, algorithm, **overrides):
     save_model(model, tokenizer, tmp_path / "start")
-    settings = {
-        "algorithm": algorithm,
-        "iterations": 12,
-        "prompts_per_iteration": 16,
-        "samples_per_prompt": 8,
-        "max_new_tokens": 2,
-        "minibatch_size": 64,
-        "eval_problems": 0,
-        "save_every": 4,
-        "optim": {"lr": 1e-2, "warmup_steps": 0},
-        "critic_lr": 1e-2,
-        **overrides,
-    }
-    cfg = RLSection.model_validate(settings)
+    cfg = RLSection.model_validate({**MICRO_RL, "algorithm": algorithm, **overrides})
     log = MetricsLog(tmp_path / "metrics.jsonl")
     result = rl_module.train_rl(
         model_path=tmp_path / "start",
