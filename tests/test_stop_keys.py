@@ -90,3 +90,24 @@ def test_sft_and_dpo_validation_answers_use_their_stop_keys(tmp_path, micro_mode
         task=micro_task,
     )
     assert seen == [["+"], ["+"]]
+
+
+def test_rlhf_has_one_stop_list_for_collection_ppo_dpo_and_evaluation(micro_model, tokenizer, micro_task):
+    from redraft.rlhf.config import RLHFConfig, SimulatedSection
+    from redraft.rlhf.loop import sample_completions
+
+    cfg = load_config(RLHFConfig, None, ['rlhf.stop=["7"]']).rlhf
+    assert cfg.simulated.stop == cfg.ppo.stop == cfg.dpo.stop == ["7"] and cfg.ppo.algorithm == "ppo"
+    with pytest.raises(ConfigError, match=r"set rlhf\.stop instead"):
+        load_config(RLHFConfig, None, ["rlhf.ppo.stop=[x]"])
+
+    def completions(stop):
+        settings = SimulatedSection(samples_per_prompt=2, max_new_tokens=8, stop=stop)
+        return [text for group in sample_completions(micro_model, tokenizer, micro_task, micro_task.val, settings, 0)
+                for text in group]  # fmt: skip
+
+    unstopped = completions([])
+    stop = next(c for text in unstopped for c in text[1:] if c.isalnum())
+    stopped = completions([stop])
+    assert not any(stop in text for text in stopped)
+    assert [text.split(stop)[0] for text in unstopped] == stopped

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,6 +14,33 @@ class Section(BaseModel):
     (shown by ``redraft config show --explain`` and in docs/config-reference.md)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def share_keys(owner: type[BaseModel], data: Any, prefix: str, sections: Sequence[str], keys: Sequence[str]) -> Any:
+    """The body of a before-validator of ``owner``: its ``keys`` (e.g. one answer length for a stage) are copied
+    into each of its subsections ``sections``, which then have no such keys of their own: setting one there is
+    an error that names ``<prefix>.<key>``. Pair it with :func:`without_keys` in a serializer of the sections,
+    so a dumped config holds each key once."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+
+    def default(name: str) -> Any:
+        return owner.model_fields[name].get_default(call_default_factory=True)
+
+    shared = {key: data.get(key, default(key)) for key in keys}
+    for name in sections:
+        section = data.get(name, default(name))
+        given = section if isinstance(section, dict) else section.model_dump(include=section.model_fields_set)
+        for key in keys:
+            if key in given:
+                raise ValueError(f"{prefix}.{name}.{key}: set {prefix}.{key} instead, the one {key} of all {prefix}")
+        data[name] = {**section, **shared} if isinstance(section, dict) else section.model_copy(update=shared)
+    return data
+
+
+def without_keys(dumped: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    return {key: value for key, value in dumped.items() if key not in keys}
 
 
 class RunSection(Section):

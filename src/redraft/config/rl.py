@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_serializer, field_validator, model_validator
 
-from redraft.config.base import Section
+from redraft.config.base import Section, share_keys, without_keys
 from redraft.config.training import EvalSection, LoraSection, OptimSection, TrainSection
 
 
@@ -260,30 +260,11 @@ class ScoreSection(Section):
     @model_validator(mode="before")
     @classmethod
     def _one_answer_length(cls, data: Any) -> Any:
-        """Gives every sampling subsection the stage's ``max_new_tokens`` and ``stop``; setting either on one of
-        them is an error."""
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        shared = {key: data.get(key, cls.model_fields[key].default) for key in SHARED_SAMPLING_KEYS}
-        for name in SAMPLING_SECTIONS:
-            section = data.get(name, cls.model_fields[name].default)
-            given = section if isinstance(section, dict) else section.model_dump(include=section.model_fields_set)
-            for key in SHARED_SAMPLING_KEYS:
-                if key in given:
-                    raise ValueError(
-                        f"score.{name}.{key}: set score.{key} instead, the one {key} of every attempt the score "
-                        "stage samples"
-                    )
-            if isinstance(section, dict):
-                data[name] = {**section, **shared}
-            else:
-                data[name] = section.model_copy(update=shared)
-        return data
+        return share_keys(cls, data, "score", SAMPLING_SECTIONS, SHARED_SAMPLING_KEYS)
 
     @field_serializer(*SAMPLING_SECTIONS, mode="wrap")
     def _without_shared_keys(self, section: Section, handler) -> dict[str, Any]:
-        return {key: value for key, value in handler(section).items() if key not in SHARED_SAMPLING_KEYS}
+        return without_keys(handler(section), SHARED_SAMPLING_KEYS)
 
 
 class RewardModelSection(Section):

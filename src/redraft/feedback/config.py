@@ -63,6 +63,9 @@ class SampleSection(Section):
     samples_per_prompt: int = Field(4, ge=2, description="completions sampled per prompt")
     temperature: float = Field(1.0, gt=0, description="sampling temperature")
     max_new_tokens: int = Field(16, ge=1, description="most tokens per completion")
+    stop: list[str] = Field(
+        [], description="strings that end a completion, cut from its text (special tokens such as <|im_end|> too)"
+    )
     kinds: list[ItemKind] = Field(
         default_factory=lambda: ["compare", "rank", "rate", "correct"],
         description="item kinds queued per prompt: compare two outputs, rank all, rate one 1–7, correct one",

@@ -36,7 +36,9 @@ def sample_into_store(sessions: sessionmaker, cfg: FeedbackConfig) -> dict[str, 
         raise RedraftError(f"the task's {settings.split} split is empty")
     prompts = [task.prompt(example) for example in examples]
     per_prompt = settings.samples_per_prompt
-    sampling = SamplingSection(temperature=settings.temperature, max_new_tokens=settings.max_new_tokens)
+    sampling = SamplingSection(
+        temperature=settings.temperature, max_new_tokens=settings.max_new_tokens, stop=settings.stop
+    )
     generation = generate(
         load_model(model_dir, settings.dtype),
         load_tokenizer(model_dir),

@@ -9,9 +9,9 @@ unknown keys and wrong types reported as one-line ConfigErrors.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_serializer, model_validator
 
 from redraft.config import (
     RUN,
@@ -25,6 +25,7 @@ from redraft.config import (
     StageConfig,
     TaskSection,
 )
+from redraft.config.base import share_keys, without_keys
 
 PAIRS = "the preference data: training pairs, ratings, held-out pairs"
 
@@ -62,6 +63,7 @@ class SimulatedSection(Section):
     )
     temperature: float = Field(1.0, gt=0, description="sampling temperature of those completions")
     max_new_tokens: int = Field(6, ge=1, description="most tokens per completion")
+    stop: list[str] = Field([], description="strings that end a completion (set by rlhf.stop)")
 
 
 class AppCollectSection(Section):
@@ -124,6 +126,11 @@ class RLHFSection(Section):
     eval_max_new_tokens: int = Field(
         16, ge=1, description="answer length of every method's evaluation, so their KLs compare"
     )
+    stop: list[str] = Field(
+        [],
+        description="strings that end a completion wherever the rounds sample: collection, PPO, DPO's checks and "
+        "the evaluation (special tokens such as <|im_end|> too)",
+    )
     simulated: SimulatedSection = Field(
         SimulatedSection(), description="what each round samples, and the simulated annotator's noise"
     )
@@ -133,6 +140,15 @@ class RLHFSection(Section):
         default_factory=_default_ppo,
         description="method=ppo: the RL run against the reward model (any rl.algorithm works)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_stop_list(cls, data: Any) -> Any:
+        return share_keys(cls, data, "rlhf", ("simulated", "ppo", "dpo"), ("stop",))
+
+    @field_serializer("simulated", "ppo", "dpo", mode="wrap")
+    def _without_stop(self, section: Section, handler) -> dict[str, Any]:
+        return without_keys(handler(section), ("stop",))
 
     @model_validator(mode="after")
     def _check(self) -> RLHFSection:

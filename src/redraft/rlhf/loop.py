@@ -89,7 +89,9 @@ def sample_completions(
     """``settings.samples_per_prompt`` completions per example, sampled at ``settings.temperature``."""
     k = settings.samples_per_prompt
     prompts = [task.prompt(ex) for ex in examples for _ in range(k)]
-    sampling = SamplingSection(temperature=settings.temperature, max_new_tokens=settings.max_new_tokens)
+    sampling = SamplingSection(
+        temperature=settings.temperature, max_new_tokens=settings.max_new_tokens, stop=settings.stop
+    )
     texts = generate(model, tokenizer, prompts, sampling, seed=seed).texts
     return [texts[i * k : (i + 1) * k] for i in range(len(examples))]
 
@@ -102,22 +104,23 @@ def evaluate_policy(
     max_new_tokens: int,
     seed: int = 0,
     dtype: str = "fp32",
+    stop: Sequence[str] = (),
 ) -> dict[str, float]:
     """Greedy test accuracy (95% CI), greedy validation accuracy and sampled KL(π ‖ π_ref) on test prompts, with
-    the weights in ``dtype``."""
+    the weights in ``dtype`` and answers ended by EOS, a ``stop`` string or ``max_new_tokens``."""
     from redraft.training.dpo import sampled_kl
 
     policy, tokenizer = load_model(policy_dir, dtype), load_tokenizer(policy_dir)
     test = task.test[:test_problems]
-    _, correct = greedy_answers(policy, tokenizer, task, test, max_new_tokens)
+    _, correct = greedy_answers(policy, tokenizer, task, test, max_new_tokens, stop=stop)
     accuracy, ci95 = mean_ci95(correct)
     metrics = {"test_accuracy": accuracy, "test_accuracy_ci95": ci95, "test_problems": len(test)}
     if task.val:
-        metrics["val_accuracy"] = greedy_accuracy(policy, tokenizer, task, task.val, max_new_tokens)
+        metrics["val_accuracy"] = greedy_accuracy(policy, tokenizer, task, task.val, max_new_tokens, stop=stop)
     if Path(policy_dir).resolve() != Path(reference_dir).resolve():
         kl_prompts = [task.prompt(ex) for ex in test[:512]]
         reference = load_model(reference_dir, dtype)
-        metrics.update(sampled_kl(policy, reference, tokenizer, kl_prompts, max_new_tokens, seed))
+        metrics.update(sampled_kl(policy, reference, tokenizer, kl_prompts, max_new_tokens, seed, stop))
     return metrics
 
 
@@ -242,7 +245,9 @@ def run_rlhf_round(
     result["policy_dir"] = policy_dir
     result["eval"] = _once(
         out_dir / "eval",
-        lambda: evaluate_policy(policy_dir, model_dir, task, cfg.test_problems, cfg.eval_max_new_tokens, seed, dtype),
+        lambda: evaluate_policy(
+            policy_dir, model_dir, task, cfg.test_problems, cfg.eval_max_new_tokens, seed, dtype, cfg.stop
+        ),
     )
     return result
 
@@ -316,7 +321,14 @@ def run_rlhf(
         "start": _once(
             run_dir / "eval-start",
             lambda: evaluate_policy(
-                policy_dir, policy_dir, task, settings.test_problems, settings.eval_max_new_tokens, seed, dtype
+                policy_dir,
+                policy_dir,
+                task,
+                settings.test_problems,
+                settings.eval_max_new_tokens,
+                seed,
+                dtype,
+                settings.stop,
             ),
         ),
         "rounds": [],
