@@ -7,7 +7,7 @@
     def reward_len(completions, **kwargs):
         return [-abs(20 - len(completion)) for completion in completions]
 
-    trainer = GRPOTrainer(model="runs/sft/model", reward_funcs=reward_len, train_dataset=dataset)
+    trainer = GRPOTrainer(model="path/to/sft-model", reward_funcs=reward_len, train_dataset=dataset)
     trainer.train()
 
 Each trainer runs the stage its CLI command runs (``redraft sft``, ``rl``, ``dpo train``, ``rm train``,
@@ -68,7 +68,7 @@ def _write_rows(data: Any, path: Path) -> str:
 class _Trainer:
     """What every trainer shares: the model as a checkpoint folder, the dataset as a file, the run folder."""
 
-    config_class: type = SFTConfig
+    config_class: type  # the command's config, set by each trainer
 
     def __init__(
         self,
@@ -165,9 +165,12 @@ class GRPOTrainer(_Trainer):
         reward_weights: Sequence[float] | None = None,
     ):
         super().__init__(model, args, train_dataset, eval_dataset, processing_class)
-        funcs = [] if reward_funcs is None else [reward_funcs] if callable(reward_funcs) or isinstance(
-            reward_funcs, str
-        ) else list(reward_funcs)  # fmt: skip
+        if reward_funcs is None:
+            funcs = []
+        elif callable(reward_funcs) or isinstance(reward_funcs, str):
+            funcs = [reward_funcs]
+        else:
+            funcs = list(reward_funcs)
         weights = list(reward_weights) if reward_weights is not None else [1.0] * len(funcs)
         if len(weights) != len(funcs):
             raise ConfigError(f"reward_weights has {len(weights)} weights for {len(funcs)} reward_funcs")
