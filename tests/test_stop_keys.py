@@ -1,5 +1,6 @@
-"""Stop strings and answer lengths reach every place that samples: SFT's and DPO's validation answers, and the
-score stage, whose drafts, STaR, RL runs and evaluation share one score.max_new_tokens and one score.stop."""
+"""Stop strings and answer lengths reach every place that samples: SFT's and DPO's validation answers, the
+score stage, whose drafts, STaR, RL runs and evaluation share one score.max_new_tokens and one score.stop, and the
+RLHF rounds (one rlhf.max_new_tokens and rlhf.stop)."""
 
 import pytest
 
@@ -92,14 +93,21 @@ def test_sft_and_dpo_validation_answers_use_their_stop_keys(tmp_path, micro_mode
     assert seen == [["+"], ["+"]]
 
 
-def test_rlhf_has_one_stop_list_for_collection_ppo_dpo_and_evaluation(micro_model, tokenizer, micro_task):
-    from redraft.rlhf.config import RLHFConfig, SimulatedSection
+def test_rlhf_has_one_answer_length_and_stop_list_for_collection_ppo_dpo_and_evaluation(
+    micro_model, tokenizer, micro_task
+):
+    from redraft.rlhf.config import RLHFConfig, RLHFSection, SimulatedSection
     from redraft.rlhf.loop import sample_completions
 
-    cfg = load_config(RLHFConfig, None, ['rlhf.stop=["7"]']).rlhf
+    cfg = load_config(RLHFConfig, None, ['rlhf.stop=["7"]', "rlhf.max_new_tokens=9"]).rlhf
     assert cfg.simulated.stop == cfg.ppo.stop == cfg.dpo.stop == ["7"] and cfg.ppo.algorithm == "ppo"
-    with pytest.raises(ConfigError, match=r"set rlhf\.stop instead"):
-        load_config(RLHFConfig, None, ["rlhf.ppo.stop=[x]"])
+    assert cfg.simulated.max_new_tokens == cfg.ppo.max_new_tokens == cfg.dpo.max_new_tokens == 9
+    for key in ("rlhf.ppo.stop=[x]", "rlhf.ppo.max_new_tokens=5", "rlhf.dpo.max_new_tokens=5"):
+        with pytest.raises(ConfigError, match=r"set rlhf\.(stop|max_new_tokens) instead"):
+            load_config(RLHFConfig, None, [key])
+    dumped = cfg.model_dump(mode="json")
+    assert dumped["max_new_tokens"] == 9 and not any("max_new_tokens" in dumped[name] for name in ("ppo", "dpo"))
+    assert RLHFSection.model_validate(dumped) == cfg  # a saved config.yaml loads back
 
     def completions(stop):
         settings = SimulatedSection(samples_per_prompt=2, max_new_tokens=8, stop=stop)
@@ -111,3 +119,23 @@ def test_rlhf_has_one_stop_list_for_collection_ppo_dpo_and_evaluation(micro_mode
     stopped = completions([stop])
     assert not any(stop in text for text in stopped)
     assert [text.split(stop)[0] for text in unstopped] == stopped
+
+
+def test_dpo_and_reward_models_have_no_second_answer_length_in_their_training_section():
+    from redraft.rlhf.config import DPOConfig, RewardModelConfig
+
+    assert load_config(DPOConfig, None, ["dpo.max_new_tokens=7"]).dpo.train.max_new_tokens == 7
+    refused = {
+        (DPOConfig, "dpo.train.max_new_tokens=7"): r"set dpo\.max_new_tokens instead",
+        (DPOConfig, "dpo.train.eval_accuracy_problems=7"): r"dpo\.eval_problems sets the checks",
+        (RewardModelConfig, "reward_model.train.stop=[x]"): "a reward model does not generate",
+    }
+    for (config, key), message in refused.items():
+        with pytest.raises(ConfigError, match=message):
+            load_config(config, None, [key])
+    for config, stage in ((DPOConfig, "dpo"), (RewardModelConfig, "reward_model")):
+        cfg = load_config(config, None, [])
+        keys = {row[0] for table in section_tables(getattr(cfg, stage), stage) for row in table.rows}
+        assert (
+            f"{stage}.train.max_steps" in keys and not {f"{stage}.train.max_new_tokens", f"{stage}.train.stop"} & keys
+        )

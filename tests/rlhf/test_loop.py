@@ -42,7 +42,6 @@ def _config(tmp_path, model_dir, method, *extra):
             "rlhf.dpo.train.eval_every=2",
             "rlhf.dpo.kl_prompts=8",
             "rlhf.dpo.eval_problems=8",
-            "rlhf.dpo.max_new_tokens=6",
         ],
     )
 

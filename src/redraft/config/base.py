@@ -39,6 +39,19 @@ def share_keys(owner: type[BaseModel], data: Any, prefix: str, sections: Sequenc
     return data
 
 
+def refuse_keys(data: Any, prefix: str, section: str, keys: Sequence[str], hint: str) -> Any:
+    """The body of a before-validator: ``keys`` of the subsection ``section`` (a shared section class, e.g. the
+    training section) mean nothing here, so setting one is an error that says why (``hint``). Pair it with
+    :func:`without_keys` in a serializer of the section, so a dumped config and the reference leave them out."""
+    given = data.get(section) if isinstance(data, dict) else None
+    if isinstance(given, BaseModel):
+        given = given.model_dump(include=given.model_fields_set)
+    for key in keys:
+        if isinstance(given, dict) and key in given:
+            raise ValueError(f"{prefix}.{section}.{key} is not used: {hint}")
+    return data
+
+
 def without_keys(dumped: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
     return {key: value for key, value in dumped.items() if key not in keys}
 

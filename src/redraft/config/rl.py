@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_serializer, field_validator, model_validator
 
-from redraft.config.base import Section, share_keys, without_keys
+from redraft.config.base import Section, refuse_keys, share_keys, without_keys
 from redraft.config.training import EvalSection, LoraSection, OptimSection, TrainSection
 
 
@@ -267,6 +267,10 @@ class ScoreSection(Section):
         return without_keys(handler(section), SHARED_SAMPLING_KEYS)
 
 
+# The training section's greedy-answer checks, which reward models (they score, never generate) do not run.
+UNUSED_BY_REWARD_MODELS = ("eval_accuracy_problems", "max_new_tokens", "stop")
+
+
 class RewardModelSection(Section):
     """A scalar head on a causal LM trained with the Bradley–Terry loss."""
 
@@ -313,6 +317,15 @@ class RewardModelSection(Section):
         ),
         description="training on the preference pairs (batch_size in pairs; validation = held-out pairs)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_answer_checks(cls, data: Any) -> Any:
+        return refuse_keys(data, "reward_model", "train", UNUSED_BY_REWARD_MODELS, "a reward model does not generate")
+
+    @field_serializer("train", mode="wrap")
+    def _without_answer_checks(self, section: Section, handler) -> dict[str, Any]:
+        return without_keys(handler(section), UNUSED_BY_REWARD_MODELS)
 
     @model_validator(mode="after")
     def _check(self) -> RewardModelSection:
@@ -373,6 +386,16 @@ class DPOSection(Section):
         ),
         description="training on the preference pairs (batch_size in pairs)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_answer_length(cls, data: Any) -> Any:
+        data = share_keys(cls, data, "dpo", ("train",), SHARED_SAMPLING_KEYS)
+        return refuse_keys(data, "dpo", "train", ("eval_accuracy_problems",), "dpo.eval_problems sets the checks")
+
+    @field_serializer("train", mode="wrap")
+    def _without_shared_keys(self, section: Section, handler) -> dict[str, Any]:
+        return without_keys(handler(section), (*SHARED_SAMPLING_KEYS, "eval_accuracy_problems"))
 
     @model_validator(mode="after")
     def _check(self) -> DPOSection:

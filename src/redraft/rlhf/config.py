@@ -26,7 +26,10 @@ from redraft.config import (
     TaskSection,
 )
 from redraft.config.base import share_keys, without_keys
+from redraft.config.rl import SHARED_SAMPLING_KEYS
 
+# The subsections that sample: rlhf.max_new_tokens and rlhf.stop are theirs (they have no keys of their own).
+SAMPLING_SECTIONS = ("simulated", "ppo", "dpo")
 PAIRS = "the preference data: training pairs, ratings, held-out pairs"
 
 
@@ -62,7 +65,7 @@ class SimulatedSection(Section):
         8, ge=2, description="completions sampled per prompt; the annotator ranks them (identical ones give no pair)"
     )
     temperature: float = Field(1.0, gt=0, description="sampling temperature of those completions")
-    max_new_tokens: int = Field(6, ge=1, description="most tokens per completion")
+    max_new_tokens: int = Field(6, ge=1, description="most tokens per completion (set by rlhf.max_new_tokens)")
     stop: list[str] = Field([], description="strings that end a completion (set by rlhf.stop)")
 
 
@@ -95,7 +98,6 @@ def _default_ppo() -> RLSection:
         iterations=60,
         prompts_per_iteration=64,
         samples_per_prompt=4,
-        max_new_tokens=6,
         kl_coef=0.1,
         kl_estimator="k1",
         epochs=1,
@@ -123,8 +125,11 @@ class RLHFSection(Section):
     test_problems: int | None = Field(
         None, ge=1, description="greedy test accuracy after each round on this many problems (None: the whole split)"
     )
-    eval_max_new_tokens: int = Field(
-        16, ge=1, description="answer length of every method's evaluation, so their KLs compare"
+    max_new_tokens: int = Field(
+        6,
+        ge=1,
+        description="answer length wherever the rounds sample: collection, PPO, DPO's checks and the evaluation (one "
+        "length, so the KLs of every method compare)",
     )
     stop: list[str] = Field(
         [],
@@ -143,12 +148,12 @@ class RLHFSection(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _one_stop_list(cls, data: Any) -> Any:
-        return share_keys(cls, data, "rlhf", ("simulated", "ppo", "dpo"), ("stop",))
+    def _one_answer_length_and_stop_list(cls, data: Any) -> Any:
+        return share_keys(cls, data, "rlhf", SAMPLING_SECTIONS, SHARED_SAMPLING_KEYS)
 
-    @field_serializer("simulated", "ppo", "dpo", mode="wrap")
-    def _without_stop(self, section: Section, handler) -> dict[str, Any]:
-        return without_keys(handler(section), ("stop",))
+    @field_serializer(*SAMPLING_SECTIONS, mode="wrap")
+    def _without_shared_keys(self, section: Section, handler) -> dict[str, Any]:
+        return without_keys(handler(section), SHARED_SAMPLING_KEYS)
 
     @model_validator(mode="after")
     def _check(self) -> RLHFSection:

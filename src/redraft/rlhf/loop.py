@@ -246,7 +246,7 @@ def run_rlhf_round(
     result["eval"] = _once(
         out_dir / "eval",
         lambda: evaluate_policy(
-            policy_dir, model_dir, task, cfg.test_problems, cfg.eval_max_new_tokens, seed, dtype, cfg.stop
+            policy_dir, model_dir, task, cfg.test_problems, cfg.max_new_tokens, seed, dtype, cfg.stop
         ),
     )
     return result
@@ -325,7 +325,7 @@ def run_rlhf(
                 policy_dir,
                 task,
                 settings.test_problems,
-                settings.eval_max_new_tokens,
+                settings.max_new_tokens,
                 seed,
                 dtype,
                 settings.stop,
