@@ -68,34 +68,40 @@ def tokenizer_for(cfg: PretrainConfig | SFTConfig, task: Task, out_dir: Path):
         return tokenizer
 
 
+def _start_model(cfg: PretrainConfig | SFTConfig, task: Task, out_dir: Path):
+    """The stage's tokenizer (trained on the task corpus when neither tokenizer.path nor model.path gives one) and
+    its model, fresh or loaded."""
+    tokenizer = tokenizer_for(cfg, task, out_dir / "tokenizer")
+    task.use_tokenizer(tokenizer)  # chat rows need its chat template
+    set_seed(cfg.run.seed)  # the initial weights depend on the seed alone
+    return tokenizer, build_model(cfg.model, tokenizer)
+
+
+def _train_lm_stage(
+    stage: str, cfg: PretrainConfig | SFTConfig, out_dir: Path, log: MetricsLog, resume: bool, model, tokenizer, **data
+) -> dict[str, Any]:
+    """``train_lm`` on ``data`` (train, val, val_metrics) with the stage's settings; its result recorded."""
+    result = train_lm(
+        stage=stage, model=model, tokenizer=tokenizer, cfg=cfg.train, out_dir=out_dir, seed=cfg.run.seed, log=log,
+        logging=cfg.logging, resume=resume, **data,
+    )  # fmt: skip
+    return finish_stage(
+        out_dir, {**asdict(result), "model_dir": str(result.model_dir), "parameters": model.num_parameters()}
+    )
+
+
 def run_pretrain(
     cfg: PretrainConfig, out_dir: Path, log: MetricsLog, resume: bool = False, task: Task | None = None
 ) -> dict[str, Any]:
     if done := stage_result(out_dir):
         return done
     task = task or build_task(cfg.task)
-    tokenizer = tokenizer_for(cfg, task, out_dir / "tokenizer")
-    task.use_tokenizer(tokenizer)  # chat rows need its chat template
-    set_seed(cfg.run.seed)  # the initial weights depend on the seed alone
-    model = build_model(cfg.model, tokenizer)
+    tokenizer, model = _start_model(cfg, task, out_dir)
     length = cfg.train.max_length
     val_texts = [task.prompt(ex) + ex.target for ex in task.val]
-    result = train_lm(
-        stage="pretrain",
-        model=model,
-        tokenizer=tokenizer,
-        train=pretraining_data(tokenizer, task.corpus(), length),
-        val=pretraining_data(tokenizer, val_texts, length) if val_texts else None,
-        cfg=cfg.train,
-        out_dir=out_dir,
-        seed=cfg.run.seed,
-        log=log,
-        logging=cfg.logging,
-        resume=resume,
-    )
-    return finish_stage(
-        out_dir, {**asdict(result), "model_dir": str(result.model_dir), "parameters": model.num_parameters()}
-    )
+    train = pretraining_data(tokenizer, task.corpus(), length)
+    val = pretraining_data(tokenizer, val_texts, length) if val_texts else None
+    return _train_lm_stage("pretrain", cfg, out_dir, log, resume, model, tokenizer, train=train, val=val)
 
 
 def run_sft(
@@ -122,11 +128,7 @@ def run_sft(
             steps_key,
             _generated(cfg.task),
         )
-    # A fresh model (no model.path) without tokenizer.path gets a tokenizer trained on the task corpus.
-    tokenizer = tokenizer_for(cfg, task, out_dir / "tokenizer")
-    task.use_tokenizer(tokenizer)
-    set_seed(cfg.run.seed)
-    model = build_model(cfg.model, tokenizer)
+    tokenizer, model = _start_model(cfg, task, out_dir)
     length = cfg.train.max_length
     length_key = (
         f"{steps_key.rsplit('.', 1)[0]}.max_length" if steps_key else "sft.max_length"
@@ -153,23 +155,10 @@ def run_sft(
             )
         }
 
-    result = train_lm(
-        stage=stage,
-        model=model,
-        tokenizer=tokenizer,
-        train=pairs(task.demonstration_examples, "SFT training rows"),
-        val=pairs(task.val, "SFT validation rows") if task.val else None,
-        cfg=cfg.train,
-        out_dir=out_dir,
-        seed=cfg.run.seed,
-        log=log,
-        logging=cfg.logging,
-        resume=resume,
-        val_metrics=val_accuracy,
-    )
-    return finish_stage(
-        out_dir, {**asdict(result), "model_dir": str(result.model_dir), "parameters": model.num_parameters()}
-    )
+    train = pairs(task.demonstration_examples, "SFT training rows")
+    val = pairs(task.val, "SFT validation rows") if task.val else None
+    return _train_lm_stage(stage, cfg, out_dir, log, resume, model, tokenizer, train=train, val=val,
+                           val_metrics=val_accuracy)  # fmt: skip
 
 
 def run_in_folder(runner, cfg, resume: bool = False, overwrite: bool = False, **kwargs: Any) -> dict[str, Any]:

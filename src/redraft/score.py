@@ -1,17 +1,7 @@
 """The SCoRe job (`redraft score`, and the main job's last stage): from a single-attempt SFT model,
-Pair-SFT → Stage I → Stage II, the baselines, and their self-correction table.
-
-Methods (rows of the table), all evaluated with the same protocol, decoding and token budget:
-
-- prompting: the SFT model asked twice, never trained on the two-attempt format
-- pair_sft: SFT on the model's own drafts followed by the correct answer (the base of every RL run)
-- star: fine-tuned on its own successful corrections, a few rounds, each sampled with the last round's
-  model and trained from pair_sft afresh (the SFT model alone cannot produce the two-attempt format
-  to sample corrections from)
-- single_turn_rl: RL on attempt 1 only (from pair_sft)
-- multiturn_rl: RL rewarding attempt 2 with one score for the whole episode (from pair_sft)
-- control: the SFT model + single-turn RL for the wall-clock time SCoRe's pipeline took
-- score: pair_sft → Stage I → Stage II
+Pair-SFT → Stage I → Stage II, the baselines (prompting, Pair-SFT, STaR, single-turn and naive multi-turn RL,
+the single-attempt control at SCoRe's wall-clock; docs/self-correction.md describes each), and their
+self-correction table, every method evaluated with the same protocol, decoding and token budget.
 
 Each sub-stage writes ``result.json`` when done, so an interrupted job resumes where it stopped.
 Hyper-parameters are meant to be chosen on the validation split (``val`` metrics per method).
@@ -59,8 +49,7 @@ from redraft.training.score import (
     train_self_correction_rl,
 )
 
-# The job and its report: the report lives with the other evaluation code (redraft.evaluation.score), but
-# the job's callers (the CLI, the main job, bench) import it from here.
+# The report lives in redraft.evaluation.score; the job's callers (CLI, main job, bench) import it from here.
 __all__ = ["SINGLE_ATTEMPT", "results_of", "run_score", "run_score_job", "score_report", "seeds_table"]
 
 

@@ -26,11 +26,10 @@ from redraft.config.loading import (
     quoting_hint,
     read_yaml,
 )
+from redraft.config.preferences import DPOSection, RewardModelSection
 from redraft.config.rl import (
     DEFAULT_INSTRUCTION,
     SCORE_BASELINES,
-    DPOSection,
-    RewardModelSection,
     RLSection,
     ScoreSection,
     SelfCorrectionSection,

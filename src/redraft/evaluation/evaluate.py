@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from transformers import PreTrainedModel
 
@@ -59,16 +60,10 @@ def check(task: Task, completions: list[str], examples: list[Example]) -> list[b
     return task.check_many(completions, examples)
 
 
-def greedy_accuracy(
-    model: PreTrainedModel,
-    tokenizer,
-    task: Task,
-    examples: list[Example],
-    max_new_tokens: int = 16,
-    batch_size: int = 512,
-    stop: Sequence[str] = (),
-) -> float:
-    _, correct = greedy_answers(model, tokenizer, task, examples, max_new_tokens, batch_size, stop)
+def greedy_accuracy(model: PreTrainedModel, tokenizer, task: Task, examples: list[Example], **settings: Any) -> float:
+    """The share of ``examples`` answered right by greedy decoding; ``settings`` as :func:`greedy_answers` takes
+    them (max_new_tokens, batch_size, stop)."""
+    _, correct = greedy_answers(model, tokenizer, task, examples, **settings)
     return sum(correct) / max(len(examples), 1)
 
 

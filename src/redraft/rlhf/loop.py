@@ -116,7 +116,9 @@ def evaluate_policy(
     accuracy, ci95 = mean_ci95(correct)
     metrics = {"test_accuracy": accuracy, "test_accuracy_ci95": ci95, "test_problems": len(test)}
     if task.val:
-        metrics["val_accuracy"] = greedy_accuracy(policy, tokenizer, task, task.val, max_new_tokens, stop=stop)
+        metrics["val_accuracy"] = greedy_accuracy(
+            policy, tokenizer, task, task.val, max_new_tokens=max_new_tokens, stop=stop
+        )
     if Path(policy_dir).resolve() != Path(reference_dir).resolve():
         kl_prompts = [task.prompt(ex) for ex in test[:512]]
         reference = load_model(reference_dir, dtype)

@@ -103,13 +103,7 @@ def train_lm(
         raise TrainingError(f"{stage}: {len(train)} training examples, fewer than one batch of {cfg.batch_size}")
 
     loop = TrainingLoop(
-        stage=stage,
-        out_dir=out_dir,
-        log=log,
-        logging=logging,
-        config=cfg.model_dump(mode="json"),
-        hint="Try a lower train.optim.lr or check the data.",
-        started=started,
+        stage, out_dir, log, logging, cfg, hint="Try a lower train.optim.lr or check the data.", started=started
     )
     accelerator, rank, world = loop.accelerator, loop.rank, loop.world
     model, optimizer, scheduler = loop.prepare(model, cfg.optim, cfg.max_steps)
@@ -190,19 +184,9 @@ def train_lm(
         save_model(accelerator.unwrap_model(model), tokenizer, loop.model_dir)
 
     model.train()
-    loop.run(
-        first=first_step,
-        step=train_step,
-        schedule=Schedule(cfg.max_steps, cfg.save_every, cfg.keep_checkpoints, cfg.max_seconds),
-        state=state,
-        parameters=trainable,
-        export=export,
-        validation=(
-            Validation(measure, cfg.eval_every, Monitor("val_loss", state_key="best_val_loss"), cfg.patience)
-            if val is not None and len(val)
-            else None
-        ),
-    )
+    monitor = Monitor("val_loss", state_key="best_val_loss")
+    validation = Validation(measure, cfg.eval_every, monitor, cfg.patience) if val is not None and len(val) else None
+    loop.run(first_step, train_step, Schedule.of(cfg), state, trainable, export=export, validation=validation)
     best = state["best_val_loss"]
     return StageResult(
         model_dir=loop.model_dir,

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from accelerate.utils import broadcast_object_list
+from pydantic import BaseModel
 
 from redraft.config import LoggingSection, OptimSection
 from redraft.errors import TrainingError
@@ -61,22 +62,27 @@ class Schedule:
     keep_checkpoints: int
     max_seconds: float | None = None
 
+    @classmethod
+    def of(cls, cfg: Any, total: int | None = None) -> Schedule:
+        """A training section's schedule: its max_steps (or ``total``), save_every, keep_checkpoints, max_seconds."""
+        return cls(total or cfg.max_steps, cfg.save_every, cfg.keep_checkpoints, cfg.max_seconds)
+
 
 class TrainingLoop:
     """One training run's accelerator, checkpoints, metrics and step loop.
 
-    ``unit`` names a step in messages ("step", "iteration"); ``hint`` ends the message of a
-    non-finite loss (what to try).
+    ``cfg`` is the stage's training section (its values go to the trackers); ``unit`` names a step in messages
+    ("step", "iteration"); ``hint`` ends the message of a non-finite loss (what to try).
     """
 
     def __init__(
         self,
-        *,
         stage: str,
         out_dir: Path,
         log: MetricsLog,
         logging: LoggingSection,
-        config: dict[str, Any],
+        cfg: BaseModel,
+        *,
         hint: str,
         unit: str = "step",
         started: float | None = None,
@@ -84,7 +90,7 @@ class TrainingLoop:
         self.stage, self.log, self.hint, self.unit = stage, log, hint, unit
         self.started = time.perf_counter() if started is None else started
         self.progress = logging.progress
-        self.accelerator = make_accelerator(out_dir, logging, stage, config)
+        self.accelerator = make_accelerator(out_dir, logging, stage, cfg.model_dump(mode="json"))
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         self.checkpoints, self.model_dir = out_dir / "checkpoints", out_dir / "model"
         self.last_step = 0
@@ -150,12 +156,12 @@ class TrainingLoop:
 
     def run(
         self,
-        *,
         first: int,
         step: Callable[[int], str],
         schedule: Schedule,
         state: dict[str, Any],
         parameters: list[torch.Tensor],
+        *,
         export: Callable[[], None],
         validation: Validation | None = None,
         label: str | None = None,

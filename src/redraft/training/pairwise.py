@@ -172,13 +172,7 @@ def train_pairwise(
         raise TrainingError(f"{stage}: {len(train)} training pairs, fewer than one batch of {cfg.batch_size}")
 
     loop = TrainingLoop(
-        stage=stage,
-        out_dir=out_dir,
-        log=log,
-        logging=logging,
-        config=cfg.model_dump(mode="json"),
-        hint="Try a lower learning rate or check the pairs.",
-        started=started,
+        stage, out_dir, log, logging, cfg, hint="Try a lower learning rate or check the pairs.", started=started
     )
     accelerator, rank, world = loop.accelerator, loop.rank, loop.world
     require_divisible("train.batch_size", cfg.batch_size, world)
@@ -225,15 +219,9 @@ def train_pairwise(
         return metrics
 
     model.train()
-    loop.run(
-        first=first_step,
-        step=train_step,
-        schedule=Schedule(cfg.max_steps, cfg.save_every, cfg.keep_checkpoints, cfg.max_seconds),
-        state=state,
-        parameters=trainable,
-        export=lambda: export(accelerator.unwrap_model(model), loop.model_dir),
-        validation=Validation(measure, cfg.eval_every, monitor, cfg.patience) if validate is not None else None,
-    )
+    validation = Validation(measure, cfg.eval_every, monitor, cfg.patience) if validate is not None else None
+    loop.run(first_step, train_step, Schedule.of(cfg), state, trainable, validation=validation,
+             export=lambda: export(accelerator.unwrap_model(model), loop.model_dir))  # fmt: skip
     return PairwiseResult(
         model_dir=loop.model_dir,
         steps=loop.last_step,

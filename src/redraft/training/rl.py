@@ -226,6 +226,41 @@ def update(
     return stats
 
 
+NAN_HINT = "Try a lower rl.optim.lr or a smaller rl.kl_coef."
+
+
+def _learner(cfg: RLSection, loop: TrainingLoop, policy, optimizer, scheduler, reference, model_path, dtype: str,
+             credit: TurnCredit | None, seed: int, max_action_tokens: int) -> Learner:  # fmt: skip
+    """The prepared policy with its reference, KL controller and (PPO) critic, which starts from the policy's
+    weights with a fresh value head."""
+    accelerator = loop.accelerator
+    critic = critic_optimizer = None
+    if cfg.algorithm == "ppo":
+        critic = ValueModel.from_pretrained(model_path, dtype)
+        critic_optimizer = build_optimizer(critic, cfg.optim, lr=cfg.critic_lr)
+        critic, critic_optimizer = accelerator.prepare(critic, critic_optimizer)
+    controller = (
+        AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
+        if cfg.adaptive_kl
+        else FixedKLController(cfg.kl_coef)
+    )
+    return Learner(
+        cfg=cfg,
+        loop=loop,
+        policy=policy,
+        sampler=accelerator.unwrap_model(policy),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        reference=reference.to(accelerator.device) if reference is not None else None,
+        critic=critic,
+        critic_optimizer=critic_optimizer,
+        controller=controller,
+        credit=credit,
+        seed=seed,
+        max_action_tokens=max_action_tokens,
+    )
+
+
 def train_rl(
     *,
     model_path: str | Path,
@@ -266,16 +301,7 @@ def train_rl(
     updates_per_iteration = cfg.epochs * math.ceil(
         cfg.prompts_per_iteration * cfg.samples_per_prompt / cfg.minibatch_size
     )
-    loop = TrainingLoop(
-        stage=stage,
-        out_dir=out_dir,
-        log=log,
-        logging=logging,
-        config=cfg.model_dump(mode="json"),
-        hint="Try a lower rl.optim.lr or a smaller rl.kl_coef.",
-        unit="iteration",
-        started=started,
-    )
+    loop = TrainingLoop(stage, out_dir, log, logging, cfg, hint=NAN_HINT, unit="iteration", started=started)
     accelerator = loop.accelerator
     # Under N processes each rank samples, scores and trains on its own 1/N of the prompts (with all
     # of their samples, so group advantages stay local); DDP averages the gradients.
@@ -283,30 +309,9 @@ def train_rl(
     require_divisible("rl.minibatch_size", cfg.minibatch_size, loop.world)
     all_reduce = (lambda t: global_sum(accelerator, t).to(t.dtype)) if loop.world > 1 else None
     policy, optimizer, scheduler = loop.prepare(policy, cfg.optim, cfg.iterations * updates_per_iteration)
-    critic = critic_optimizer = None
-    if cfg.algorithm == "ppo":
-        critic = ValueModel.from_pretrained(model_path, dtype)
-        critic_optimizer = build_optimizer(critic, cfg.optim, lr=cfg.critic_lr)
-        critic, critic_optimizer = accelerator.prepare(critic, critic_optimizer)
-    learner = Learner(
-        cfg=cfg,
-        loop=loop,
-        policy=policy,
-        sampler=accelerator.unwrap_model(policy),
-        optimizer=optimizer,
-        scheduler=scheduler,
-        reference=reference.to(accelerator.device) if reference is not None else None,
-        critic=critic,
-        critic_optimizer=critic_optimizer,
-        controller=(
-            AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
-            if cfg.adaptive_kl
-            else FixedKLController(cfg.kl_coef)
-        ),
-        credit=credit,
-        seed=seed,
-        max_action_tokens=cfg.max_new_tokens * env_factory().max_turns,
-    )
+    max_action_tokens = cfg.max_new_tokens * env_factory().max_turns
+    learner = _learner(cfg, loop, policy, optimizer, scheduler, reference, model_path, dtype, credit, seed,
+                       max_action_tokens)  # fmt: skip
     sampling = SamplingSection(
         temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, batch_size=learner.local_rollouts, stop=cfg.stop
     )
@@ -353,12 +358,14 @@ def train_rl(
         if critic is not None:
             accelerator.unwrap_model(critic).save_pretrained(out_dir / "critic")
 
+    critic = learner.critic
+    parameters = list(policy.parameters()) + (list(critic.parameters()) if critic is not None else [])
     loop.run(
-        first=first,
-        step=iteration,
-        schedule=Schedule(cfg.iterations, cfg.save_every, cfg.keep_checkpoints, cfg.max_seconds),
-        state=state,
-        parameters=list(policy.parameters()) + (list(critic.parameters()) if critic is not None else []),
+        first,
+        iteration,
+        Schedule.of(cfg, total=cfg.iterations),
+        state,
+        parameters,
         export=export,
         label=f"{stage} ({cfg.algorithm})" if credit is None else stage,
     )
