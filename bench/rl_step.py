@@ -103,6 +103,7 @@ def worker_ours(args) -> dict:
         temperature=1.0,
         epochs=1,
         minibatch_size=args.prompts * args.samples,
+        **({"micro_batch_size": args.micro_batch} if args.micro_batch else {}),
         kl_coef=args.ppo_kl if algorithm == "ppo" else 0.0,
         kl_estimator="k3",
         eval_problems=0,
@@ -315,8 +316,9 @@ def run_worker(name: str, args, model_dir: str, gc: bool = False) -> dict:
     if name == "trl-ppo":
         env["PYTHONPATH"] = os.pathsep.join(p for p in [str(TRL_PPO_PATH), env.get("PYTHONPATH", "")] if p)
     cmd = [python, __file__, "--worker", name, "--model-dir", model_dir, "--gc", str(int(gc))]
-    for key in ("steps", "warmup", "prompts", "samples", "new_tokens", "threads", "ppo_kl"):
-        cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
+    for key in ("steps", "warmup", "prompts", "samples", "new_tokens", "threads", "ppo_kl", "micro_batch"):
+        if getattr(args, key) is not None:
+            cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(MARK)]
@@ -400,6 +402,11 @@ def main() -> None:
         default=5,
         help="rounds; each runs every side once, the side going first alternating between rounds",
     )
+    parser.add_argument(
+        "--micro-batch",
+        type=int,
+        help="redraft's rl.micro_batch_size: the update's rows per forward/backward (default: the package's)",
+    )
     parser.add_argument("--only", choices=["grpo", "ppo"])
     parser.add_argument(
         "--trl-default-gc",
@@ -422,6 +429,7 @@ def main() -> None:
     sys.path.insert(0, str(BENCH))
     from common import bench_setup
 
+    from redraft.config import RLSection
     from redraft.models import save_model
     from redraft.models.build import llama_mlp_width
 
@@ -447,6 +455,7 @@ def main() -> None:
         "warmup_steps": args.warmup,
         "timed_steps": args.steps,
         "rounds": args.rounds,
+        "redraft_micro_batch_size": args.micro_batch or RLSection().micro_batch_size,
         "fp32_matmul_gflops": round(rate / 1e9, 1),
     }
     with tempfile.TemporaryDirectory() as tmp:

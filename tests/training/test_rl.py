@@ -89,6 +89,38 @@ def test_without_a_kl_term_the_reference_is_not_scored_and_training_is_unchanged
         )
 
 
+@pytest.mark.parametrize(
+    "algorithm, extra",
+    [
+        ("grpo", {"kl_coef": 0.01, "loss_agg": "token_mean"}),
+        ("grpo", {"loss_agg": "seq_mean_token_mean"}),
+        ("rloo", {"loss_agg": "seq_mean_token_sum_norm"}),
+        ("ppo", {"kl_coef": 0.01, "epochs": 2}),
+    ],
+)
+def test_micro_batches_accumulate_the_same_update(
+    tmp_path, micro_model, tokenizer, micro_task, algorithm, extra, monkeypatch
+):
+    # 64-row minibatches in one pass, or as chunks of 24, 24 and 16 rows whose gradients add up to the same.
+    runs, rows = {}, []
+    real_logprobs = rl_module.sequence_logprobs
+    monkeypatch.setattr(
+        rl_module, "sequence_logprobs", lambda model, ids, *a: rows.append(len(ids)) or real_logprobs(model, ids, *a)
+    )
+    for name, micro in (("whole", None), ("chunked", 24)):
+        rows.clear()
+        _, records = _run(tmp_path / name, micro_model, tokenizer, micro_task, algorithm, iterations=3,
+                          micro_batch_size=micro, **extra)  # fmt: skip
+        runs[name] = records, load_file(str(tmp_path / name / "rl" / "model" / "model.safetensors"))
+        # the update's forward passes (the reference's, when there is one, takes all 128 rollouts at once)
+        assert set(rows) - {128} == ({64} if micro is None else {24, 16}), rows
+    (whole, whole_weights), (chunked, chunked_weights) = runs["whole"], runs["chunked"]
+    for name, weight in whole_weights.items():
+        torch.testing.assert_close(chunked_weights[name], weight, rtol=1e-4, atol=1e-5, msg=name)
+    for key in ("reward", "policy_loss", "entropy", "clipfrac", "grad_norm") + (("value_loss",) * (algorithm == "ppo")):
+        assert [r[key] for r in chunked] == pytest.approx([r[key] for r in whole], rel=1e-3, abs=1e-5), key
+
+
 def test_adaptive_kl_moves_the_coefficient(tmp_path, micro_model, tokenizer, micro_task):
     _, records = _run(
         tmp_path,
