@@ -112,8 +112,8 @@ def test_micro_batches_accumulate_the_same_update(
         _, records = _run(tmp_path / name, micro_model, tokenizer, micro_task, algorithm, iterations=3,
                           micro_batch_size=micro, **extra)  # fmt: skip
         runs[name] = records, load_file(str(tmp_path / name / "rl" / "model" / "model.safetensors"))
-        # the update's forward passes (the reference's, when there is one, takes all 128 rollouts at once)
-        assert set(rows) - {128} == ({64} if micro is None else {24, 16}), rows
+        # chunked, no forward pass (update, reference, critic) takes more than 24 rows; else minibatches in one pass
+        assert max(rows) == 24 if micro else 64 in rows, rows
     (whole, whole_weights), (chunked, chunked_weights) = runs["whole"], runs["chunked"]
     for name, weight in whole_weights.items():
         torch.testing.assert_close(chunked_weights[name], weight, rtol=1e-4, atol=1e-5, msg=name)

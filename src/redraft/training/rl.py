@@ -130,19 +130,29 @@ def score_rollouts(learner: Learner, batch: RolloutBatch, resample_old_logp: boo
     log-probs are re-scored as the policy's own at ``rl.temperature``.
     """
     cfg, mask = learner.cfg, batch.action_mask
+    rows = (cfg.micro_batch_size or len(mask)) // learner.loop.world
+
+    def in_chunks(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        # no-grad passes over the rollouts, a chunk of micro_batch_size rows at a time (bounded memory)
+        chunks = zip(batch.input_ids.split(rows), batch.attention_mask.split(rows), strict=True)
+        with torch.no_grad():  # constants of the update: old and reference log-probs, old values
+            return torch.cat([forward(ids, attn) for ids, attn in chunks])
+
+    def logprobs(model: torch.nn.Module) -> torch.Tensor:
+        return in_chunks(lambda ids, attn: sequence_logprobs(model, ids, attn, cfg.temperature)[0])
+
     if resample_old_logp:
-        batch.old_logp = sequence_logprobs(learner.sampler, batch.input_ids, batch.attention_mask, cfg.temperature)[0]
-        batch.old_logp = batch.old_logp * mask
+        batch.old_logp = logprobs(learner.sampler) * mask
     ref_logp = None
     kl_tokens = torch.zeros_like(batch.old_logp)  # β = 0: the penalty is zero whatever the KL
     if learner.reference is not None:
-        ref_logp, _ = sequence_logprobs(learner.reference, batch.input_ids, batch.attention_mask, cfg.temperature)
+        ref_logp = logprobs(learner.reference)
         kl_tokens = kl_penalty(batch.old_logp, ref_logp, cfg.kl_estimator) * mask
     credit = learner.credit
     return {
         "kl_tokens": kl_tokens,
         "ref_logp": ref_logp,
-        "old_values": learner.critic(batch.input_ids, batch.attention_mask) if learner.critic is not None else None,
+        "old_values": in_chunks(learner.critic) if learner.critic is not None else None,
         "token_kl_coefs": (
             turns_to_tokens(mask.new_tensor(credit.kl_coefs).expand(len(mask), -1), batch.turn_ids, mask)
             if credit is not None
