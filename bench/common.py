@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
+import time
+
 import torch
 
 from redraft.config import ModelSection, TaskSection
@@ -16,6 +19,44 @@ def bench_setup(preset: str = "small", seed: int = 0, train_size: int = 4096):
     tokenizer = train_tokenizer(task.corpus())
     model = build_model(ModelSection(preset=preset), tokenizer)
     return task, tokenizer, model
+
+
+def matmul_rate(threads: int, tokens: int, hidden: int, mlp: int, vocab: int, repeats: int = 5) -> float:
+    """fp32 FLOP/s of this model's matmul shapes (q/k/v/o, gate/up/down, LM head) at `tokens` rows."""
+    torch.set_num_threads(threads)
+    shapes = [(hidden, 3 * hidden), (hidden, hidden), (hidden, 2 * mlp), (mlp, hidden), (hidden, vocab)]
+    mats = [(torch.randn(tokens, k), torch.randn(k, n)) for k, n in shapes]
+    flops = sum(2 * tokens * k * n for k, n in shapes)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        for a, b in mats:
+            torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return flops / best
+
+
+def ratio_spread(ratios: list[float]) -> dict:
+    """Per-round ratios: their median, min, max and each round's, so one disturbed round cannot move the result."""
+    return {
+        "median": round(statistics.median(ratios), 2),
+        "min": round(min(ratios), 2),
+        "max": round(max(ratios), 2),
+        "per_round": [round(r, 2) for r in ratios],
+    }
+
+
+def interleaved_rounds(contenders: dict, rounds: int) -> dict[str, list[float]]:
+    """Each contender (a no-argument callable returning its seconds) once per round after one warm-up call, the
+    order reversed every other round so drifts in machine speed hit all alike; each one's seconds per round."""
+    for run in contenders.values():
+        run()
+    seconds: dict[str, list[float]] = {name: [] for name in contenders}
+    names = list(contenders)
+    for index in range(rounds):
+        for name in names if index % 2 == 0 else names[::-1]:
+            seconds[name].append(contenders[name]())
+    return seconds
 
 
 def trl_settings(out: str, batch_rows: int, lr: float, seed: int, gradient_checkpointing: bool) -> dict:

@@ -1,34 +1,27 @@
 """Sampler throughput: redraft's sampler vs transformers' `model.generate` on the same weights.
 
-Prints JSON. Both decode greedily the same number of new tokens for the same left-padded batch.
-Usage: python bench/generate.py [--batch 512] [--new-tokens 8] [--preset small] [--repeats 3]
+Both decode greedily the same number of new tokens for the same prompts, from token ids (tokenisation is outside
+the timing on both sides; redraft pads its batch inside the timing, HF gets the padded tensors). Each round runs
+every contender once, the order reversed every other round; the speed-up is the median of the per-round ratios
+with min–max. The decode bound is the step's matmul FLOPs (2·N per real token, prompt and new ones; the LM head
+at the prompt's last position only, as both sides run it) ÷ the fp32 matmul rate measured on the model's shapes.
+Prints JSON. Usage: python bench/generate.py [--batch 512] [--new-tokens 8] [--preset small] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import torch
-from common import bench_setup
+from common import bench_setup, interleaved_rounds, matmul_rate, ratio_spread
 
 from redraft.config import SamplingSection
-from redraft.rollout.sampler import _left_pad, generate
+from redraft.models.build import llama_mlp_width
+from redraft.rollout.sampler import _left_pad, generate_ids
 from redraft.text.tokenizer import encode_prompts
-
-
-def best_times(fns: dict, repeats: int) -> dict[str, float]:
-    """Fastest of `repeats` runs each, interleaved so machine noise hits every contender alike."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for fn in fns.values():
-        fn()  # warm-up
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: min(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -36,28 +29,32 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--new-tokens", type=int, default=8)
     parser.add_argument("--preset", default="small")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
     task, tokenizer, model = bench_setup(args.preset)
     model.eval()
-    prompts = [task.prompt(ex) for ex in task.test[: args.batch]]
-    ids, mask = _left_pad(encode_prompts(tokenizer, prompts), tokenizer.pad_token_id)
+    prompt_ids = encode_prompts(tokenizer, [task.prompt(ex) for ex in task.test[: args.batch]])
+    ids, mask = _left_pad(prompt_ids, tokenizer.pad_token_id)
     new_tokens = args.new_tokens
     # A never-emitted EOS keeps every row going for exactly new_tokens steps on both sides.
     never = len(tokenizer) + 1
 
-    def ours(backend: str):
+    def ours(backend: str) -> float:
         params = SamplingSection(temperature=0.0, max_new_tokens=new_tokens, batch_size=args.batch, backend=backend)
         eos = tokenizer.eos_token_id
         tokenizer.eos_token_id = None  # type: ignore[assignment]
         try:
-            out = generate(model, tokenizer, prompts, params)
+            start = time.perf_counter()
+            out = generate_ids(model, tokenizer, prompt_ids, params)
+            seconds = time.perf_counter() - start
         finally:
             tokenizer.eos_token_id = eos
         assert all(len(t) == new_tokens for t in out.token_ids)
+        return seconds
 
-    def hf():
+    def hf() -> float:
+        start = time.perf_counter()
         with torch.inference_mode():
             out = model.generate(
                 input_ids=ids,
@@ -68,11 +65,23 @@ def main() -> None:
                 eos_token_id=never,
                 pad_token_id=tokenizer.pad_token_id,
             )
+        seconds = time.perf_counter() - start
         assert out.shape[1] == ids.shape[1] + new_tokens
+        return seconds
 
+    seconds = interleaved_rounds({"hf": hf, "fast": lambda: ours("fast"), "generic": lambda: ours("hf")}, args.rounds)
+    cfg = model.config
+    threads = torch.get_num_threads()
+    rate = matmul_rate(threads, args.batch, cfg.hidden_size, llama_mlp_width(cfg.hidden_size), cfg.vocab_size)
+    n_body = sum(p.numel() for p in model.parameters()) - cfg.vocab_size * cfg.hidden_size  # without the LM head
+    real_tokens = sum(len(p) for p in prompt_ids) + args.batch * new_tokens
+    head_positions = args.batch * new_tokens  # the prompt's last position and every new token but the last
+    bound_s = (2 * n_body * real_tokens + 2 * cfg.vocab_size * cfg.hidden_size * head_positions) / rate
     generated = args.batch * new_tokens
-    best = best_times({"hf": hf, "fast": lambda: ours("fast"), "generic": lambda: ours("hf")}, args.repeats)
-    t_hf, t_fast, t_generic = best["hf"], best["fast"], best["generic"]
+
+    def rate_of(name: str) -> int:
+        return round(generated / statistics.median(seconds[name]))
+
     print(
         json.dumps(
             {
@@ -81,12 +90,20 @@ def main() -> None:
                 "params": sum(p.numel() for p in model.parameters()),
                 "batch": args.batch,
                 "new_tokens": new_tokens,
-                "threads": torch.get_num_threads(),
-                "hf_generate_tokens_per_s": round(generated / t_hf),
-                "redraft_fast_tokens_per_s": round(generated / t_fast),
-                "redraft_hf_backend_tokens_per_s": round(generated / t_generic),
-                "speedup_fast_vs_hf_generate": round(t_hf / t_fast, 2),
-                "speedup_hf_backend_vs_hf_generate": round(t_hf / t_generic, 2),
+                "threads": threads,
+                "rounds": args.rounds,
+                "hf_generate_tokens_per_s": rate_of("hf"),
+                "redraft_fast_tokens_per_s": rate_of("fast"),
+                "redraft_hf_backend_tokens_per_s": rate_of("generic"),
+                "speedup_fast_vs_hf_generate": ratio_spread([h / f for h, f in zip(seconds["hf"], seconds["fast"])]),
+                "speedup_hf_backend_vs_hf_generate": ratio_spread(
+                    [h / g for h, g in zip(seconds["hf"], seconds["generic"])]
+                ),
+                "fp32_matmul_gflops": round(rate / 1e9, 1),
+                "decode_bound_s": round(bound_s, 3),
+                "fast_over_bound": round(statistics.median(seconds["fast"]) / bound_s, 2),
+                "hf_over_bound": round(statistics.median(seconds["hf"]) / bound_s, 2),
+                "target_1.5x_hf_met": statistics.median([h / f for h, f in zip(seconds["hf"], seconds["fast"])]) >= 1.5,
             },
             indent=2,
         )

@@ -66,21 +66,6 @@ def answer_lookup(task, tokenizer) -> dict[tuple[int, ...], str]:
     return {tuple(ids): e.answer for ids, e in zip(encode_prompts(tokenizer, prompts), task.train)}
 
 
-def matmul_rate(threads: int, tokens: int, hidden: int, mlp: int, vocab: int, repeats: int = 5) -> float:
-    """fp32 FLOP/s of this model's matmul shapes (q/k/v/o, gate/up/down, LM head) at `tokens` rows."""
-    torch.set_num_threads(threads)
-    shapes = [(hidden, 3 * hidden), (hidden, hidden), (hidden, 2 * mlp), (mlp, hidden), (hidden, vocab)]
-    mats = [(torch.randn(tokens, k), torch.randn(k, n)) for k, n in shapes]
-    flops = sum(2 * tokens * k * n for k, n in shapes)
-    best = float("inf")
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        for a, b in mats:
-            torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return flops / best
-
-
 # --------------------------------------------------------------------------------------------
 # Workers: each runs one side and prints one MARK-prefixed JSON line.
 
@@ -360,13 +345,9 @@ def summarise(results: list[dict]) -> dict:
 
 def round_ratios(ours: dict, peer: dict) -> dict:
     """Per round, peer step time ÷ ours (= our completions/s ÷ the peer's): median and spread."""
-    ratios = [theirs / mine for mine, theirs in zip(ours["rounds_mean_step_s"], peer["rounds_mean_step_s"])]
-    return {
-        "median": round(statistics.median(ratios), 2),
-        "min": round(min(ratios), 2),
-        "max": round(max(ratios), 2),
-        "per_round": [round(r, 2) for r in ratios],
-    }
+    from common import ratio_spread
+
+    return ratio_spread([theirs / mine for mine, theirs in zip(ours["rounds_mean_step_s"], peer["rounds_mean_step_s"])])
 
 
 def trl_section(trl: dict, algorithm: str, gc: bool) -> dict:
@@ -427,7 +408,7 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(BENCH))
-    from common import bench_setup
+    from common import bench_setup, matmul_rate
 
     from redraft.config import RLSection
     from redraft.models import save_model
