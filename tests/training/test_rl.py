@@ -9,7 +9,7 @@ from redraft.envs import SingleTurnEnv
 from redraft.errors import TrainingError
 from redraft.models import save_model
 from redraft.training import rl as rl_module
-from redraft.training import rl_metrics
+from redraft.training import rl_metrics, rl_update
 from redraft.training.logging import MetricsLog
 
 
@@ -104,9 +104,10 @@ def test_micro_batches_accumulate_the_same_update(
     # 64-row minibatches in one pass, or as chunks of 24, 24 and 16 rows whose gradients add up to the same.
     runs, rows = {}, []
     real_logprobs = rl_module.sequence_logprobs
-    monkeypatch.setattr(
-        rl_module, "sequence_logprobs", lambda model, ids, *a: rows.append(len(ids)) or real_logprobs(model, ids, *a)
-    )
+    for module in (rl_module, rl_update):  # the scoring passes and the update's
+        monkeypatch.setattr(
+            module, "sequence_logprobs", lambda model, ids, *a: rows.append(len(ids)) or real_logprobs(model, ids, *a)
+        )
     for name, micro in (("whole", None), ("chunked", 24)):
         rows.clear()
         _, records = _run(tmp_path / name, micro_model, tokenizer, micro_task, algorithm, iterations=3,
@@ -180,7 +181,7 @@ def test_resume_replays_the_same_iterations(tmp_path, micro_model, tokenizer, mi
 def test_non_finite_loss_stops_with_the_last_checkpoint_named(
     tmp_path, micro_model, tokenizer, micro_task, monkeypatch
 ):
-    real = rl_module.ppo_policy_loss
+    real = rl_update.ppo_policy_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -189,7 +190,7 @@ def test_non_finite_loss_stops_with_the_last_checkpoint_named(
         # two minibatches per iteration: call 5 is the first update of iteration 3
         return (loss * float("nan"), stats) if calls["n"] == 5 else (loss, stats)
 
-    monkeypatch.setattr(rl_module, "ppo_policy_loss", poisoned)
+    monkeypatch.setattr(rl_update, "ppo_policy_loss", poisoned)
     with pytest.raises(TrainingError, match=r"policy loss is nan at iteration 3.*step-0000002"):
         _run(tmp_path, micro_model, tokenizer, micro_task, "grpo", iterations=5, save_every=2)
 

@@ -20,6 +20,7 @@ from redraft.envs import SingleTurnEnv
 from redraft.envs.self_correction import SelfCorrectionEnv
 from redraft.models import save_model
 from redraft.training import rl as rl_module
+from redraft.training import rl_update
 from redraft.training.logging import MetricsLog
 
 
@@ -27,7 +28,7 @@ def _record_normalisers(monkeypatch) -> list[tuple[str, int, int]]:
     """Wrap the trainer's loss calls; each call records (which, tensor width, the normaliser it divides by)."""
     calls: list[tuple[str, int, int]] = []
     for name in ("ppo_policy_loss", "aggregate_loss"):
-        real = getattr(rl_module, name)
+        real = getattr(rl_update, name)
 
         def wrapped(*args, _real=real, _name=name, **kwargs):
             bound = inspect.signature(_real).bind(*args, **kwargs)
@@ -37,7 +38,7 @@ def _record_normalisers(monkeypatch) -> list[tuple[str, int, int]]:
             calls.append((_name, mask.shape[-1], mask.shape[-1] if max_len is None else max_len))
             return _real(*args, **kwargs)
 
-        monkeypatch.setattr(rl_module, name, wrapped)
+        monkeypatch.setattr(rl_update, name, wrapped)
     return calls
 
 
