@@ -16,6 +16,13 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def _set_keys(section: Any) -> set[str]:
+    """The keys a user gave a section: all of a raw mapping's, or those set on a built section."""
+    if isinstance(section, BaseModel):
+        return set(section.model_fields_set)
+    return set(section) if isinstance(section, dict) else set()
+
+
 def share_keys(owner: type[BaseModel], data: Any, prefix: str, sections: Sequence[str], keys: Sequence[str]) -> Any:
     """The body of a before-validator of ``owner``: its ``keys`` (e.g. one answer length for a stage) are copied
     into each of its subsections ``sections``, which then have no such keys of their own: setting one there is
@@ -31,7 +38,7 @@ def share_keys(owner: type[BaseModel], data: Any, prefix: str, sections: Sequenc
     shared = {key: data.get(key, default(key)) for key in keys}
     for name in sections:
         section = data.get(name, default(name))
-        given = section if isinstance(section, dict) else section.model_dump(include=section.model_fields_set)
+        given = _set_keys(section)
         for key in keys:
             if key in given:
                 raise ValueError(f"{prefix}.{name}.{key}: set {prefix}.{key} instead, the one {key} of all {prefix}")
@@ -43,11 +50,9 @@ def refuse_keys(data: Any, prefix: str, section: str, keys: Sequence[str], hint:
     """The body of a before-validator: ``keys`` of the subsection ``section`` (a shared section class, e.g. the
     training section) mean nothing here, so setting one is an error that says why (``hint``). Pair it with
     :func:`without_keys` in a serializer of the section, so a dumped config and the reference leave them out."""
-    given = data.get(section) if isinstance(data, dict) else None
-    if isinstance(given, BaseModel):
-        given = given.model_dump(include=given.model_fields_set)
+    given = _set_keys(data.get(section)) if isinstance(data, dict) else set()
     for key in keys:
-        if isinstance(given, dict) and key in given:
+        if key in given:
             raise ValueError(f"{prefix}.{section}.{key} is not used: {hint}")
     return data
 
