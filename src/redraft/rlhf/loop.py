@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -179,52 +180,13 @@ def run_rlhf_round(
     The new policy is at ``result["policy_dir"]``; ``result["eval"]`` holds its greedy accuracy
     and its KL to ``model_dir``.
     """
-    from redraft.rewards.reward_model import RewardModelScorer
     from redraft.training.dpo import train_dpo
-    from redraft.training.rl import train_rl
 
     out_dir = Path(out_dir)
     result: dict[str, Any] = {"method": cfg.method, "train_pairs": len(train_pairs), "val_pairs": len(val_pairs)}
+    run = RoundRun(Path(model_dir), out_dir, seed, log, logging, resume, dtype)
     if cfg.method == "ppo":
-        result["reward_model"] = _once(
-            out_dir / "reward_model",
-            lambda: train_reward_model_from(
-                cfg.reward_model.path or model_dir,
-                train_pairs,
-                val_pairs,
-                cfg.reward_model,
-                out_dir / "reward_model",
-                seed,
-                log,
-                logging,
-                model_cfg=ModelSection(dtype=dtype),
-                resume=resume,
-            ),
-        )
-        scorer = CheckerWatch(
-            RewardModelScorer(
-                result["reward_model"]["model_dir"], batch_size=cfg.reward_model.score_batch_size, dtype=dtype
-            ),
-            task,
-            log,
-        )
-        result["ppo"] = _once(
-            out_dir / "ppo",
-            lambda: train_rl(
-                model_path=model_dir,
-                tokenizer=load_tokenizer(model_dir),
-                task=task,
-                cfg=cfg.ppo,
-                out_dir=out_dir / "ppo",
-                seed=seed,
-                log=log,
-                logging=logging,
-                resume=resume,
-                env_factory=lambda: SingleTurnEnv(task, reward_fn=scorer),
-                dtype=dtype,
-            ),
-        )
-        policy_dir = result["ppo"]["model_dir"]
+        result |= _reward_model_and_ppo(run, train_pairs, val_pairs, task, cfg)
     else:
         result["dpo"] = _once(
             out_dir / "dpo",
@@ -235,23 +197,73 @@ def run_rlhf_round(
                 val_pairs=val_pairs,
                 cfg=cfg.dpo,
                 out_dir=out_dir / "dpo",
-                seed=seed,
-                log=log,
-                logging=logging,
                 task=task,
-                resume=resume,
-                dtype=dtype,
+                **run.training_kwargs(),
             ),
         )
-        policy_dir = result["dpo"]["model_dir"]
-    result["policy_dir"] = policy_dir
+        result["policy_dir"] = result["dpo"]["model_dir"]
     result["eval"] = _once(
         out_dir / "eval",
         lambda: evaluate_policy(
-            policy_dir, model_dir, task, cfg.test_problems, cfg.max_new_tokens, seed, dtype, cfg.stop
+            result["policy_dir"], model_dir, task, cfg.test_problems, cfg.max_new_tokens, seed, dtype, cfg.stop
         ),
     )
     return result
+
+
+@dataclass(frozen=True)
+class RoundRun:
+    """What every stage of one round shares: its start, its folder and how it runs."""
+
+    model_dir: Path
+    out_dir: Path
+    seed: int
+    log: MetricsLog
+    logging: LoggingSection
+    resume: bool
+    dtype: str
+
+    def training_kwargs(self) -> dict[str, Any]:
+        return {"seed": self.seed, "log": self.log, "logging": self.logging, "resume": self.resume, "dtype": self.dtype}
+
+
+def _reward_model_and_ppo(
+    run: RoundRun, train_pairs: list[PreferencePair], val_pairs: list[PreferencePair], task: Task, cfg: RLHFSection
+) -> dict[str, Any]:
+    """A reward model on the pairs, then PPO of the round's policy against it (the checker watching)."""
+    from redraft.rewards.reward_model import RewardModelScorer
+    from redraft.training.rl import train_rl
+
+    reward_model = _once(
+        run.out_dir / "reward_model",
+        lambda: train_reward_model_from(
+            cfg.reward_model.path or run.model_dir,
+            train_pairs,
+            val_pairs,
+            cfg.reward_model,
+            run.out_dir / "reward_model",
+            run.seed,
+            run.log,
+            run.logging,
+            model_cfg=ModelSection(dtype=run.dtype),
+            resume=run.resume,
+        ),
+    )
+    scorer = RewardModelScorer(reward_model["model_dir"], batch_size=cfg.reward_model.score_batch_size, dtype=run.dtype)
+    watched = CheckerWatch(scorer, task, run.log)
+    ppo = _once(
+        run.out_dir / "ppo",
+        lambda: train_rl(
+            model_path=run.model_dir,
+            tokenizer=load_tokenizer(run.model_dir),
+            task=task,
+            cfg=cfg.ppo,
+            out_dir=run.out_dir / "ppo",
+            env_factory=lambda: SingleTurnEnv(task, reward_fn=watched),
+            **run.training_kwargs(),
+        ),
+    )
+    return {"reward_model": reward_model, "ppo": ppo, "policy_dir": ppo["model_dir"]}
 
 
 def collect_pairs(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,70 @@ def sampled_kl(
     return {"kl": float(log_ratio.sum(dim=1).mean()), "kl_k3": float(k3.sum(dim=1).mean())}
 
 
+def dpo_batch_loss(model, batch: Batch, cfg: DPOSection) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The DPO loss of a stacked pair batch, plus ``cfg.sft_coef`` × the chosen completions' NLL (RPO)."""
+    chosen, rejected = split_pair_outputs(completion_logprobs(model, batch))
+    loss, stats = dpo_loss(
+        chosen,
+        rejected,
+        batch["ref_chosen"],
+        batch["ref_rejected"],
+        cfg.beta,
+        cfg.label_smoothing,
+        cfg.loss,
+        **completion_lengths(batch),
+    )
+    if cfg.sft_coef:
+        nll = chosen_nll(chosen, batch)
+        loss = loss + cfg.sft_coef * nll
+        stats = {**stats, "chosen_nll": nll.detach()}
+    return loss, stats
+
+
+@torch.no_grad()
+def held_out_pair_metrics(model, val: PairData, cfg: DPOSection) -> dict[str, float]:
+    """``val_loss`` and the DPO stats (``val_``-prefixed) over all held-out pairs (the loss without RPO's term)."""
+    model.eval()
+    chosen, rejected, lengths = [], [], []
+    for start in range(0, len(val), cfg.train.batch_size):
+        rows = list(range(start, min(start + cfg.train.batch_size, len(val))))
+        batch = pair_batch(val, rows)
+        c, r = split_pair_outputs(completion_logprobs(model, batch))
+        chosen.append(c)
+        rejected.append(r)
+        lengths.append(completion_lengths(batch))
+    loss, stats = dpo_loss(
+        torch.cat(chosen),
+        torch.cat(rejected),
+        val.extra["ref_chosen"],
+        val.extra["ref_rejected"],
+        cfg.beta,
+        cfg.label_smoothing,
+        cfg.loss,
+        **{key: torch.cat([part[key] for part in lengths]) for key in ("chosen_lengths", "rejected_lengths")},
+    )
+    return {"val_loss": float(loss), **{f"val_{k}": float(v) for k, v in stats.items()}}
+
+
+def _selection_monitor(cfg: DPOSection, has_problems: bool, has_val: bool) -> Monitor:
+    """The validation metric that keeps a policy: ``cfg.select_by``, where ``auto`` is the task's greedy accuracy
+    where there is a task, else what the pairs alone define."""
+    select_by = cfg.select_by if cfg.select_by != "auto" else "accuracy" if has_problems else "reward_accuracy"
+    if select_by == "accuracy" and not (has_problems and has_val):
+        raise RedraftError(
+            "dpo.select_by=accuracy needs the task's validation problems and held-out pairs (or use select_by=loss)"
+        )
+    if select_by == "reward_accuracy" and not has_val and cfg.select_by != "auto":
+        raise RedraftError(
+            "dpo.select_by=reward_accuracy needs held-out pairs (pairs.val_path or pairs.val_fraction > 0)"
+        )
+    return {
+        "accuracy": Monitor("val_accuracy", maximize=True),
+        "loss": Monitor(),
+        "reward_accuracy": Monitor("val_reward_accuracy", maximize=True),
+    }[select_by]
+
+
 def train_dpo(
     *,
     model_path: str | Path,
@@ -140,89 +205,32 @@ def train_dpo(
         add_reference_logprobs(reference, val, cfg.train.batch_size)
     problems = task.val[: cfg.eval_problems] if task is not None else []
     kl_prompts = [task.prompt(ex) for ex in task.val[: cfg.kl_prompts]] if task is not None else []
-    # auto: the task's greedy accuracy where there is a task, else what the pairs alone define
-    select_by = cfg.select_by if cfg.select_by != "auto" else "accuracy" if problems else "reward_accuracy"
-    if select_by == "accuracy" and not (problems and val is not None):
-        raise RedraftError(
-            "dpo.select_by=accuracy needs the task's validation problems and held-out pairs (or use select_by=loss)"
-        )
-    if select_by == "reward_accuracy" and val is None and cfg.select_by != "auto":
-        raise RedraftError(
-            "dpo.select_by=reward_accuracy needs held-out pairs (pairs.val_path or pairs.val_fraction > 0)"
-        )
-
-    def loss_fn(current, batch: Batch):
-        chosen, rejected = split_pair_outputs(completion_logprobs(current, batch))
-        loss, stats = dpo_loss(
-            chosen,
-            rejected,
-            batch["ref_chosen"],
-            batch["ref_rejected"],
-            cfg.beta,
-            cfg.label_smoothing,
-            cfg.loss,
-            **completion_lengths(batch),
-        )
-        if cfg.sft_coef:
-            nll = chosen_nll(chosen, batch)
-            loss = loss + cfg.sft_coef * nll
-            stats = {**stats, "chosen_nll": nll.detach()}
-        return loss, stats
+    monitor = _selection_monitor(cfg, bool(problems), val is not None)
 
     @torch.no_grad()
     def validate(current) -> dict[str, float]:
-        current.eval()
-        chosen, rejected, lengths = [], [], []
-        for start in range(0, len(val), cfg.train.batch_size):
-            rows = list(range(start, min(start + cfg.train.batch_size, len(val))))
-            batch = pair_batch(val, rows)
-            c, r = split_pair_outputs(completion_logprobs(current, batch))
-            chosen.append(c)
-            rejected.append(r)
-            lengths.append(completion_lengths(batch))
-        loss, stats = dpo_loss(
-            torch.cat(chosen),
-            torch.cat(rejected),
-            val.extra["ref_chosen"],
-            val.extra["ref_rejected"],
-            cfg.beta,
-            cfg.label_smoothing,
-            cfg.loss,
-            **{key: torch.cat([part[key] for part in lengths]) for key in ("chosen_lengths", "rejected_lengths")},
-        )
-        metrics = {"val_loss": float(loss), **{f"val_{k}": float(v) for k, v in stats.items()}}
+        metrics = held_out_pair_metrics(current, val, cfg)
         plain = plain_model(current)
         if problems:
             metrics["val_accuracy"] = greedy_accuracy(
                 plain, tokenizer, task, problems, max_new_tokens=cfg.max_new_tokens, stop=cfg.stop
             )
-        metrics.update(
-            {
-                f"val_{k}": v
-                for k, v in sampled_kl(
-                    plain, reference, tokenizer, kl_prompts, cfg.max_new_tokens, seed, cfg.stop
-                ).items()
-            }
-        )
-        return metrics
+        kl = sampled_kl(plain, reference, tokenizer, kl_prompts, cfg.max_new_tokens, seed, cfg.stop)
+        return metrics | {f"val_{k}": v for k, v in kl.items()}
 
     result = train_pairwise(
         stage="dpo",
         model=policy,
         train=train,
         cfg=cfg.train,
-        loss_fn=loss_fn,
+        loss_fn=partial(dpo_batch_loss, cfg=cfg),
         export=lambda current, path: save_model(current, tokenizer, path),
         out_dir=out_dir,
         seed=seed,
         log=log,
         logging=logging,
         validate=validate if val is not None else None,
-        monitor={
-            "accuracy": Monitor("val_accuracy", maximize=True),
-            "loss": Monitor(),
-            "reward_accuracy": Monitor("val_reward_accuracy", maximize=True),
-        }[select_by],
+        monitor=monitor,
         resume=resume,
     )
     return {**asdict(result), "model_dir": str(result.model_dir), "seconds": time.perf_counter() - started}

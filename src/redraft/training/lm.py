@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -55,6 +56,19 @@ class Anchor:
     coef: float
 
 
+class TokenRate:
+    """Tokens per second over all processes since the last read (the logged ``tokens_per_s``)."""
+
+    def __init__(self, accelerator):
+        self.accelerator, self.tokens, self.start = accelerator, 0, time.perf_counter()
+
+    def read(self) -> float:
+        elapsed = time.perf_counter() - self.start
+        rate = float(global_sum(self.accelerator, self.tokens)) / max(elapsed, 1e-9)
+        self.tokens, self.start = 0, time.perf_counter()
+        return rate
+
+
 @torch.no_grad()
 def validation_loss(model, data: TokenizedData, batch_size: int) -> float:
     was_training = model.training
@@ -69,6 +83,61 @@ def validation_loss(model, data: TokenizedData, batch_size: int) -> float:
         tokens += batch["loss_mask"][:, 1:].sum().item()
     model.train(was_training)
     return total / max(tokens, 1.0)
+
+
+def micro_batch_loss(
+    model, batch: dict[str, torch.Tensor], world: int, tokens: dict[str, float], anchor: Anchor | None
+) -> tuple[torch.Tensor, float, float]:
+    """``(loss, its value, the anchor KL's value)`` of one micro-batch, scaled by ``world`` (DDP averages over
+    ranks): the LM loss summed over the batch's ``loss_mask`` per ``tokens["loss_mask"]`` (the whole step's count),
+    plus, with an ``anchor``, its coefficient times the KL to the reference summed over the ``anchor_mask`` per
+    ``tokens["anchor_mask"]``."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    loss = masked_lm_loss_sum(logits, batch["input_ids"], batch["loss_mask"]) * world / tokens["loss_mask"]
+    if anchor is None:
+        return loss, loss.item(), 0.0
+    with torch.no_grad():
+        ref_logits = anchor.reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    kl = masked_kl_to_reference_sum(logits, ref_logits, batch["anchor_mask"]) * world / tokens["anchor_mask"]
+    return loss + anchor.coef * kl, loss.item() + anchor.coef * kl.item(), kl.item()
+
+
+def accumulate_gradients(
+    accelerator, model, batches: list[dict[str, torch.Tensor]], anchor: Anchor | None, check: Callable[[float], None]
+) -> tuple[float, float, int]:
+    """Forward and backward each micro-batch of one step (gradient sync on the last only); ``check`` sees every
+    micro-batch's loss value before its backward. Returns the step's loss and anchor KL, summed over processes,
+    and this process's tokens.
+
+    Every micro-batch is normalised by the whole step's token count over all processes, times the process count
+    (DDP averages gradients over ranks): the update is the one a single process makes on the whole batch.
+    """
+    world = accelerator.num_processes
+    keys = ("loss_mask", "anchor_mask") if anchor is not None else ("loss_mask",)
+    step_tokens = {
+        key: global_sum(accelerator, sum(b[key][:, 1:].sum() for b in batches)).clamp(min=1.0).item() for key in keys
+    }
+    step_loss, step_anchor_kl, tokens = 0.0, 0.0, 0
+    for i, batch in enumerate(batches):
+        with nullcontext() if i == len(batches) - 1 else accelerator.no_sync(model):
+            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+            loss, value, anchor_kl = micro_batch_loss(model, batch, world, step_tokens, anchor)
+            check(value / world)
+            accelerator.backward(loss)
+        step_loss += value / world
+        step_anchor_kl += anchor_kl / world
+        tokens += int(batch["attention_mask"].sum())
+    return float(global_sum(accelerator, step_loss)), float(global_sum(accelerator, step_anchor_kl)), tokens
+
+
+def _trainable_model(stage: str, model, train: TokenizedData, cfg: TrainSection, anchor: Anchor | None):
+    """``model`` with ``cfg.freeze`` applied and LoRA adapters where ``cfg.lora`` asks, once the data is checked."""
+    if anchor is not None and train.anchor_mask is None:
+        raise TrainingError(f"{stage}: an anchor needs training data with an anchor_mask")
+    if len(train) < cfg.batch_size:
+        raise TrainingError(f"{stage}: {len(train)} training examples, fewer than one batch of {cfg.batch_size}")
+    apply_freeze(model, cfg.freeze)
+    return apply_lora(model, cfg.lora) if cfg.lora.enabled else model
 
 
 def train_lm(
@@ -88,20 +157,10 @@ def train_lm(
     anchor: Anchor | None = None,
 ) -> StageResult:
     """Train ``model`` and write the best (or, without validation data, the last) model to ``out_dir/model``.
-
-    The validation loss is the LM loss alone, anchored or not, so runs stay comparable.
-    """
-    out_dir = Path(out_dir)
-    started = time.perf_counter()
+    The validation loss is the LM loss alone, anchored or not, so runs stay comparable."""
+    out_dir, started = Path(out_dir), time.perf_counter()
     set_seed(seed)
-    if anchor is not None and train.anchor_mask is None:
-        raise TrainingError(f"{stage}: an anchor needs training data with an anchor_mask")
-    apply_freeze(model, cfg.freeze)
-    if cfg.lora.enabled:
-        model = apply_lora(model, cfg.lora)
-    if len(train) < cfg.batch_size:
-        raise TrainingError(f"{stage}: {len(train)} training examples, fewer than one batch of {cfg.batch_size}")
-
+    model = _trainable_model(stage, model, train, cfg, anchor)
     loop = TrainingLoop(
         stage, out_dir, log, logging, cfg, hint="Try a lower train.optim.lr or check the data.", started=started
     )
@@ -109,69 +168,33 @@ def train_lm(
     model, optimizer, scheduler = loop.prepare(model, cfg.optim, cfg.max_steps)
     trainable = [p for p in model.parameters() if p.requires_grad]
     if anchor is not None:
-        reference = anchor.reference.to(accelerator.device).eval().requires_grad_(False)
+        anchor.reference.to(accelerator.device).eval().requires_grad_(False)
     state = {"best_val_loss": math.inf, "evals_without_improvement": 0, "train_loss": math.nan}
     first_step = loop.resume(resume, state)
     require_divisible("train.batch_size", cfg.batch_size, world)
     # Rows cut at train.max_length (the data warned already): logged with the first step's metrics.
     first_metrics = {"truncated_rows": train.truncated} if train.truncated and first_step == 1 else {}
-    window = {"tokens": 0, "start": time.perf_counter()}  # throughput since the last logged step
+    throughput = TokenRate(accelerator)
 
     def micro_batches(step: int) -> list[dict[str, torch.Tensor]]:
         accum = cfg.grad_accum_steps
         rows = [micro_batch_rows(len(train), cfg.batch_size, seed, (step - 1) * accum + i) for i in range(accum)]
         return [collate(train, r[rank::world]) for r in rows]
 
-    def masked_tokens(batches, key: str) -> torch.Tensor:
-        return global_sum(accelerator, sum(b[key][:, 1:].sum() for b in batches)).clamp(min=1.0)
-
     def train_step(step: int) -> str:
-        batches = micro_batches(step)
-        # Normalise by the global token count; DDP averages gradients over ranks, hence the
-        # factor ``world``: the update is then the one a single process makes on the whole batch.
-        step_tokens = masked_tokens(batches, "loss_mask")
-        if anchor is not None:
-            anchor_tokens = masked_tokens(batches, "anchor_mask")
-        step_loss, step_anchor_kl = 0.0, 0.0
-        for i, batch in enumerate(batches):
-            with nullcontext() if i == len(batches) - 1 else accelerator.no_sync(model):
-                batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                loss = masked_lm_loss_sum(logits, batch["input_ids"], batch["loss_mask"]) * world / step_tokens.item()
-                value = loss.item() / world
-                if anchor is not None:
-                    with torch.no_grad():
-                        ref_logits = reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-                    kl = masked_kl_to_reference_sum(logits, ref_logits.logits, batch["anchor_mask"])
-                    kl = kl * world / anchor_tokens.item()
-                    kl_value = kl.item() / world
-                    step_anchor_kl += kl_value
-                    loss = loss + anchor.coef * kl
-                    value += anchor.coef * kl_value
-                loop.require_finite(value, "loss", step)
-                accelerator.backward(loss)
-            step_loss += value
-            window["tokens"] += int(batch["attention_mask"].sum())
+        check = partial(loop.require_finite, what="loss", step=step)
+        step_loss, anchor_kl, tokens = accumulate_gradients(accelerator, model, micro_batches(step), anchor, check)
+        throughput.tokens += tokens
         grad_norm = accelerator.clip_grad_norm_(trainable, cfg.optim.grad_clip)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        step_loss = float(global_sum(accelerator, step_loss))
         state["train_loss"] = step_loss
         if step % cfg.log_every == 0 or step == cfg.max_steps:
-            elapsed = time.perf_counter() - window["start"]
-            metrics = {
-                "loss": step_loss,
-                "lr": scheduler.get_last_lr()[0],
-                "grad_norm": float(grad_norm),
-                "tokens_per_s": float(global_sum(accelerator, window["tokens"])) / max(elapsed, 1e-9),
-            }
-            if anchor is not None:
-                metrics["anchor_kl"] = float(global_sum(accelerator, step_anchor_kl))
-            metrics.update(first_metrics)
+            metrics = {"loss": step_loss, "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm)}
+            metrics["tokens_per_s"] = throughput.read()
+            loop.write(step, {**metrics, **({"anchor_kl": anchor_kl} if anchor else {}), **first_metrics})
             first_metrics.clear()
-            loop.write(step, metrics)
-            window.update(tokens=0, start=time.perf_counter())
         return f"loss {step_loss:.4f}"
 
     def measure() -> dict[str, float]:

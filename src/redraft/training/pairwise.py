@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -147,6 +148,25 @@ class PairwiseResult:
     seconds: float
 
 
+def accumulate_pair_gradients(
+    accelerator, model, batches: Iterable[Batch], count: int, loss_fn: PairLoss, check: Callable[[float], None]
+) -> tuple[float, dict[str, float]]:
+    """Forward and backward ``count`` micro-batches of one step, each loss divided by ``count`` (gradient sync on
+    the last only); ``check`` sees each loss value before its backward. Returns this process's mean loss and
+    mean stats over the micro-batches."""
+    step_loss, sums = 0.0, {}
+    for i, batch in enumerate(batches):
+        with nullcontext() if i == count - 1 else accelerator.no_sync(model):
+            loss, stats = loss_fn(model, batch)
+            value = loss.item()
+            check(value)
+            accelerator.backward(loss / count)
+        step_loss += value / count
+        for key, stat in stats.items():
+            sums[key] = sums.get(key, 0.0) + float(stat) / count
+    return step_loss, sums
+
+
 def train_pairwise(
     *,
     stage: str,
@@ -165,8 +185,7 @@ def train_pairwise(
 ) -> PairwiseResult:
     """Train on ``train``; the best model by ``monitor`` (or the last, without ``validate``) goes to
     ``out_dir/model``."""
-    out_dir = Path(out_dir)
-    started = time.perf_counter()
+    out_dir, started = Path(out_dir), time.perf_counter()
     set_seed(seed)
     if len(train) < cfg.batch_size:
         raise TrainingError(f"{stage}: {len(train)} training pairs, fewer than one batch of {cfg.batch_size}")
@@ -189,17 +208,9 @@ def train_pairwise(
         return batch
 
     def train_step(step: int) -> str:
-        step_loss, sums = 0.0, {}
-        for i in range(cfg.grad_accum_steps):
-            batch = micro_batch(step, i)
-            with nullcontext() if i == cfg.grad_accum_steps - 1 else accelerator.no_sync(model):
-                loss, stats = loss_fn(model, batch)
-                value = loss.item()
-                loop.require_finite(value, "loss", step)
-                accelerator.backward(loss / cfg.grad_accum_steps)
-            step_loss += value / cfg.grad_accum_steps
-            for key, stat in stats.items():
-                sums[key] = sums.get(key, 0.0) + float(stat) / cfg.grad_accum_steps
+        batches = (micro_batch(step, i) for i in range(cfg.grad_accum_steps))
+        check = partial(loop.require_finite, what="loss", step=step)
+        step_loss, sums = accumulate_pair_gradients(accelerator, model, batches, cfg.grad_accum_steps, loss_fn, check)
         grad_norm = accelerator.clip_grad_norm_(trainable, cfg.optim.grad_clip)
         optimizer.step()
         scheduler.step()
@@ -209,7 +220,7 @@ def train_pairwise(
         state["train_loss"] = step_loss
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             loop.write(
-                step, {"loss": step_loss, "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm), **rank_means}
+                step, {"loss": step_loss, "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm)} | rank_means
             )
         return f"loss {step_loss:.4f}"
 
