@@ -118,12 +118,7 @@ class RayGenerationPool(RayActorPool):
         rollout's stream and derives its rows' seeds from it, so a run seeded once stays reproducible.
         """
 
-        def turn(
-            prompts: list[list[int]],
-            params: SamplingSection,
-            generator: torch.Generator | None,
-            row_seeds: list[int] | None,
-        ) -> Generation:
+        def turn(prompts, params, generator, row_seeds) -> Generation:  # a TurnGenerator
             if row_seeds is None:
                 base = int(torch.randint(2**62, (), generator=generator))
                 row_seeds = [derive_seed(base, row) for row in range(len(prompts))]
