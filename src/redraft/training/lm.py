@@ -106,8 +106,8 @@ def accumulate_gradients(
     accelerator, model, batches: list[dict[str, torch.Tensor]], anchor: Anchor | None, check: Callable[[float], None]
 ) -> tuple[float, float, int]:
     """Forward and backward each micro-batch of one step (gradient sync on the last only); ``check`` sees every
-    micro-batch's loss value before its backward. Returns the step's loss and anchor KL, summed over processes,
-    and this process's tokens.
+    micro-batch's loss value before its backward. Returns the step's loss summed over processes, and this
+    process's share of the anchor KL and its tokens (summed over processes only when logged).
 
     Every micro-batch is normalised by the whole step's token count over all processes, times the process count
     (DDP averages gradients over ranks): the update is the one a single process makes on the whole batch.
@@ -127,7 +127,7 @@ def accumulate_gradients(
         step_loss += value / world
         step_anchor_kl += anchor_kl / world
         tokens += int(batch["attention_mask"].sum())
-    return float(global_sum(accelerator, step_loss)), float(global_sum(accelerator, step_anchor_kl)), tokens
+    return float(global_sum(accelerator, step_loss)), step_anchor_kl, tokens
 
 
 def _trainable_model(stage: str, model, train: TokenizedData, cfg: TrainSection, anchor: Anchor | None):
@@ -193,7 +193,8 @@ def train_lm(
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             metrics = {"loss": step_loss, "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm)}
             metrics["tokens_per_s"] = throughput.read()
-            loop.write(step, {**metrics, **({"anchor_kl": anchor_kl} if anchor else {}), **first_metrics})
+            metrics |= {"anchor_kl": float(global_sum(accelerator, anchor_kl))} if anchor is not None else {}
+            loop.write(step, {**metrics, **first_metrics})
             first_metrics.clear()
         return f"loss {step_loss:.4f}"
 
