@@ -124,7 +124,14 @@ def _pair_sft(
         )
 
     episodes = drafts(task.demonstration_examples, cfg.run.seed, s.drafts_per_problem)
-    mix = {"draft_wrong_share": sum(not draft_is_right(e) for e in episodes) / len(episodes)}
+    drawn = len(task.demonstration_examples) * s.drafts_per_problem
+    if not episodes:
+        raise RedraftError(f"Pair-SFT: none of the {drawn} demonstrations or drafts passes the task's checker")
+    mix = {
+        "draft_wrong_share": sum(not draft_is_right(e) for e in episodes) / len(episodes),
+        # Rows whose demonstration and draft both fail the checker: no correct answer to teach.
+        "rows_without_correct_answer": drawn - len(episodes),
+    }
     if s.wrong_draft_share is not None:
         episodes = rebalance_wrong_drafts(episodes, s.wrong_draft_share, cfg.run.seed)
     mix["train_rows"] = len(episodes)

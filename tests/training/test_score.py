@@ -1,5 +1,7 @@
 """SCoRe training pieces: two-attempt SFT data, per-attempt credit, and Stage I's anchor on attempt 1."""
 
+import dataclasses
+
 import pytest
 
 from redraft.algorithms import stage_credit
@@ -63,6 +65,25 @@ def test_pair_sft_anchor_marks_every_first_attempt_and_nothing_else(micro_model,
         expected = [0] * start + [1] * len(draft.reply_ids)
         expected += [0] * (int(data.lengths[row]) - len(expected))
         assert data.anchor_mask[row, : int(data.lengths[row])].tolist() == expected
+
+
+def test_pair_sft_never_teaches_a_demonstration_the_checker_rejects(micro_model, tokenizer, micro_task):
+    # Exact matching, with each problem's answer set to the first line of the draft the model will write
+    # (generation is seeded), so the checker accepts these drafts; every demonstration is a teacher's slip.
+    task = dataclasses.replace(micro_task, match="exact")
+    examples = task.train[:8]
+    drafts = pair_sft_episodes(micro_model, tokenizer, task, examples, PROTOCOL, 1.0, 4, seed=0)
+    answers = [e.turns[0].reply_text.splitlines()[0] if e.turns[0].reply_text.strip() else "x" for e in drafts]
+    right = [dataclasses.replace(ex, answer=a, completion="slip") for ex, a in zip(examples[:4], answers[:4])]
+    wrong = [dataclasses.replace(ex, completion="slip") for ex in examples[4:]]
+    episodes = pair_sft_episodes(micro_model, tokenizer, task, right + wrong, PROTOCOL, 1.0, 4, seed=0)
+    # Right drafts become the correction's target; wrong drafts with a slipped demonstration are left out.
+    assert [e.example for e in episodes] == [ex for ex in right if task.check(answers[right.index(ex)], ex)]
+    assert episodes, "the exact-match answers must accept some drafts"
+    for episode in episodes:
+        draft, correction = episode.turns
+        assert draft.info["correct"] and correction.reply_text == draft.reply_text
+        assert task.check(correction.reply_text, episode.example)
 
 
 def test_pair_sft_samples_several_drafts_of_each_problem(micro_model, tokenizer, micro_task):

@@ -4,8 +4,10 @@ Every two-attempt sequence is built from the exact tokens the model sees at run 
 attempt 1, correction instruction, attempt 2), so SFT and RL train the context that evaluation
 decodes from.
 
-- Pair-SFT: attempt 1 is the model's own sample (on-policy draft); attempt 2 is the correct
-  answer. Attempt-2 tokens always carry loss; attempt-1 tokens carry loss when the draft is
+- Pair-SFT: attempt 1 is the model's own sample (on-policy draft); attempt 2 is a correct
+  answer: the demonstration where the checker accepts it, else the draft where that is right, else
+  the row is dropped (an imperfect teacher's slip is never taught as a correction). Attempt-2
+  tokens always carry loss; attempt-1 tokens carry loss when the draft is
   correct, so attempt 1 keeps being trained on right answers only (never on the wrong drafts, and
   not masked out entirely, which would handicap attempt 1 and inflate Δ). Optionally every
   attempt-1 token is also anchored to the SFT model (exact KL), since learning attempt 2 moves
@@ -80,7 +82,9 @@ def pair_sft_episodes(
     stop: Sequence[str] = (),
 ) -> list[Episode]:
     """On-policy drafts as attempt 1 (``drafts_per_problem`` samples of each problem, in a row, each ended by EOS, a
-    ``stop`` string or ``max_new_tokens``), each followed by the instruction and the correct answer."""
+    ``stop`` string or ``max_new_tokens``), each followed by the instruction and a correct answer: the
+    demonstration where the checker accepts it, else the draft where that is right. Rows with neither are
+    left out, so an imperfect teacher's slips never become corrections."""
     examples = [example for example in examples for _ in range(drafts_per_problem)]
     prompts = encode_prompts(tokenizer, [task.prompt(ex) for ex in examples])
     drafts = generate_ids(
@@ -91,14 +95,19 @@ def pair_sft_episodes(
         seed=seed,
     )
     envs = [SelfCorrectionEnv(task, protocol.attempts, protocol.instruction) for _ in examples]
-    verdicts = task.check_many(drafts.texts, examples)  # one batch (the environments installed any verifier)
+    # One batch each (the environments installed any verifier).
+    verdicts = task.check_many(drafts.texts, examples)
+    target_verdicts = task.check_many([example.target for example in examples], examples)
     episodes = []
-    for env, example, prompt_ids, draft_ids, draft_text, reason, correct in zip(
-        envs, examples, prompts, drafts.token_ids, drafts.texts, drafts.finish_reasons, verdicts
+    for env, example, prompt_ids, draft_ids, draft_text, reason, correct, target_correct in zip(
+        envs, examples, prompts, drafts.token_ids, drafts.texts, drafts.finish_reasons, verdicts, target_verdicts
     ):
+        if not (target_correct or correct):
+            continue
+        answer = example.target if target_correct else draft_text
         env.reset(example)
         instruction_ids = tokenizer(env.correction_prompt(), add_special_tokens=False)["input_ids"]
-        answer_ids = tokenizer(example.target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         episodes.append(
             Episode(
                 example,
@@ -116,7 +125,7 @@ def pair_sft_episodes(
                         instruction_ids,
                         answer_ids,
                         [],
-                        example.target,
+                        answer,
                         "eos",
                         1.0,
                         {"correct": True},
