@@ -217,7 +217,8 @@ class ScoreSection(Section):
             eval_accuracy_problems=0,
             optim=OptimSection(lr=1e-3, warmup_steps=20),
         ),
-        description="Pair-SFT: SFT on the model's own drafts followed by the instruction and the right answer",
+        description="Pair-SFT: SFT on the model's own drafts followed by the instruction and a right answer (the "
+        "demonstration where the checker accepts it, else a right draft)",
     )
     rl: RLSection = Field(
         RLSection(algorithm="rloo", eval_problems=0, save_every=50),
