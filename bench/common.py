@@ -21,6 +21,13 @@ def bench_setup(preset: str = "small", seed: int = 0, train_size: int = 4096):
     return task, tokenizer, model
 
 
+def main_job_task():
+    """The main job's task (the built-in defaults), whose prompts the main job's SFT model answers."""
+    from redraft.config import load_config
+
+    return build_task(load_config("run").task)
+
+
 def matmul_rate(threads: int, tokens: int, hidden: int, mlp: int, vocab: int, repeats: int = 5) -> float:
     """fp32 FLOP/s of this model's matmul shapes (q/k/v/o, gate/up/down, LM head) at `tokens` rows."""
     torch.set_num_threads(threads)

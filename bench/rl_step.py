@@ -1,9 +1,11 @@
 """RL step throughput: redraft's GRPO/PPO vs TRL's `GRPOTrainer`/`PPOTrainer` on the same model and task.
 
-Prints JSON. Every side runs in its own subprocess (so each one's peak RSS is its own) on the same
-saved weights and tokenizer, the same prompts and the same 1.0/0.0 checker reward. Rounds interleave
-the sides (the one going first alternating), and the speed-up is the median of the per-round ratios,
-with its min and max: machine speed drifts by ±15-25% between minutes on a shared VM. TRL lives in a
+Prints JSON. Every side runs in its own subprocess (so each one's peak RSS is its own) from the same
+checkpoint (``--model``, the main job's SFT model by default) on the main job's prompts with the same
+1.0/0.0 checker reward. A trained start matters: from a random model every reward is 0, every GRPO
+advantage 0, and redraft's update, which leaves out rows without gradient, would have nothing to train.
+Rounds interleave the sides (the one going first alternating), and the speed-up is the median of the
+per-round ratios, with its min and max: machine speed drifts by ±15-25% between minutes on a shared VM. TRL lives in a
 separate virtual environment (see bench/README.md):
 
     python -m venv --system-site-packages bench/.venv-trl
@@ -16,8 +18,8 @@ side imports TRL 1.12.0 from the `--target` folder above (put first on PYTHONPAT
 TRL runs with gradient checkpointing off (its default is on; redraft does not checkpoint), so both sides
 do the same FLOPs; --trl-default-gc adds a run of TRL's default for reference.
 
-Usage: python bench/rl_step.py [--steps 3] [--warmup 1] [--prompts 64] [--samples 8] [--new-tokens 8]
-       [--preset small] [--threads 2] [--ppo-kl 0.05] [--rounds 5] [--only grpo|ppo] [--trl-default-gc]
+Usage: python bench/rl_step.py [--model runs/main/sft/model] [--steps 3] [--warmup 1] [--prompts 64] [--samples 8]
+       [--new-tokens 8] [--threads 2] [--ppo-kl 0.05] [--rounds 5] [--only grpo|ppo] [--trl-default-gc]
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ import torch
 BENCH = Path(__file__).resolve().parent
 TRL_PYTHON = BENCH / ".venv-trl" / "bin" / "python"
 TRL_PPO_PATH = BENCH / ".venv-trl" / "trl-1.12.0"
-TASK_KW = dict(train_size=4096, test_size=1024, val_size=0)  # as bench_setup builds it
 MARK = "RL_STEP_RESULT "
 
 
@@ -49,13 +50,6 @@ def peak_rss_mib() -> float:
     import resource
 
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def build_task():
-    from redraft.config import TaskSection
-    from redraft.tasks import build_task as build
-
-    return build(TaskSection(**TASK_KW))
 
 
 def answer_lookup(task, tokenizer) -> dict[tuple[int, ...], str]:
@@ -71,12 +65,14 @@ def answer_lookup(task, tokenizer) -> dict[tuple[int, ...], str]:
 
 
 def worker_ours(args) -> dict:
+    from common import main_job_task
+
     from redraft.config import LoggingSection, RLSection
     from redraft.text.tokenizer import load_tokenizer
     from redraft.training.logging import MetricsLog
     from redraft.training.rl import train_rl
 
-    task = build_task()
+    task = main_job_task()
     tokenizer = load_tokenizer(args.model_dir)
     algorithm = args.worker.split("-")[1]
     cfg = RLSection(
@@ -117,6 +113,7 @@ def worker_ours(args) -> dict:
         "completion_tokens": statistics.fmean(r["response_length"] for r in rows),
         "prompt_tokens": prompt_tokens,
         "reward": statistics.fmean(r["reward"] for r in rows),
+        "frac_reward_zero_std": statistics.fmean(r.get("frac_reward_zero_std", 0.0) for r in rows),
         "scores_reference": "kl" in rows[0],  # train_rl logs KL to the reference only when it scores one
     }
 
@@ -155,13 +152,13 @@ def trl_common(args) -> dict:
 
 def worker_trl_grpo(args) -> dict:
     import trl
-    from common import train_trl_grpo
+    from common import main_job_task, train_trl_grpo
     from datasets import Dataset
     from transformers import AutoTokenizer
 
     from redraft.tasks.base import answers_match, extract_answer
 
-    task = build_task()
+    task = main_job_task()
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     data = Dataset.from_dict({"prompt": [task.prompt(e) for e in task.train], "answer": [e.answer for e in task.train]})
     rewards: list[float] = []
@@ -200,7 +197,7 @@ def worker_trl_grpo(args) -> dict:
 
 def worker_trl_ppo(args) -> dict:
     import trl
-    from common import trl_settings
+    from common import main_job_task, trl_settings
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -211,7 +208,7 @@ def worker_trl_ppo(args) -> dict:
 
     from redraft.tasks.base import answers_match, extract_answer
 
-    task = build_task()
+    task = main_job_task()
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir, padding_side="left")
     lookup = answer_lookup(task, tokenizer)
     eos = tokenizer.eos_token_id
@@ -318,11 +315,12 @@ def run_worker(name: str, args, model_dir: str, gc: bool = False) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def step_flops(algorithm: str, n_policy: int, n_critic: int, tokens: float, kl: bool) -> float:
-    """2·N·T for generation, +2·N·T for a reference forward, +6·N·T for the policy update; PPO adds
-    the critic's value forward (2·Nc·T) and its update (6·Nc·T). T = real (non-pad) tokens of the
-    step's sequences, prompt + completion; N counts matmul weights (the tied embedding once, as the LM head)."""
-    flops = 2 * n_policy * tokens + 6 * n_policy * tokens
+def step_flops(algorithm: str, n_policy: int, n_critic: int, tokens: float, kl: bool, trained: float = 1.0) -> float:
+    """2·N·T for generation, +2·N·T for a reference forward, +6·N·T·trained for the policy update (``trained``:
+    the share of rows with a gradient); PPO adds the critic's value forward (2·Nc·T) and its update (6·Nc·T).
+    T = real (non-pad) tokens of the step's sequences, prompt + completion; N counts matmul weights (the tied
+    embedding once, as the LM head)."""
+    flops = 2 * n_policy * tokens + 6 * n_policy * tokens * trained
     if kl:
         flops += 2 * n_policy * tokens
     if algorithm == "ppo":
@@ -362,6 +360,7 @@ def trl_section(trl: dict, algorithm: str, gc: bool) -> dict:
         "step_s": trl["step_s"],
         "rounds_mean_step_s": trl["rounds_mean_step_s"],
         "mean_completion_tokens": trl["completion_tokens"] and round(trl["completion_tokens"], 2),
+        "reward": round(trl["reward"], 3),
         "peak_rss_mib": trl["peak_rss_mib"],
         "process_wall_s": trl["process_wall_s"],
     }
@@ -374,7 +373,9 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=8)
-    parser.add_argument("--preset", default="small")
+    parser.add_argument(
+        "--model", default="runs/main/sft/model", help="the checkpoint both sides start from (the main job's SFT model)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ppo-kl", type=float, default=0.05, help="KL coefficient for both PPOs (TRL's default)")
     parser.add_argument(
@@ -408,13 +409,15 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(BENCH))
-    from common import bench_setup, matmul_rate
+    from common import matmul_rate
 
     from redraft.config import RLSection
-    from redraft.models import save_model
+    from redraft.models import load_model
     from redraft.models.build import llama_mlp_width
 
-    task, tokenizer, model = bench_setup(args.preset)
+    if not (Path(args.model) / "config.json").is_file():
+        sys.exit(f"--model {args.model}: no checkpoint there; `redraft run` writes the main job's SFT model to it")
+    model = load_model(args.model)
     cfg = model.config
     n_policy = sum(p.numel() for p in model.parameters())  # tied embeddings: counted once, as the LM head
     n_critic = n_policy - cfg.vocab_size * cfg.hidden_size + cfg.hidden_size + 1  # no LM head; scalar head
@@ -425,7 +428,7 @@ def main() -> None:
     have_trl = TRL_PYTHON.is_file()
     report: dict = {
         "benchmark": "rl_step",
-        "preset": args.preset,
+        "model": args.model,
         "params": n_policy,
         "prompts_per_step": args.prompts,
         "samples_per_prompt": args.samples,
@@ -439,90 +442,97 @@ def main() -> None:
         "redraft_micro_batch_size": args.micro_batch or RLSection().micro_batch_size,
         "fp32_matmul_gflops": round(rate / 1e9, 1),
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir = str(Path(tmp) / "model")
-        save_model(model, tokenizer, model_dir)
-        del model
-        for algorithm in algorithms:
-            sides = ["ours"] + (["trl"] if have_trl else []) + (["trl-gc"] if have_trl and args.trl_default_gc else [])
-            runs: dict[str, list[dict]] = {side: [] for side in sides}
-            for round_index in range(args.rounds):  # interleaved, so drifts in machine speed hit both sides
-                for side in sides if round_index % 2 == 0 else sides[::-1]:
-                    runs[side].append(
-                        run_worker(f"{side.split('-')[0]}-{algorithm}", args, model_dir, gc=side == "trl-gc")
-                    )
-            ours = summarise(runs["ours"])
-            section: dict = {}
-            if "error" in ours:
-                section["ours"] = ours
-                report[algorithm] = section
-                continue
-            ours_cps = rollouts / ours["mean_step_s"]
-            tokens = rollouts * (ours["prompt_tokens"] + ours["completion_tokens"])
-            kl = algorithm == "ppo" and args.ppo_kl > 0
-            flops = step_flops(algorithm, n_policy, n_critic, tokens, kl)
-            bound = flops / rate
-            # At beta = 0 a reference forward is not needed; if ours scored one anyway, the bound would still
-            # leave it out and the time it takes would count against us.
-            extra_ref = not kl and ours["scores_reference"]
-            section["ours"] = {
-                "completions_per_s": round(ours_cps, 1),
-                "mean_step_s": round(ours["mean_step_s"], 3),
-                "step_s": ours["step_s"],
-                "rounds_mean_step_s": ours["rounds_mean_step_s"],
-                "split_s": {
-                    "generate": round(statistics.fmean(ours["generate_s"]), 3),
-                    "logprobs_and_advantages": round(statistics.fmean(ours["logprob_s"]), 3),
-                    "update": round(statistics.fmean(ours["update_s"]), 3),
-                },
-                "scores_reference_at_beta_0": extra_ref if not kl else None,
-                "mean_completion_tokens": round(ours["completion_tokens"], 2),
-                "mean_prompt_tokens": round(ours["prompt_tokens"], 2),
-                "peak_rss_mib": ours["peak_rss_mib"],
-                "process_wall_s": ours["process_wall_s"],
-            }
-            section["compute_bound"] = {
-                "formula": (
-                    "8*N*T (2NT generation + 6NT update; beta=0 needs no reference forward)"
-                    if algorithm == "grpo"
-                    else "2NT generation"
-                    + (" + 2NT reference" if kl else "")
-                    + " + 2*Nc*T critic values + 6NT policy update + 6*Nc*T critic update"
-                ),
-                "N_policy": n_policy,
-                "N_critic": n_critic if algorithm == "ppo" else None,
-                "T_tokens": round(tokens),
-                "gflop": round(flops / 1e9, 1),
-                "bound_s": round(bound, 3),
-                "ours_step_over_bound": round(ours["mean_step_s"] / bound, 2),
-                "target_within_1_3x": ours["mean_step_s"] / bound <= 1.3,
-            }
-            if extra_ref:
-                with_ref = flops + 2 * n_policy * tokens
-                section["compute_bound"]["ours_step_over_bound_counting_its_reference_forward"] = round(
-                    ours["mean_step_s"] / (with_ref / rate), 2
+    del model
+    for algorithm in algorithms:
+        sides = ["ours"] + (["trl"] if have_trl else []) + (["trl-gc"] if have_trl and args.trl_default_gc else [])
+        runs: dict[str, list[dict]] = {side: [] for side in sides}
+        for round_index in range(args.rounds):  # interleaved, so drifts in machine speed hit both sides
+            for side in sides if round_index % 2 == 0 else sides[::-1]:
+                runs[side].append(
+                    run_worker(f"{side.split('-')[0]}-{algorithm}", args, args.model, gc=side == "trl-gc")
                 )
-            if have_trl:
-                for side in sides[1:]:
-                    trl = summarise(runs[side])
-                    if "error" not in trl:
-                        trl["completions_per_s"] = rollouts / trl["mean_step_s"]
-                    section[side.replace("-", "_")] = trl_section(trl, algorithm, side == "trl-gc")
-                trl = summarise(runs["trl"])
-                if "error" not in trl:
-                    target = 1.5 if algorithm == "grpo" else 2.0
-                    section["speedup_vs_trl"] = round_ratios(ours, trl)
-                    section[f"target_{target}x_trl_met"] = section["speedup_vs_trl"]["median"] >= target
-                    section["peak_rss_ratio_ours_over_trl"] = round(ours["peak_rss_mib"] / trl["peak_rss_mib"], 2)
-                    section["target_rss_at_most_trl_met"] = ours["peak_rss_mib"] <= trl["peak_rss_mib"]
-                if "trl-gc" in runs and "error" not in (gc := summarise(runs["trl-gc"])):
-                    section["speedup_vs_trl_default_gc"] = round_ratios(ours, gc)
-                    section["peak_rss_ratio_ours_over_trl_default_gc"] = round(
-                        ours["peak_rss_mib"] / gc["peak_rss_mib"], 2
-                    )
-            else:
-                section["trl"] = f"not run: {TRL_PYTHON} missing (see bench/README.md for the setup)"
+        ours = summarise(runs["ours"])
+        section: dict = {}
+        if "error" in ours:
+            section["ours"] = ours
             report[algorithm] = section
+            continue
+        ours_cps = rollouts / ours["mean_step_s"]
+        tokens = rollouts * (ours["prompt_tokens"] + ours["completion_tokens"])
+        kl = algorithm == "ppo" and args.ppo_kl > 0
+        # GRPO at beta = 0: a group whose rewards are all equal has advantage 0 and no gradient, and the work the
+        # step needs leaves its rows out of the update (redraft does; TRL trains every row).
+        trained = 1.0 - ours["frac_reward_zero_std"] if algorithm == "grpo" else 1.0
+        flops = step_flops(algorithm, n_policy, n_critic, tokens, kl, trained)
+        bound = flops / rate
+        # At beta = 0 a reference forward is not needed; if ours scored one anyway, the bound would still
+        # leave it out and the time it takes would count against us.
+        extra_ref = not kl and ours["scores_reference"]
+        section["ours"] = {
+            "completions_per_s": round(ours_cps, 1),
+            "mean_step_s": round(ours["mean_step_s"], 3),
+            "step_s": ours["step_s"],
+            "rounds_mean_step_s": ours["rounds_mean_step_s"],
+            "split_s": {
+                "generate": round(statistics.fmean(ours["generate_s"]), 3),
+                "logprobs_and_advantages": round(statistics.fmean(ours["logprob_s"]), 3),
+                "update": round(statistics.fmean(ours["update_s"]), 3),
+            },
+            "scores_reference_at_beta_0": extra_ref if not kl else None,
+            "mean_completion_tokens": round(ours["completion_tokens"], 2),
+            "mean_prompt_tokens": round(ours["prompt_tokens"], 2),
+            "reward": round(ours["reward"], 3),
+            "frac_reward_zero_std": round(ours["frac_reward_zero_std"], 3),
+            "peak_rss_mib": ours["peak_rss_mib"],
+            "process_wall_s": ours["process_wall_s"],
+        }
+        section["compute_bound"] = {
+            "formula": (
+                "2NT generation + 6NT*(1 - frac_reward_zero_std) update of the rows with a gradient "
+                "(beta=0 needs no reference forward)"
+                if algorithm == "grpo"
+                else "2NT generation"
+                + (" + 2NT reference" if kl else "")
+                + " + 2*Nc*T critic values + 6NT policy update + 6*Nc*T critic update"
+            ),
+            "N_policy": n_policy,
+            "N_critic": n_critic if algorithm == "ppo" else None,
+            "T_tokens": round(tokens),
+            "gflop": round(flops / 1e9, 1),
+            "bound_s": round(bound, 3),
+            "ours_step_over_bound": round(ours["mean_step_s"] / bound, 2),
+            "target_within_1_3x": ours["mean_step_s"] / bound <= 1.3,
+        }
+        if extra_ref:
+            with_ref = flops + 2 * n_policy * tokens
+            section["compute_bound"]["ours_step_over_bound_counting_its_reference_forward"] = round(
+                ours["mean_step_s"] / (with_ref / rate), 2
+            )
+        if have_trl:
+            for side in sides[1:]:
+                trl = summarise(runs[side])
+                if "error" not in trl:
+                    trl["completions_per_s"] = rollouts / trl["mean_step_s"]
+                section[side.replace("-", "_")] = trl_section(trl, algorithm, side == "trl-gc")
+            trl = summarise(runs["trl"])
+            if "error" not in trl:
+                target = 1.5 if algorithm == "grpo" else 2.0
+                section["speedup_vs_trl"] = round_ratios(ours, trl)
+                section[f"target_{target}x_trl_met"] = section["speedup_vs_trl"]["median"] >= target
+                section["peak_rss_ratio_ours_over_trl"] = round(ours["peak_rss_mib"] / trl["peak_rss_mib"], 2)
+                section["target_rss_at_most_trl_met"] = ours["peak_rss_mib"] <= trl["peak_rss_mib"]
+            if "trl-gc" in runs and "error" not in (gc := summarise(runs["trl-gc"])):
+                section["speedup_vs_trl_default_gc"] = round_ratios(ours, gc)
+                section["peak_rss_ratio_ours_over_trl_default_gc"] = round(ours["peak_rss_mib"] / gc["peak_rss_mib"], 2)
+        else:
+            section["trl"] = f"not run: {TRL_PYTHON} missing (see bench/README.md for the setup)"
+        report[algorithm] = section
+    if "grpo" in algorithms:
+        report["grpo_note"] = (
+            "Equal sampling and equal settings; the work differs in one place: at beta = 0 redraft's update leaves "
+            "out the rows of groups whose rewards are all equal (advantage 0, zero gradient; frac_reward_zero_std "
+            "of them), where TRL's GRPOTrainer forwards and back-propagates every row. The gradient is the same."
+        )
     if "ppo" in algorithms:
         report["ppo_note"] = (
             "TRL 1.13+ ships no PPOTrainer; the TRL PPO side is trl.experimental.ppo.PPOTrainer from TRL 1.12.0, "

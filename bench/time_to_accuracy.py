@@ -35,14 +35,9 @@ MARK = "TIME_TO_ACCURACY "
 LR = 1e-4
 
 
-def main_job_task():
-    from redraft.config import load_config
-    from redraft.tasks import build_task
-
-    return build_task(load_config("run").task)
-
-
 def evaluator(args):
+    from common import main_job_task
+
     from redraft.evaluation.evaluate import greedy_accuracy
     from redraft.text.tokenizer import load_tokenizer
 

@@ -147,3 +147,27 @@ def test_row_seeds_make_each_completion_independent_of_its_batch(micro_model, to
     other = generate_ids(micro_model, tokenizer, prompts, params, row_seeds=[derive_seed(6, row) for row in range(8)])
     assert other.token_ids != whole.token_ids
     assert len({derive_seed(5, row) for row in range(1000)} | {derive_seed(6, row) for row in range(1000)}) == 2000
+
+
+@pytest.mark.parametrize("backend", ["fast", "hf"])
+def test_repeated_prompts_are_prefilled_once_and_sample_as_if_alone(
+    micro_model, tokenizer, micro_task, backend, monkeypatch
+):
+    # GRPO's batches hold every prompt several times: each distinct prompt is prefilled once, and every repeat
+    # samples exactly what it would sample alone.
+    distinct = encode_prompts(tokenizer, _prompts(micro_task, 3))
+    prompts = [distinct[n % 3] for n in (0, 1, 2, 2, 0, 1, 0, 2)]
+    seeds = [derive_seed(7, row) for row in range(len(prompts))]
+    params = SamplingSection(temperature=1.0, max_new_tokens=6, backend=backend)
+    runner = FastLlamaRunner if backend == "fast" else HFRunner
+    prefilled, real_prefill = [], runner.prefill
+    monkeypatch.setattr(
+        runner, "prefill", lambda self, ids, mask: prefilled.append(len(ids)) or real_prefill(self, ids, mask)
+    )
+    together = generate_ids(micro_model, tokenizer, prompts, params, row_seeds=seeds)
+    assert prefilled == [3]
+    for row, (prompt, seed) in enumerate(zip(prompts, seeds)):
+        alone = generate_ids(micro_model, tokenizer, [prompt], params, row_seeds=[seed])
+        assert together.token_ids[row] == alone.token_ids[0]
+        assert together.logprobs[row] == pytest.approx(alone.logprobs[0], abs=1e-5)
+    assert len({tuple(t) for t in together.token_ids}) > 3  # the repeats of a prompt sample different replies

@@ -106,6 +106,23 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path, tokenizer, micro_
         torch.testing.assert_close(finals[0][name], finals[1][name], atol=1e-6, rtol=1e-5)
 
 
+def test_fused_adamw_trains_the_same_model_up_to_rounding(tmp_path, tokenizer, micro_task):
+    from redraft.config import ModelSection, OptimSection
+    from redraft.models import build_model
+    from redraft.training.optim import build_optimizer
+
+    finals = []
+    for fused in (False, True):
+        torch.manual_seed(0)
+        model = build_model(ModelSection(preset="micro"), tokenizer)
+        _train(tmp_path / str(fused), model, tokenizer, micro_task, val=False, max_steps=3, optim={"fused": fused})
+        finals.append(load_file(str(tmp_path / str(fused) / "model" / "model.safetensors")))
+    for name in finals[0]:
+        torch.testing.assert_close(finals[1][name], finals[0][name], atol=1e-5, rtol=1e-4)
+    assert build_optimizer(model, OptimSection(fused=True)).defaults["fused"]
+    assert not build_optimizer(model, OptimSection()).defaults["fused"]
+
+
 def test_non_finite_loss_stops_with_clear_error(tmp_path, micro_model, tokenizer, micro_task, monkeypatch):
     real = lm_module.masked_lm_loss_sum
     calls = {"n": 0}

@@ -22,6 +22,12 @@ class OptimSection(Section):
         0.1, ge=0, le=1, description="after warm-up, cosine decay to lr × this at the last step (1.0 = constant lr)"
     )
     grad_clip: float = Field(1.0, gt=0, description="clip the global gradient norm to this before each step")
+    fused: bool = Field(
+        False,
+        description="torch's fused AdamW kernel (one kernel per step for all parameters): several times faster "
+        "on a GPU; on a 2-core CPU it saves about 5 ms a step (under 2% of an update) and rounds differently "
+        "in the last bits, so CPU runs keep the foreach kernel; turn it on for GPU runs",
+    )
 
 
 class FreezeSection(Section):

@@ -153,6 +153,12 @@ class FastLlamaRunner:
             )
         return self._logits(x)
 
+    def expand(self, rows: torch.Tensor) -> None:
+        """Make the prefilled batch the rows ``rows`` of it (repeats allowed)."""
+        self.k_caches = [cache.index_select(0, rows) for cache in self.k_caches]
+        self.v_caches = [cache.index_select(0, rows) for cache in self.v_caches]
+        self.valid, self.next_position = self.valid[rows], self.next_position[rows]
+
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """One new token per row in, next-token logits out."""
         at = self.length

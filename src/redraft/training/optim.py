@@ -18,7 +18,9 @@ def build_optimizer(model: torch.nn.Module, optim: OptimSection, lr: float | Non
         {"params": [p for _, p in trainable if p.ndim >= 2], "weight_decay": optim.weight_decay},
         {"params": [p for _, p in trainable if p.ndim < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=lr or optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps)
+    return torch.optim.AdamW(
+        groups, lr=lr or optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps, fused=optim.fused or None
+    )
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, optim: OptimSection, total_steps: int):

@@ -1,6 +1,7 @@
 """The update phase of an RL iteration: ``rl.epochs`` passes over the rollouts in minibatches, each one
 optimizer step of the clipped policy loss (+ the KL term), its gradient accumulated over chunks of
-``rl.micro_batch_size`` rows; PPO's critic after every policy step."""
+``rl.micro_batch_size`` rows and spent only on rows whose loss has a gradient; PPO's critic after every policy
+step."""
 
 from __future__ import annotations
 
@@ -24,16 +25,34 @@ if TYPE_CHECKING:  # the trainer's state, passed in by train_rl
     from redraft.training.rl import Learner
 
 
-def _micro_batches(idx: torch.Tensor, mask: torch.Tensor, mode: str, rows: int):
-    """``idx`` (one minibatch) in chunks of ``rows``: ``(chunk, is_last, unit_weight, token_weight)``, the weights
-    being the chunk's share of the minibatch's loss units (as ``loss_agg`` counts them) and of its action tokens,
-    so that the weighted chunk losses add up to the minibatch's loss."""
-    chunks = idx.split(rows)
-    units, tokens = aggregation_units(mask[idx], mode).clamp(min=1), mask[idx].sum().clamp(min=1)
+def _micro_batches(idx: torch.Tensor, trained: torch.Tensor, batch: RolloutBatch, mode: str, rows: int):
+    """``trained`` (rows of the minibatch ``idx``) in chunks of ``rows``: ``(chunk, is_last, unit_weight,
+    token_weight)``. ``unit_weight`` is the chunk's share of the whole minibatch's loss units (as ``loss_agg``
+    counts them), so the weighted chunk losses add up to the minibatch's loss; ``token_weight`` its share of the
+    trained rows' action tokens, which averages the chunks' stats. Rows go into chunks shortest first: each
+    chunk is cut to its longest row, so sequences of like length share one and little is spent on padding."""
+    mask = batch.action_mask
+    trained = trained[batch.attention_mask[trained].sum(dim=1).argsort(stable=True)]
+    chunks = trained.split(rows)
+    units, tokens = aggregation_units(mask[idx], mode).clamp(min=1), mask[trained].sum().clamp(min=1)
+    whole = len(chunks) == 1 and len(trained) == len(idx)
     for n, chunk in enumerate(chunks):
-        unit_weight = float(aggregation_units(mask[chunk], mode) / units) if len(chunks) > 1 else 1.0
-        token_weight = float(mask[chunk].sum() / tokens) if len(chunks) > 1 else 1.0
+        unit_weight = 1.0 if whole else float(aggregation_units(mask[chunk], mode) / units)
+        token_weight = 1.0 if len(chunks) == 1 else float(mask[chunk].sum() / tokens)
         yield chunk, n == len(chunks) - 1, unit_weight, token_weight
+
+
+def _rows_with_gradient(learner: Learner, advantages: torch.Tensor, mask: torch.Tensor, kl_coefs) -> torch.Tensor:
+    """Per row: can its loss move the policy? A row whose advantage is 0 on every action token (in GRPO or
+    RLOO, a group whose samples all scored the same) has a loss of exactly 0 and a zero gradient unless a KL
+    term is in the loss, so the update spends no forward or backward on it."""
+    acting = mask.bool()
+    learns = ((advantages != 0) & acting).any(dim=1)
+    if kl_coefs is not None:
+        learns |= ((kl_coefs != 0) & acting).any(dim=1)
+    elif learner.cfg.algorithm == "grpo" and learner.controller.value > 0:
+        learns[:] = True
+    return learns
 
 
 def _accumulate(sums: dict[str, float], values: dict[str, Any], weight: float) -> None:
@@ -92,6 +111,7 @@ def update(
         for key, value in values.items():
             stats.setdefault(key, []).append(float(value.detach() if torch.is_tensor(value) else value))
 
+    learns = _rows_with_gradient(learner, advantages, batch.action_mask, scored["token_kl_coefs"])
     for epoch in range(cfg.epochs):
         seed = learner.seed + 7919 * iteration + epoch + 104_729 * loop.rank  # primes: no two streams collide
         order = torch.randperm(learner.local_rollouts, generator=torch.Generator().manual_seed(seed))
@@ -100,10 +120,10 @@ def update(
             # Weighted by this rank's share, the mean over ranks (gradients and the logged
             # loss alike) is the loss of the whole minibatch.
             share = learner.global_share(batch.action_mask[idx], cfg.loss_agg)
+            # At least one row, even one without gradient: every rank runs the backward that syncs DDP.
+            trained = idx[learns[idx]] if bool(learns[idx].any()) else idx[:1]
             sums: dict[str, float] = {}
-            for rows, last, unit_weight, token_weight in _micro_batches(
-                idx, batch.action_mask, cfg.loss_agg, local_micro
-            ):
+            for rows, last, unit_weight, token_weight in _micro_batches(idx, trained, batch, cfg.loss_agg, local_micro):
                 with nullcontext() if last else accelerator.no_sync(learner.policy):
                     loss, policy_stats, entropy = _policy_loss(learner, batch, advantages, scored, rows)
                     loop.require_finite(loss.item(), "policy loss", iteration)
@@ -127,7 +147,7 @@ def _critic_step(learner: Learner, batch: RolloutBatch, old_values, returns, idx
     cfg, loop, accelerator = learner.cfg, learner.loop, learner.loop.accelerator
     share = learner.global_share(batch.action_mask[idx], "token_mean")
     sums: dict[str, float] = {}
-    for chunk, last, weight, _ in _micro_batches(idx, batch.action_mask, "token_mean", rows):
+    for chunk, last, weight, _ in _micro_batches(idx, idx, batch, "token_mean", rows):
         ids, attn, mask, chunk_old, chunk_returns = _trimmed(batch, chunk, old_values, returns)
         with nullcontext() if last else accelerator.no_sync(learner.critic):
             v_loss, v_stats = value_loss(learner.critic(ids, attn), chunk_old, chunk_returns, mask, cfg.value_clip_eps)
