@@ -171,3 +171,23 @@ def test_repeated_prompts_are_prefilled_once_and_sample_as_if_alone(
         assert together.token_ids[row] == alone.token_ids[0]
         assert together.logprobs[row] == pytest.approx(alone.logprobs[0], abs=1e-5)
     assert len({tuple(t) for t in together.token_ids}) > 3  # the repeats of a prompt sample different replies
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_log_probs_of_the_action_columns_skip_the_prompts_logits(tokenizer, arch):
+    from redraft.rollout.batch import sequence_logprobs
+
+    model = build_model(ModelSection(preset="micro", arch=arch), tokenizer).eval()
+    ids = torch.randint(3, len(tokenizer), (4, 12))
+    attention = torch.ones_like(ids)
+    attention[2:, 10:] = 0  # right padding
+    action = torch.zeros(4, 12)
+    action[:, 7:10] = 1.0
+    action[0, 5:7] = 1.0  # the earliest action column is 5
+    with torch.no_grad():
+        full, full_logits = sequence_logprobs(model, ids, attention, 0.7)
+        scored, logits = sequence_logprobs(model, ids, attention, 0.7, action)
+    assert logits.shape[1] == 12 - 5 and full_logits.shape[1] == 11  # positions 4..10 predict tokens 5..11
+    torch.testing.assert_close(scored[:, 5:], full[:, 5:], atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(logits, full_logits[:, 4:], atol=1e-6, rtol=1e-6)
+    assert (scored[:, :5] == 0).all()

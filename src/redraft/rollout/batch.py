@@ -3,6 +3,7 @@ tokens under a model (the RL update, its reference and DPO score sequences the s
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -76,10 +77,30 @@ def collate_episodes(episodes: list[Episode], pad_id: int, truncation_penalty: f
     )
 
 
-def sequence_logprobs(model, input_ids, attention_mask, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-prob of every token given its prefix (column 0 is 0) and the logits that produced them."""
+def sequence_logprobs(
+    model, input_ids, attention_mask, temperature: float, action_mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-prob of every token given its prefix (column 0 is 0) and the logits that produced them.
+
+    With ``action_mask``, only the columns from the batch's first action token on are scored: the LM head and
+    the log-softmax skip the prompts (for long prompts and large vocabularies, much of the work and of the
+    logits' memory). Earlier columns are then 0, and the logits are those of the scored columns, aligned with
+    the last columns of the batch."""
     device = next(model.parameters()).device
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]
-    logp = logprobs_from_logits(logits, input_ids[:, 1:], temperature)
-    return torch.cat([logp.new_zeros(len(logp), 1), logp], dim=1), logits
+    start = 1
+    if action_mask is not None and bool(action_mask.any()) and _scores_a_suffix(model):
+        start = max(int(action_mask.any(dim=0).nonzero()[0]), 1)
+    # logits_to_keep counts positions from the end: start - 1 predicts token start, the last position nothing.
+    suffix = {"logits_to_keep": input_ids.shape[1] - start + 1} if start > 1 else {}
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, **suffix).logits[:, :-1]
+    logp = logprobs_from_logits(logits, input_ids[:, start:], temperature)
+    return torch.cat([logp.new_zeros(len(logp), start), logp], dim=1), logits
+
+
+def _scores_a_suffix(model) -> bool:
+    """Whether the model's forward takes ``logits_to_keep`` (transformers' causal LMs; under DDP or peft, the
+    model inside)."""
+    inner = getattr(model, "module", model)
+    inner = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters

@@ -127,14 +127,14 @@ def score_rollouts(learner: Learner, batch: RolloutBatch, resample_old_logp: boo
     cfg, mask = learner.cfg, batch.action_mask
     rows = (cfg.micro_batch_size or len(mask)) // learner.loop.world
 
-    def in_chunks(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    def in_chunks(forward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
         # no-grad passes over the rollouts, a chunk of micro_batch_size rows at a time (bounded memory)
-        chunks = zip(batch.input_ids.split(rows), batch.attention_mask.split(rows), strict=True)
+        chunks = zip(batch.input_ids.split(rows), batch.attention_mask.split(rows), mask.split(rows), strict=True)
         with torch.no_grad():  # constants of the update: old and reference log-probs, old values
-            return torch.cat([forward(ids, attn) for ids, attn in chunks])
+            return torch.cat([forward(*chunk) for chunk in chunks])
 
     def logprobs(model: torch.nn.Module) -> torch.Tensor:
-        return in_chunks(lambda ids, attn: sequence_logprobs(model, ids, attn, cfg.temperature)[0])
+        return in_chunks(lambda ids, attn, acting: sequence_logprobs(model, ids, attn, cfg.temperature, acting)[0])
 
     if resample_old_logp:
         batch.old_logp = logprobs(learner.sampler) * mask
@@ -147,7 +147,7 @@ def score_rollouts(learner: Learner, batch: RolloutBatch, resample_old_logp: boo
     return {
         "kl_tokens": kl_tokens,
         "ref_logp": ref_logp,
-        "old_values": in_chunks(learner.critic) if learner.critic is not None else None,
+        "old_values": in_chunks(lambda ids, attn, _: learner.critic(ids, attn)) if learner.critic is not None else None,
         "token_kl_coefs": (
             turns_to_tokens(mask.new_tensor(credit.kl_coefs).expand(len(mask), -1), batch.turn_ids, mask)
             if credit is not None

@@ -74,7 +74,7 @@ def _policy_loss(learner: Learner, batch: RolloutBatch, advantages, scored, rows
     ids, attn, mask, old_logp, adv, ref_logp, kl_coefs = _trimmed(
         batch, rows, batch.old_logp, advantages, scored["ref_logp"], scored["token_kl_coefs"]
     )
-    logp, logits = sequence_logprobs(learner.policy, ids, attn, cfg.temperature)
+    logp, logits = sequence_logprobs(learner.policy, ids, attn, cfg.temperature, mask)
     loss, stats = ppo_policy_loss(
         logp, old_logp, adv, mask, cfg.clip_eps, cfg.clip_eps_high, cfg.loss_agg, learner.max_action_tokens
     )
@@ -87,7 +87,7 @@ def _policy_loss(learner: Learner, batch: RolloutBatch, advantages, scored, rows
         )
         loss = loss + learner.controller.value * kl_loss
     with torch.no_grad():
-        entropy = masked_mean(entropy_from_logits(logits / cfg.temperature), mask[:, 1:])
+        entropy = masked_mean(entropy_from_logits(logits / cfg.temperature), mask[:, mask.shape[1] - logits.shape[1] :])
     return loss, stats, entropy
 
 
