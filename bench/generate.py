@@ -5,7 +5,9 @@ the timing on both sides; redraft pads its batch inside the timing, HF gets the 
 every contender once, the order reversed every other round; the speed-up is the median of the per-round ratios
 with min–max. The decode bound is the step's matmul FLOPs (2·N per real token, prompt and new ones; the LM head
 at the prompt's last position only, as both sides run it) ÷ the fp32 matmul rate measured on the model's shapes.
-Prints JSON. Usage: python bench/generate.py [--batch 512] [--new-tokens 8] [--preset small] [--rounds 5]
+``--samples 8`` gives the batch GRPO samples: batch ÷ 8 prompts, each repeated 8 times (as TRL's GRPOTrainer
+hands them to ``generate``); a prompt's tokens then count once in the bound, as one prefill can serve its repeats.
+Prints JSON. Usage: python bench/generate.py [--batch 512] [--samples 1] [--new-tokens 8] [--preset small] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from redraft.text.tokenizer import encode_prompts
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--samples", type=int, default=1, help="rows per distinct prompt (GRPO: samples per prompt)")
     parser.add_argument("--new-tokens", type=int, default=8)
     parser.add_argument("--preset", default="small")
     parser.add_argument("--rounds", type=int, default=5)
@@ -34,7 +37,8 @@ def main() -> None:
 
     task, tokenizer, model = bench_setup(args.preset)
     model.eval()
-    prompt_ids = encode_prompts(tokenizer, [task.prompt(ex) for ex in task.test[: args.batch]])
+    distinct = encode_prompts(tokenizer, [task.prompt(ex) for ex in task.test[: args.batch // args.samples]])
+    prompt_ids = [ids for ids in distinct for _ in range(args.samples)]
     ids, mask = _left_pad(prompt_ids, tokenizer.pad_token_id)
     new_tokens = args.new_tokens
     # A never-emitted EOS keeps every row going for exactly new_tokens steps on both sides.
@@ -74,10 +78,10 @@ def main() -> None:
     threads = torch.get_num_threads()
     rate = matmul_rate(threads, args.batch, cfg.hidden_size, llama_mlp_width(cfg.hidden_size), cfg.vocab_size)
     n_body = sum(p.numel() for p in model.parameters()) - cfg.vocab_size * cfg.hidden_size  # without the LM head
-    real_tokens = sum(len(p) for p in prompt_ids) + args.batch * new_tokens
-    head_positions = args.batch * new_tokens  # the prompt's last position and every new token but the last
+    real_tokens = sum(len(p) for p in distinct) + len(prompt_ids) * new_tokens
+    head_positions = len(prompt_ids) * new_tokens  # the prompt's last position and every new token but the last
     bound_s = (2 * n_body * real_tokens + 2 * cfg.vocab_size * cfg.hidden_size * head_positions) / rate
-    generated = args.batch * new_tokens
+    generated = len(prompt_ids) * new_tokens
     fast_speedup = ratio_spread([h / f for h, f in zip(seconds["hf"], seconds["fast"])])
 
     def rate_of(name: str) -> int:
@@ -89,7 +93,8 @@ def main() -> None:
                 "benchmark": "generate",
                 "preset": args.preset,
                 "params": sum(p.numel() for p in model.parameters()),
-                "batch": args.batch,
+                "batch": len(prompt_ids),
+                "samples_per_prompt": args.samples,
                 "new_tokens": new_tokens,
                 "threads": threads,
                 "rounds": args.rounds,

@@ -315,12 +315,15 @@ def run_worker(name: str, args, model_dir: str, gc: bool = False) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def step_flops(algorithm: str, n_policy: int, n_critic: int, tokens: float, kl: bool, trained: float = 1.0) -> float:
-    """2·N·T for generation, +2·N·T for a reference forward, +6·N·T·trained for the policy update (``trained``:
+def step_flops(
+    algorithm: str, n_policy: int, n_critic: int, tokens: float, generated: float, kl: bool, trained: float = 1.0
+) -> float:
+    """2·N·Tg for generation (Tg: each distinct prompt's tokens once, as a prefill shared by its samples needs,
+    plus the completions), +2·N·T for a reference forward, +6·N·T·trained for the policy update (``trained``:
     the share of rows with a gradient); PPO adds the critic's value forward (2·Nc·T) and its update (6·Nc·T).
     T = real (non-pad) tokens of the step's sequences, prompt + completion; N counts matmul weights (the tied
     embedding once, as the LM head)."""
-    flops = 2 * n_policy * tokens + 6 * n_policy * tokens * trained
+    flops = 2 * n_policy * generated + 6 * n_policy * tokens * trained
     if kl:
         flops += 2 * n_policy * tokens
     if algorithm == "ppo":
@@ -459,11 +462,12 @@ def main() -> None:
             continue
         ours_cps = rollouts / ours["mean_step_s"]
         tokens = rollouts * (ours["prompt_tokens"] + ours["completion_tokens"])
+        generated = args.prompts * ours["prompt_tokens"] + rollouts * ours["completion_tokens"]
         kl = algorithm == "ppo" and args.ppo_kl > 0
         # GRPO at beta = 0: a group whose rewards are all equal has advantage 0 and no gradient, and the work the
         # step needs leaves its rows out of the update (redraft does; TRL trains every row).
         trained = 1.0 - ours["frac_reward_zero_std"] if algorithm == "grpo" else 1.0
-        flops = step_flops(algorithm, n_policy, n_critic, tokens, kl, trained)
+        flops = step_flops(algorithm, n_policy, n_critic, tokens, generated, kl, trained)
         bound = flops / rate
         # At beta = 0 a reference forward is not needed; if ours scored one anyway, the bound would still
         # leave it out and the time it takes would count against us.
@@ -488,16 +492,17 @@ def main() -> None:
         }
         section["compute_bound"] = {
             "formula": (
-                "2NT generation + 6NT*(1 - frac_reward_zero_std) update of the rows with a gradient "
+                "2N*Tg generation + 6NT*(1 - frac_reward_zero_std) update of the rows with a gradient "
                 "(beta=0 needs no reference forward)"
                 if algorithm == "grpo"
-                else "2NT generation"
+                else "2N*Tg generation"
                 + (" + 2NT reference" if kl else "")
                 + " + 2*Nc*T critic values + 6NT policy update + 6*Nc*T critic update"
             ),
             "N_policy": n_policy,
             "N_critic": n_critic if algorithm == "ppo" else None,
             "T_tokens": round(tokens),
+            "Tg_generated_tokens": round(generated),
             "gflop": round(flops / 1e9, 1),
             "bound_s": round(bound, 3),
             "ours_step_over_bound": round(ours["mean_step_s"] / bound, 2),
