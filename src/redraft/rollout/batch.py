@@ -3,6 +3,7 @@ tokens under a model (the RL update, its reference and DPO score sequences the s
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 
@@ -103,4 +104,10 @@ def _scores_a_suffix(model) -> bool:
     model inside)."""
     inner = getattr(model, "module", model)
     inner = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
-    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+    return _forward_takes_logits_to_keep(type(inner))
+
+
+@functools.cache
+def _forward_takes_logits_to_keep(model_class: type) -> bool:
+    # Read once per class: the update asks for every chunk.
+    return "logits_to_keep" in inspect.signature(model_class.forward).parameters
