@@ -24,9 +24,9 @@ class OptimSection(Section):
     grad_clip: float = Field(1.0, gt=0, description="clip the global gradient norm to this before each step")
     fused: bool = Field(
         False,
-        description="torch's fused AdamW kernel (one kernel per step for all parameters): several times faster "
-        "on a GPU; on a 2-core CPU it saves about 5 ms a step (under 2% of an update) and rounds differently "
-        "in the last bits, so CPU runs keep the foreach kernel; turn it on for GPU runs",
+        description="torch's fused AdamW kernel (one kernel per step for all parameters, made for GPUs); on a "
+        "2-core CPU it saves about 5 ms a step (under 2% of a training step) and rounds differently in the last "
+        "bits, so CPU runs keep the foreach kernel",
     )
 
 
