@@ -24,6 +24,16 @@ def test_yaml_merges_over_defaults_and_set_overrides_win(tmp_path):
     assert cfg.pretrain.max_steps == load_config("run").pretrain.max_steps  # untouched default
 
 
+def test_mixed_precision_no_reads_as_fp32_though_yaml_reads_a_bare_no_as_false(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("rl:\n  mixed_precision: no\n")
+    cfg = load_config("run", path, ["sft.mixed_precision=no", "score.rl.mixed_precision=auto"])
+    assert (cfg.sft.mixed_precision, cfg.rl.mixed_precision, cfg.score.rl.mixed_precision) == ("no", "no", "auto")
+    assert load_config("run").sft.mixed_precision == "no"
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        load_config("run", None, ["sft.mixed_precision=fp8"])
+
+
 def test_setting_one_key_keeps_the_rest_of_a_customised_default_section(tmp_path):
     # score.star and score.rl.optim default to values other than their classes' defaults; setting
     # one of their keys must not reset the others to the generic class defaults.

@@ -4,7 +4,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from redraft.config import ModelSection
 from redraft.errors import ConfigError, RedraftError
-from redraft.models import PRESETS, build_model, load_model, save_model
+from redraft.models import PRESETS, build, build_model, load_model, save_model
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
@@ -71,3 +71,11 @@ def test_lora_default_targets_fit_the_architecture(arch, tokenizer):
         apply_lora(
             build_model(ModelSection(preset="micro", arch=arch), tokenizer), LoraSection(target_modules=["nope"])
         )
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_mixed_precision_is_bf16_only_where_the_hardware_computes_it(monkeypatch, native):
+    monkeypatch.setattr(build, "native_bf16", lambda: native)
+    assert build.uses_bf16("auto") is native
+    # explicit choices whatever the hardware
+    assert (build.uses_bf16("bf16"), build.uses_bf16("no")) == (True, False)

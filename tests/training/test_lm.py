@@ -329,3 +329,16 @@ def test_tensorboard_logging_writes_event_files(tmp_path, micro_model, tokenizer
         logging=LoggingSection(progress=False, tensorboard=True),
     )
     assert list(tmp_path.rglob("events.out.tfevents.*"))
+
+
+def test_bf16_mixed_precision_trains_in_bf16_and_saves_fp32_weights(tmp_path, micro_model, tokenizer, micro_task):
+    # an fp32 trainer first in the same process, as in the main job: each trainer keeps its own precision
+    _train(tmp_path / "fp32", micro_model, tokenizer, micro_task, mixed_precision="no")
+    outputs = set()
+    micro_model.lm_head.register_forward_hook(lambda _m, _in, out: outputs.add(out.dtype))
+    result, log = _train(tmp_path / "bf16", micro_model, tokenizer, micro_task, mixed_precision="bf16")
+    assert outputs == {torch.bfloat16}  # training and validation forwards
+    losses = [r["loss"] for r in log.read("sft") if "loss" in r]
+    assert losses[-1] < losses[0]
+    saved = load_file(str(result.model_dir / "model.safetensors"))
+    assert {tensor.dtype for tensor in saved.values()} == {torch.float32}

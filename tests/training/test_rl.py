@@ -278,3 +278,29 @@ def test_lora_policy_learns_and_saves_merged_weights_and_the_adapter_alone(
     )
     ids = torch.tensor([tokenizer("12+7=")["input_ids"]])
     torch.testing.assert_close(adapted(ids).logits, merged(ids).logits, rtol=1e-4, atol=1e-4)
+
+
+def test_bf16_mixed_precision_samples_scores_and_trains_in_bf16_and_saves_fp32_weights(
+    tmp_path, micro_model, tokenizer, micro_task, monkeypatch
+):
+    seen = {"rollouts under autocast": set(), "lm head outputs": set()}
+    real_load, real_episodes = rl_module.load_model, rl_module.run_episodes
+
+    def load(path, *dtype):
+        model = real_load(path, *dtype)
+        model.lm_head.register_forward_hook(lambda _m, _in, out: seen["lm head outputs"].add(out.dtype))
+        return model
+
+    def episodes(*args, **kwargs):
+        seen["rollouts under autocast"].add(torch.is_autocast_enabled("cpu"))
+        return real_episodes(*args, **kwargs)
+
+    monkeypatch.setattr(rl_module, "load_model", load)
+    monkeypatch.setattr(rl_module, "run_episodes", episodes)
+    _, records = _run(tmp_path, micro_model, tokenizer, micro_task, "grpo", kl_coef=0.01, mixed_precision="bf16")
+    # the reference's and the update's forwards alike, and every rollout
+    assert seen == {"rollouts under autocast": {True}, "lm head outputs": {torch.bfloat16}}
+    rewards = [r["reward"] for r in records]
+    assert sum(rewards[-3:]) / 3 > sum(rewards[:3]) / 3 + 0.2, rewards
+    saved = load_file(tmp_path / "rl" / "model" / "model.safetensors")
+    assert {tensor.dtype for tensor in saved.values()} == {torch.float32}

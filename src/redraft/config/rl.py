@@ -7,7 +7,14 @@ from typing import Any, Literal
 from pydantic import Field, field_serializer, field_validator, model_validator
 
 from redraft.config.base import Section, share_keys, without_keys
-from redraft.config.training import EvalSection, LoraSection, OptimSection, TrainSection
+from redraft.config.training import (
+    EvalSection,
+    LoraSection,
+    MixedPrecision,
+    OptimSection,
+    TrainSection,
+    mixed_precision_field,
+)
 
 
 class RLSection(Section):
@@ -110,6 +117,7 @@ class RLSection(Section):
     ray_workers: int | None = Field(
         None, ge=1, description="ray: generation actors (None: one per CPU of the Ray cluster)"
     )
+    mixed_precision: MixedPrecision = mixed_precision_field()
     optim: OptimSection = Field(
         OptimSection(lr=1e-4, warmup_steps=5, weight_decay=0.0, min_lr_ratio=1.0),
         description="the policy's AdamW and learning-rate schedule (one step per minibatch)",

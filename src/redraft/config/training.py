@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from redraft.config.base import Section
+
+# YAML reads a bare `no` as false (accelerate's own configs quote it): both mean fp32.
+MixedPrecision = Annotated[
+    Literal["no", "bf16", "auto"], BeforeValidator(lambda value: "no" if value is False else value)
+]
+
+
+def mixed_precision_field() -> Any:
+    """The trainers' ``mixed_precision`` key (one description for the LM, pairwise and RL trainers)."""
+    return Field(
+        "no",
+        description="bf16 = the trainer's forward and backward passes under bfloat16 autocast, with fp32 weights and "
+        "optimizer (RL also samples and scores its rollouts under it; evaluation stays in the weights' dtype); auto = "
+        "bf16 where the hardware computes it natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX, where "
+        "bf16 matmuls run about 2x faster than fp32), else fp32; no = fp32. Elsewhere bf16 is emulated and many "
+        "times slower. `accelerate launch --mixed_precision bf16` adds accelerate's own autocast whatever this says",
+    )
 
 
 class OptimSection(Section):
@@ -93,6 +110,7 @@ class TrainSection(Section):
     max_seconds: float | None = Field(
         None, gt=0, description="wall-clock budget: stop after the step that reaches it (None: max_steps alone)"
     )
+    mixed_precision: MixedPrecision = mixed_precision_field()
     optim: OptimSection = Field(OptimSection(), description="AdamW and its warm-up + cosine learning-rate schedule")
     freeze: FreezeSection = Field(FreezeSection(), description="parts of the model kept fixed")
     lora: LoraSection = Field(LoraSection(), description="LoRA adapters (peft)")

@@ -101,6 +101,22 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def native_bf16() -> bool:
+    """Whether this machine computes bfloat16 matmuls natively: a CUDA GPU with bf16, or a CPU with AVX512-BF16
+    or AMX. Elsewhere bf16 is emulated, many times slower than fp32."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    # torch names these checks privately; a torch without them is taken to lack the instructions.
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+
+
+def uses_bf16(mixed_precision: str) -> bool:
+    """Whether a trainer's ``mixed_precision`` key (no, bf16, auto) means bf16 autocast on this machine: ``auto``
+    where :func:`native_bf16`."""
+    return mixed_precision == "bf16" or (mixed_precision == "auto" and native_bf16())
+
+
 def load_model(path: str | Path, dtype: str | torch.dtype | None = None) -> PreTrainedModel:
     """Any HF causal-LM checkpoint: a local folder, or a Hub id found in the local cache (downloaded
     when online). Weights load in ``dtype`` (fp32 or bf16; default fp32, whatever the checkpoint's)."""

@@ -12,16 +12,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate.utils import broadcast_object_list
-from pydantic import BaseModel
+from accelerate.utils import broadcast_object_list, convert_outputs_to_fp32
 
-from redraft.config import LoggingSection, OptimSection
+from redraft.config import LoggingSection, OptimSection, RLSection, TrainSection
 from redraft.errors import TrainingError
+from redraft.models.build import uses_bf16
 from redraft.training.checkpoint import latest_checkpoint, require_finite_weights, save_checkpoint, start_or_resume
 from redraft.training.logging import MetricsLog, finish_trackers, make_accelerator, progress_bar
 from redraft.training.optim import build_optimizer, build_scheduler
@@ -71,8 +72,9 @@ class Schedule:
 class TrainingLoop:
     """One training run's accelerator, checkpoints, metrics and step loop.
 
-    ``cfg`` is the stage's training section (its values go to the trackers); ``unit`` names a step in messages
-    ("step", "iteration"); ``hint`` ends the message of a non-finite loss (what to try).
+    ``cfg`` is the stage's training section (its values go to the trackers, its mixed_precision to :meth:`autocast`);
+    ``unit`` names a step in messages ("step", "iteration"); ``hint`` ends the message of a non-finite loss (what
+    to try).
     """
 
     def __init__(
@@ -81,7 +83,7 @@ class TrainingLoop:
         out_dir: Path,
         log: MetricsLog,
         logging: LoggingSection,
-        cfg: BaseModel,
+        cfg: TrainSection | RLSection,
         *,
         hint: str,
         unit: str = "step",
@@ -91,6 +93,7 @@ class TrainingLoop:
         self.started = time.perf_counter() if started is None else started
         self.progress = logging.progress
         self.accelerator = make_accelerator(out_dir, logging, stage, cfg.model_dump(mode="json"))
+        self.bf16 = uses_bf16(cfg.mixed_precision)
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         self.checkpoints, self.model_dir = out_dir / "checkpoints", out_dir / "model"
         self.last_step = 0
@@ -101,7 +104,22 @@ class TrainingLoop:
         optimizer steps, placed (and wrapped under several processes) by accelerate."""
         optimizer = build_optimizer(model, optim)
         scheduler = build_scheduler(optimizer, optim, total_updates)
-        return self.accelerator.prepare(model, optimizer, scheduler)
+        model, optimizer, scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        return self.autocast_forward(model), optimizer, scheduler
+
+    def autocast(self):
+        """bf16 autocast where the trainer's mixed_precision asks for it; otherwise a context that does nothing."""
+        if not self.bf16:
+            return nullcontext()
+        return torch.autocast(self.accelerator.device.type, dtype=torch.bfloat16)
+
+    def autocast_forward(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model`` with its forward under :meth:`autocast` and its outputs back in fp32, as accelerate wraps a model
+        for its own mixed precision. Accelerate's is one per process, fixed by the first trainer; this is each
+        trainer's own."""
+        if self.bf16:
+            model.forward = convert_outputs_to_fp32(self.autocast()(model.forward))
+        return model
 
     def resume(self, resume: bool, state: dict[str, Any]) -> int:
         """With ``resume``, replace ``state`` by the newest readable checkpoint's loop state; the first step to run."""

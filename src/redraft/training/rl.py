@@ -169,6 +169,7 @@ def _learner(cfg: RLSection, loop: TrainingLoop, policy, optimizer, scheduler, r
         critic = ValueModel.from_pretrained(model_path, dtype)
         critic_optimizer = build_optimizer(critic, cfg.optim, lr=cfg.critic_lr)
         critic, critic_optimizer = accelerator.prepare(critic, critic_optimizer)
+        critic = loop.autocast_forward(critic)
     controller = (
         AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
         if cfg.adaptive_kl
@@ -263,9 +264,11 @@ def train_rl(
 
     def iteration(n: int) -> str:
         t0 = time.perf_counter()
-        batch = rollout(learner, task, tokenizer, env_factory, sampling, generate_turn, n)
-        t1 = time.perf_counter()
-        scored = score_rollouts(learner, batch, resample_old_logp=first_turn_temperature is not None)
+        # Sampled and scored in the update's precision, so the old and new log-probs of the ratio match.
+        with loop.autocast():
+            batch = rollout(learner, task, tokenizer, env_factory, sampling, generate_turn, n)
+            t1 = time.perf_counter()
+            scored = score_rollouts(learner, batch, resample_old_logp=first_turn_temperature is not None)
         advantages, returns = compute_advantages(
             cfg, batch, scored["kl_tokens"], learner.controller.value, scored["old_values"], credit, all_reduce
         )
