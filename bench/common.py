@@ -28,11 +28,14 @@ def main_job_task():
     return build_task(load_config("run").task)
 
 
-def matmul_rate(threads: int, tokens: int, hidden: int, mlp: int, vocab: int, repeats: int = 5) -> float:
-    """fp32 FLOP/s of this model's matmul shapes (q/k/v/o, gate/up/down, LM head) at `tokens` rows."""
+def matmul_rate(
+    threads: int, tokens: int, hidden: int, mlp: int, vocab: int, repeats: int = 5, dtype: torch.dtype = torch.float32
+) -> float:
+    """FLOP/s (fp32 unless ``dtype``) of this model's matmul shapes (q/k/v/o, gate/up/down, LM head) at `tokens`
+    rows."""
     torch.set_num_threads(threads)
     shapes = [(hidden, 3 * hidden), (hidden, hidden), (hidden, 2 * mlp), (mlp, hidden), (hidden, vocab)]
-    mats = [(torch.randn(tokens, k), torch.randn(k, n)) for k, n in shapes]
+    mats = [(torch.randn(tokens, k, dtype=dtype), torch.randn(k, n, dtype=dtype)) for k, n in shapes]
     flops = sum(2 * tokens * k * n for k, n in shapes)
     best = float("inf")
     for _ in range(repeats + 1):

@@ -4,7 +4,9 @@ Same model (reset to the same initial weights before every run), same batches (S
 task), same optimizer settings. Both sides are timed alike: the first ``--warmup`` steps are left out, the rest
 is tokens ÷ seconds (redraft's from its logged windows of ``--warmup`` steps). Each round runs both once, the
 order reversed every other round; the slowdown is the median of the per-round ratios with min–max. Prints JSON.
-Usage: python bench/train.py [--preset small] [--steps 60] [--batch 64] [--rounds 5]
+``--mixed-precision bf16`` runs both under bfloat16 autocast (redraft: ``mixed_precision: bf16``); the JSON also
+gives the fp32 and bf16 matmul rates of the model's shapes, which bound what bf16 can gain.
+Usage: python bench/train.py [--preset small] [--steps 60] [--batch 64] [--rounds 5] [--mixed-precision bf16]
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import bench_setup, interleaved_rounds, ratio_spread
+from common import bench_setup, interleaved_rounds, matmul_rate, ratio_spread
 
 from redraft.config import LoggingSection, TrainSection
 from redraft.data.sequences import collate, micro_batch_rows, sft_data
@@ -33,7 +35,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10, help="steps left out of both sides' rates")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--mixed-precision", choices=["no", "bf16"], default="no", help="both sides alike")
     args = parser.parse_args()
+    bf16 = args.mixed_precision == "bf16"
 
     task, tokenizer, model = bench_setup(args.preset)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
@@ -51,7 +55,8 @@ def main() -> None:
         for step, batch in enumerate(batches):
             if step == args.warmup:
                 start = time.perf_counter()
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
             per_token = F.cross_entropy(
                 logits[:, :-1].flatten(0, 1), batch["input_ids"][:, 1:].flatten(), reduction="none"
             )
@@ -68,7 +73,12 @@ def main() -> None:
     def ours() -> float:
         model.load_state_dict(initial)
         cfg = TrainSection(
-            max_steps=args.steps, batch_size=args.batch, log_every=args.warmup, save_every=10**6, eval_every=10**6
+            max_steps=args.steps,
+            batch_size=args.batch,
+            log_every=args.warmup,
+            save_every=10**6,
+            eval_every=10**6,
+            mixed_precision=args.mixed_precision,
         )
         with tempfile.TemporaryDirectory() as out:
             log = MetricsLog(Path(out) / "metrics.jsonl")
@@ -83,6 +93,12 @@ def main() -> None:
     interleaved_rounds({"bare": bare, "redraft": ours}, args.rounds)
     rates = {name: values[1:] for name, values in rates.items()}  # the warm-up call of each is not a round
     slowdowns = [b / r for b, r in zip(rates["bare"], rates["redraft"])]
+    shape, tokens = model.config, timed_tokens // (args.steps - args.warmup)  # a batch's tokens
+    matmul = {
+        name: round(matmul_rate(torch.get_num_threads(), tokens, shape.hidden_size, shape.intermediate_size,
+                                shape.vocab_size, dtype=dtype) / 1e9)
+        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
+    }  # fmt: skip
     print(
         json.dumps(
             {
@@ -94,6 +110,8 @@ def main() -> None:
                 "batch": args.batch,
                 "threads": torch.get_num_threads(),
                 "rounds": args.rounds,
+                "mixed_precision": args.mixed_precision,
+                "matmul_gflops_per_s": matmul,
                 "bare_torch_tokens_per_s": round(statistics.median(rates["bare"])),
                 "redraft_tokens_per_s": round(statistics.median(rates["redraft"])),
                 "slowdown": ratio_spread(slowdowns),
