@@ -185,8 +185,12 @@ def test_main_job_ends_with_the_self_correction_table(micro_run):
         m = test["metrics"]
         assert abs(m["delta"] - (m["delta_i2c"] - m["delta_c2i"])) < 1e-9
     assert summary["evaluations"]["score"]["scaling"]["budgets"] == [2, 4]
-    # The control's budget is SCoRe's wall-clock time (it stops after the iteration that reaches it).
-    assert summary["stages"]["control"]["seconds"] >= summary["score_pipeline_seconds"]
+    # The control continues the RL stage's model until its single-turn RL time reaches SCoRe's wall-clock (it
+    # stops after the iteration that reaches it).
+    control, rl = summary["stages"]["control"], json.loads((micro_run / "rl" / "result.json").read_text())
+    assert control["starts_from"] == rl["model_dir"]
+    assert control["single_attempt_seconds"] == pytest.approx(rl["seconds"] + control["seconds"])
+    assert control["single_attempt_seconds"] >= summary["score_pipeline_seconds"]
     for name in ("pair_sft", "stage1", "stage2", "star", "single_turn_rl", "multiturn_rl", "control"):
         assert (micro_run / "score" / name / "result.json").is_file()
     report = (micro_run / "report.md").read_text()

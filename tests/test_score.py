@@ -115,3 +115,22 @@ def test_star_samples_with_the_last_round_but_fine_tunes_the_starting_model(tmp_
     assert sampled_with == ["pair_sft", f"{tmp_path}/star_1", f"{tmp_path}/star_2"]
     assert result["model_dir"] == f"{tmp_path}/star_3"
     assert result["successful_corrections"] == [4, 4, 4]
+
+
+def test_single_attempt_control_continues_a_started_run_for_the_rest_of_scores_wall_clock(tmp_path, monkeypatch):
+    from redraft import score
+
+    calls = []
+
+    def fake_rl(**kwargs):
+        calls.append(kwargs)
+        return {"model_dir": f"{tmp_path}/control/model", "iterations": 7, "seconds": kwargs["max_seconds"] + 0.5}
+
+    monkeypatch.setattr(score, "_rl", fake_rl)
+    started = score.ControlStart("runs/x/rl/model", 30.0)
+    result = score._control({}, tmp_path / "control", started, 100.0, 2000)
+    assert [(c["model_path"], c["max_seconds"], c["multi_turn"]) for c in calls] == [("runs/x/rl/model", 70.0, False)]
+    assert result["starts_from"] == "runs/x/rl/model" and result["single_attempt_seconds"] == 100.5
+    # A start that already had SCoRe's wall-clock is the control as it is: nothing more is trained.
+    done = score._control({}, tmp_path / "control", score.ControlStart("runs/x/rl/model", 120.0), 100.0, 2000)
+    assert len(calls) == 1 and done["model_dir"] == "runs/x/rl/model" and done["single_attempt_seconds"] == 120.0

@@ -291,10 +291,13 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
 
     score_summary = None
     if cfg.score.enabled:
-        from redraft.score import run_score
+        from redraft.score import ControlStart, run_score
 
         score_cfg = ScoreConfig(**shared, model=model_at(sft["model_dir"]), score=cfg.score)
-        score_summary = run_score(score_cfg, run_dir / "score", log, resume, task)
+        # The RL stage is single-turn RL from the same SFT model: the single-attempt control continues it
+        # rather than training that stretch again.
+        control_start = ControlStart(models["rl"], stages["rl"]["seconds"]) if "rl" in models else None
+        score_summary = run_score(score_cfg, run_dir / "score", log, resume, task, control_start)
     report = on_main_process(
         lambda: _write_run_report(cfg, run_dir, task, log, stages, results, score_summary, stop_job_clock(run_dir))
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ from redraft.training.score import (
 )
 
 # The report lives in redraft.evaluation.score; the job's callers (CLI, main job, bench) import it from here.
-__all__ = ["SINGLE_ATTEMPT", "results_of", "run_score", "run_score_job", "score_report", "seeds_table"]
+__all__ = ["SINGLE_ATTEMPT", "ControlStart", "results_of", "run_score", "run_score_job", "score_report", "seeds_table"]
 
 
 def _sft_stage(
@@ -307,9 +307,40 @@ def _train_score(job: dict[str, Any], stage: StageRunner) -> tuple[str, str, flo
     return base, stage2["model_dir"], pair["seconds"] + stage1["seconds"] + stage2["seconds"]
 
 
-def _train_baselines(job: dict[str, Any], stage: StageRunner, base: str, score_seconds: float) -> dict[str, str]:
+@dataclass(frozen=True)
+class ControlStart:
+    """Single-turn RL already spent on the SFT model (the main job's RL stage): the single-attempt control
+    continues from ``model_dir`` and trains only for what is left of SCoRe's wall-clock after ``seconds``."""
+
+    model_dir: str
+    seconds: float
+
+
+def _control(job: dict[str, Any], out_dir: Path, start: ControlStart, score_seconds: float, iterations: int):
+    """Single-turn RL from ``start`` until its single-turn RL time totals ``score_seconds``; with no time left,
+    ``start``'s model as it is (it already had at least SCoRe's wall-clock)."""
+    left = score_seconds - start.seconds
+    if left > 0:
+        # Iterations are a ceiling only: the wall-clock budget is what stops the control.
+        result = _rl(
+            **job,
+            out_dir=out_dir,
+            stage="control",
+            model_path=start.model_dir,
+            iterations=iterations,
+            multi_turn=False,
+            max_seconds=left,
+        )
+    else:
+        result = {"model_dir": start.model_dir, "iterations": 0, "seconds": 0.0}
+    return {**result, "starts_from": start.model_dir, "single_attempt_seconds": start.seconds + result["seconds"]}
+
+
+def _train_baselines(
+    job: dict[str, Any], stage: StageRunner, base: str, score_seconds: float, control_start: ControlStart
+) -> dict[str, str]:
     """The configured baselines' models by method, trained from the Pair-SFT model ``base`` (the control
-    from the SFT model, for ``score_seconds``)."""
+    from ``control_start``, to ``score_seconds`` of single-turn RL in all)."""
     cfg = job["cfg"]
     s = cfg.score
     both = s.stage1_iterations + s.stage2_iterations
@@ -319,13 +350,6 @@ def _train_baselines(job: dict[str, Any], stage: StageRunner, base: str, score_s
     rl_baselines = {
         "single_turn_rl": {"model_path": base, "iterations": both, "multi_turn": False},
         "multiturn_rl": {"model_path": base, "iterations": both, "multi_turn": True, "reward_turns": "last"},
-        # Iterations are a ceiling only: the wall-clock budget is what stops the control.
-        "control": {
-            "model_path": cfg.model.path,
-            "iterations": 100 * max(both, 1),
-            "multi_turn": False,
-            "max_seconds": score_seconds,
-        },
     }
     for name, settings in rl_baselines.items():
         if name in s.baselines:
@@ -333,6 +357,10 @@ def _train_baselines(job: dict[str, Any], stage: StageRunner, base: str, score_s
                 name,
                 lambda d, name=name, settings=settings: _rl(**job, out_dir=d, stage=name, **settings),
             )["model_dir"]
+    if "control" in s.baselines:
+        models["control"] = stage(
+            "control", lambda d: _control(job, d, control_start, score_seconds, 100 * max(both, 1))
+        )["model_dir"]
     return {name: path for name, path in models.items() if name in s.baselines}
 
 
@@ -356,8 +384,10 @@ def run_score(
     log: MetricsLog,
     resume: bool = False,
     task: Task | None = None,
+    control_start: ControlStart | None = None,
 ) -> dict[str, Any]:
-    """Train SCoRe and the configured baselines from ``cfg.model.path``; evaluate all of them.
+    """Train SCoRe and the configured baselines from ``cfg.model.path``; evaluate all of them. The single-attempt
+    control trains from ``control_start`` (default: the SFT model, no time spent).
 
     Returns ``{"stages": {name: result}, "models": {method: checkpoint folder}, "evaluations": {method: {...}}}``
     and writes it to ``out_dir/score.json``.
@@ -380,7 +410,8 @@ def run_score(
     # the arguments every sub-stage's trainer takes
     job = {"cfg": cfg, "task": task, "tokenizer": tokenizer, "log": log, "resume": resume}
     base, score_model, score_seconds = _train_score(job, stage)
-    models = {**_train_baselines(job, stage, base, score_seconds), "score": score_model}
+    control_start = control_start or ControlStart(cfg.model.path, 0.0)
+    models = {**_train_baselines(job, stage, base, score_seconds, control_start), "score": score_model}
     summary = {
         "stages": stages,
         "models": models,

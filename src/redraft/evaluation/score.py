@@ -147,8 +147,16 @@ def score_report(
         lines.append(f"| {name} | {stage.get('seconds', 0):.0f} | {count} |")
     lines.append(
         f"\nSCoRe pipeline (Pair-SFT + Stage I + Stage II): {summary['score_pipeline_seconds']:.0f} s — the "
-        "single-attempt control's wall-clock budget.\n"
+        "single-attempt control's wall-clock budget."
     )
+    control = summary["stages"].get("control", {})
+    if control.get("single_attempt_seconds", 0) > control.get("seconds", 0):
+        before = control["single_attempt_seconds"] - control["seconds"]
+        lines.append(
+            f"The control continued the RL stage's model (`{control['starts_from']}`, {before:.0f} s of single-turn "
+            f"RL) for {control['seconds']:.0f} s: {control['single_attempt_seconds']:.0f} s in all."
+        )
+    lines.append("")
     stages = self_correction_stages(records, ("pair_sft", "score_stage1", "score_stage2", "multiturn_rl"))
     plots = []
     if stages:
