@@ -2,8 +2,8 @@
 
 Both sides start from ``--model`` (the main job's SFT model by default), train on the main job's task
 (the built-in defaults: `redraft config show run`) with the same settings — 64 prompts × 8 samples
-per step, ≤ 6 new tokens, temperature 1, lr 1e-4 constant, AdamW (0.9, 0.95), grad clip 1, β = 0,
-one update per batch — and measure greedy accuracy on the validation problems every
+per step, the main job's answer budget (rl.max_new_tokens), temperature 1, lr 1e-4 constant, AdamW
+(0.9, 0.95), grad clip 1, β = 0, one update per batch — and measure greedy accuracy on the validation problems every
 ``--eval-every`` steps with the same evaluator (redraft's greedy decoder and the task's checker).
 The clock counts training only (generation included), not the evaluations. Each side runs in its
 own subprocess; rounds alternate which side goes first. Prints JSON: each side's accuracy curve
@@ -193,13 +193,17 @@ def main() -> None:
     parser.add_argument("--eval-problems", type=int, default=256)
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--samples", type=int, default=8)
-    parser.add_argument("--new-tokens", type=int, default=6)
+    parser.add_argument("--new-tokens", type=int, help="answer budget (default: the main job's rl.max_new_tokens)")
     parser.add_argument("--gain", type=float, default=10.0, help="points of greedy accuracy to reach")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; each alternates which side goes first")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.new_tokens is None:
+        from redraft.config import load_config
+
+        args.new_tokens = load_config("run").rl.max_new_tokens
     import torch
 
     torch.set_num_threads(args.threads)

@@ -83,6 +83,8 @@ MICRO = [
     "score.eval.num_problems=16",
     "--set",
     "score.eval.scaling_budgets=[2,4]",
+    "--set",
+    "score.eval.sampled_first_attempt=true",
 ]
 
 
@@ -185,6 +187,9 @@ def test_main_job_ends_with_the_self_correction_table(micro_run):
         m = test["metrics"]
         assert abs(m["delta"] - (m["delta_i2c"] - m["delta_c2i"])) < 1e-9
     assert summary["evaluations"]["score"]["scaling"]["budgets"] == [2, 4]
+    # Attempt 1 sampled is measured for the two-attempt methods only (the control's would be pass@1).
+    assert summary["evaluations"]["control"]["test_sampled_t1"] is None
+    assert summary["evaluations"]["score"]["test_sampled_t1"]["first_temperature"] == 1.0
     # The control continues the RL stage's model until its single-turn RL time reaches SCoRe's wall-clock (it
     # stops after the iteration that reaches it).
     control, rl = summary["stages"]["control"], json.loads((micro_run / "rl" / "result.json").read_text())
@@ -210,6 +215,7 @@ def test_score_command_on_the_sft_model(micro_run):
     sets += ["--set", "score.wrong_draft_share=0.5", "--set", "score.pair_sft.eval_accuracy_problems=8"]
     # A micro model gets few drafts right, so rebalancing to half wrong leaves few rows: a batch of 2.
     sets += ["--set", "score.pair_sft_anchor=1.0", "--set", "score.pair_sft.batch_size=2"]
+    sets += ["--set", "score.eval.sampled_first_attempt=false"]
     out = redraft("score", "--model", model, "--name", "sc", *sets, cwd=root)
     assert out.returncode == 0, out.stderr
     summary = json.loads((root / "runs" / "sc" / "score.json").read_text())
@@ -230,7 +236,9 @@ def test_score_command_on_the_sft_model(micro_run):
         )
     assert list(summary["evaluations"]) == ["prompting", "score"]
     assert summary["evaluations"]["score"]["val"]["num_problems"] == 300
-    assert "| score |" in (root / "runs" / "sc" / "report.md").read_text()
+    assert summary["evaluations"]["score"]["test_sampled_t1"] is None
+    report = (root / "runs" / "sc" / "report.md").read_text()
+    assert "| score |" in report and "Attempt 1 sampled" not in report
 
 
 def test_existing_run_needs_resume_or_overwrite(micro_run):

@@ -372,7 +372,12 @@ def _evaluate_methods(cfg: ScoreConfig, task: Task, models: dict[str, str], out_
         evaluations[method] = main_process_stage(
             eval_dir,
             lambda model_dir=model_dir, eval_dir=eval_dir, method=method: evaluate_method(
-                cfg, task, model_dir, eval_dir, scaling=method in ("score", "pair_sft")
+                cfg,
+                task,
+                model_dir,
+                eval_dir,
+                scaling=method in ("score", "pair_sft"),
+                single_attempt=method in SINGLE_ATTEMPT,
             ),
         )
     return evaluations

@@ -165,6 +165,11 @@ class EvalSection(Section):
         ge=0,
         description="self-correction: temperature of attempt 1 (0 = greedy, the headline); later attempts are greedy",
     )
+    sampled_first_attempt: bool = Field(
+        True,
+        description="self-correction job (score.eval): also evaluate each two-attempt method with attempt 1 sampled "
+        "at T = 1 (the report's 'Attempt 1 sampled' table); off saves one test-split pass per method",
+    )
     scaling_budgets: list[int] = Field(
         [],
         description="self-correction: inference-scaling budgets B, even numbers (generations per problem: B samples "

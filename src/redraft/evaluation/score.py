@@ -61,9 +61,12 @@ def self_correction_check(
     return check
 
 
-def evaluate_method(cfg: ScoreConfig, task: Task, model_dir: str, out_dir: Path, scaling: bool) -> dict[str, Any]:
+def evaluate_method(
+    cfg: ScoreConfig, task: Task, model_dir: str, out_dir: Path, scaling: bool, single_attempt: bool = False
+) -> dict[str, Any]:
     """One method's entry in ``score.json``: self-correction results on the test split (greedy attempt 1, and
-    sampled at T = 1), on the validation split, and (``scaling``) inference-time scaling; samples in ``out_dir``."""
+    sampled at T = 1 unless ``single_attempt`` or score.eval.sampled_first_attempt is off), on the validation
+    split, and (``scaling``) inference-time scaling; samples in ``out_dir``."""
     s = cfg.score
     model, tokenizer = load_model(model_dir, cfg.model.dtype).to(default_device()), load_tokenizer(model_dir)
     common = {
@@ -84,9 +87,12 @@ def evaluate_method(cfg: ScoreConfig, task: Task, model_dir: str, out_dir: Path,
             samples_path=out_dir / "samples.jsonl",
             **common,
         ),
+        # A single-attempt method's sampled attempt 1 is pass@1, not a correction: not measured.
         "test_sampled_t1": evaluate_self_correction(
             model, tokenizer, task, test, s.protocol, first_temperature=1.0, **common
-        ),
+        )
+        if s.eval.sampled_first_attempt and not single_attempt
+        else None,
         "val": evaluate_self_correction(model, tokenizer, task, task.val, s.protocol, **common) if task.val else None,
     }
     if scaling and s.eval.scaling_budgets:
@@ -132,9 +138,9 @@ def score_report(
         ("test_sampled_t1", "### Attempt 1 sampled (T = 1), attempt 2 greedy"),
         ("val", "### Validation split (for choosing hyper-parameters)"),
     ):
-        section = render_self_correction_section(
-            results_of(evaluations, key), None, heading=title, single_attempt=SINGLE_ATTEMPT
-        )
+        if not (results := results_of(evaluations, key)):
+            continue  # not measured (score.eval.sampled_first_attempt off, or no validation split)
+        section = render_self_correction_section(results, None, heading=title, single_attempt=SINGLE_ATTEMPT)
         lines.append(section.split("For reference")[0])
     lines += [
         "### Training time",
