@@ -167,6 +167,7 @@ def test_report_section_has_our_rows_the_paper_rows_and_scaling():
     text = render_self_correction_section({"control": ours}, single_attempt=["control"])
     row = next(line for line in text.splitlines() if line.startswith("| control"))
     assert row.startswith("| control | 60.0 ± ") and row.endswith("| – | – | – | – | – |")
+    assert "control: t1 0.0%." in text  # nor its attempt 2's truncation
 
 
 def test_plots(tmp_path):

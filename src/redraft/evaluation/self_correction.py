@@ -262,7 +262,11 @@ def render_self_correction_section(
             cells += ["–"] * (len(columns) - len(shown))
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         cut = "; ".join(
-            f"{name}: " + ", ".join(f"t{i} {100 * f:.1f}%" for i, f in enumerate(result.truncated_fraction, start=1))
+            f"{name}: "
+            + ", ".join(
+                f"t{i} {100 * f:.1f}%"
+                for i, f in enumerate(result.truncated_fraction[: 1 if name in single_attempt else None], start=1)
+            )
             for name, result in results.items()
         )
         lines += ["", f"Replies cut at max_new_tokens (they score 0): {cut}.", ""]
