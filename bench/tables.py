@@ -187,12 +187,18 @@ def generate_table(result: dict | list[dict]) -> str:
 
 
 def train_table(result: dict | list[dict]) -> str:
-    """Per model and batch: tokens/s of a bare torch loop and of redraft's trainer, the slowdown."""
+    """Per model and batch: tokens/s of a bare torch loop and of redraft's trainer, the slowdown, and the compute
+    bound: the matmul rate of the model's shapes ÷ 6 FLOPs per weight and token (forward and backward)."""
     lines = [
-        _row("preset, batch", "bare torch tok/s", "redraft tok/s", "slowdown (min–max)", "target ≤ 1.1×"),
-        "|---|---|---|---|---|",
-    ]
+        _row(
+            "preset, batch", "bare torch tok/s", "redraft tok/s", "slowdown (min–max)", "matmul bound tok/s (redraft's "
+            "share)", "target ≤ 1.1×",
+        ),
+        "|---|---|---|---|---|---|",
+    ]  # fmt: skip
     for run in _rows(result):
+        precision = "bf16" if run["mixed_precision"] == "bf16" else "fp32"
+        bound = run["matmul_gflops_per_s"][precision] * 1e9 / (6 * run["params"])
         label = f"{run['preset']}, {run['batch']}"
         if run["mixed_precision"] != "no":
             label += f", `--mixed-precision {run['mixed_precision']}`"
@@ -204,6 +210,7 @@ def train_table(result: dict | list[dict]) -> str:
                 _num(run["bare_torch_tokens_per_s"], 0),
                 _num(run["redraft_tokens_per_s"], 0),
                 _spread(run["slowdown"]),
+                f"{_num(bound, 0)} ({_num(run['redraft_tokens_per_s'] / bound, 2)})",
                 "met" if run["target_within_1.1x_met"] else "not met",
             )
         )
